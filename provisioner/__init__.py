@@ -1,0 +1,32 @@
+"""provisioner: billing lifecycle events in, converged e-mail upstreams out."""
+from __future__ import annotations
+
+from flask import Flask
+
+from .config import Settings
+from .runtime import Runtime
+
+HOOK_BODY_LIMIT = 256 * 1024
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> Flask:
+    """The web app. Secrets are required unless ``settings.dev`` (see Settings.require_secrets)."""
+    if runtime is None:
+        settings = settings or Settings.from_env()
+        if not settings.dev:
+            settings.require_secrets()
+        runtime = Runtime(settings)
+    app = Flask(__name__, instance_path=runtime.settings.instance_dir)
+    app.config.update(
+        SECRET_KEY=runtime.settings.secret_key,
+        MAX_CONTENT_LENGTH=HOOK_BODY_LIMIT,
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["provisioner"] = runtime
+
+    from .web import api, errors, health, hooks
+    errors.init_app(app)
+    app.register_blueprint(hooks.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
+    return app

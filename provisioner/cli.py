@@ -1,0 +1,229 @@
+"""The ``provisioner`` command (contract section 1)."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from .config import Settings, SettingsError
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _settings(dev: bool = False) -> Settings:
+    settings = Settings.from_env(dev=dev)
+    _setup_logging(settings.log_level)
+    return settings
+
+
+def _runtime(require_secrets: bool = True):
+    from .products import ProductConfigError
+    from .runtime import Runtime
+    settings = _settings()
+    try:
+        if require_secrets:
+            settings.require_secrets()
+        return Runtime(settings)
+    except (SettingsError, ProductConfigError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+@click.group(help="Billing lifecycle events in, converged e-mail upstreams out.")
+def main() -> None:
+    pass
+
+
+# --- database -----------------------------------------------------------------
+@main.group(help="Database schema.")
+def db() -> None:
+    pass
+
+
+@db.command("upgrade", help="Apply Alembic migrations to PROVISIONER_DATABASE_URL.")
+def db_upgrade() -> None:
+    from .migrate import upgrade
+    settings = _settings()
+    Path(settings.instance_dir).mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    click.echo("database is up to date")
+
+
+# --- processes ----------------------------------------------------------------
+@main.command(help="Serve the web app under gunicorn.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes")
+@click.option("--threads", default=8, show_default=True, type=int, help="threads per worker (Prefer: wait holds one)")
+def serve(host: str, port: int, workers: int, threads: int) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    _runtime().close()  # fail fast, in the parent, on missing secrets or bad product configs
+
+    class Server(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("threads", threads)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("timeout", 60)
+            self.cfg.set("graceful_timeout", 35)
+            self.cfg.set("accesslog", "-")
+
+        def load(self):
+            from . import create_app
+            return create_app()
+
+    Server().run()
+
+
+@main.command(help="Run the job runner and the scheduler ticks.")
+@click.option("--concurrency", default=2, show_default=True, type=int)
+@click.option("--metrics-port", default=None, type=int, help="serve this process's Prometheus metrics")
+def worker(concurrency: int, metrics_port: int | None) -> None:
+    from .scheduler import build_scheduler
+    from .worker import Worker
+
+    runtime = _runtime()
+    if metrics_port:
+        from prometheus_client import start_http_server
+        start_http_server(metrics_port, addr="127.0.0.1")
+    runner = Worker(runtime, concurrency=concurrency)
+    scheduler = build_scheduler(runtime)
+    runner.start()
+    scheduler.start()
+    _wait_for_signal()
+    scheduler.shutdown(wait=False)
+    runner.stop()
+    runtime.close()
+
+
+@main.command(help="Everything on one machine: web app, worker, scheduler and simulators (make run).")
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True)
+def dev(port: int, host: str) -> None:
+    from .devserver import run_dev
+    run_dev(host, port)
+
+
+@main.command(help="Run one upstream simulator on 127.0.0.1.")
+@click.argument("name")
+@click.option("--port", default=0, type=int, help="0 picks a free port")
+@click.option("--activation-delay", default=0.0, type=float, help="seconds before new accounts turn active")
+@click.option("--api-key", default=None, help="require this API key (where the provider uses one)")
+def simulate(name: str, port: int, activation_delay: float, api_key: str | None) -> None:
+    from .simulators.server import serve_forever
+    _setup_logging(os.environ.get("PROVISIONER_LOG_LEVEL", "INFO"))
+    options = {"activation_delay": activation_delay}
+    if api_key:
+        options["api_key"] = api_key
+    try:
+        serve_forever(name, "127.0.0.1", port, **options)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+# --- products -----------------------------------------------------------------
+@main.group(help="Product and upstream configs.")
+def products() -> None:
+    pass
+
+
+@products.command("check", help="Validate product_configs/; exit 1 with one line per problem.")
+@click.argument("directory", required=False)
+def products_check(directory: str | None) -> None:
+    from .products import check_configs
+    directory = directory or Settings.from_env().products_dir
+    problems = check_configs(directory)
+    if problems:
+        for line in problems:
+            click.echo(line, err=True)
+        sys.exit(1)
+    click.echo(f"{directory}: ok")
+
+
+# --- API keys -----------------------------------------------------------------
+@main.group("api-key", help="Admin API keys.")
+def api_key() -> None:
+    pass
+
+
+@api_key.command("create", help="Create an API key and print it once.")
+@click.argument("name")
+@click.option("--scope", type=click.Choice(["admin", "read"]), required=True)
+def api_key_create(name: str, scope: str) -> None:
+    from .apikeys import create_api_key
+    from .db import Database
+    database = Database(_settings().database_url)
+    with database.transaction() as session:
+        row, key = create_api_key(session, name, scope)
+    click.echo(key)
+    click.echo(f"created key {row.prefix}… ({scope}) for {name!r}; it is not stored and cannot be shown again",
+               err=True)
+
+
+# --- jobs ---------------------------------------------------------------------
+@main.group(help="Inspect and retry converge jobs.")
+def jobs() -> None:
+    pass
+
+
+@jobs.command("list", help="Jobs, newest first.")
+@click.option("--state", type=click.Choice(["queued", "running", "retrying", "succeeded", "failed", "skipped"]))
+@click.option("--limit", default=50, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
+def jobs_list(state: str | None, limit: int, as_json: bool) -> None:
+    from sqlalchemy import select
+
+    from .db import Database
+    from .models import Job
+    database = Database(_settings().database_url)
+    query = select(Job).order_by(Job.created_at.desc()).limit(limit)
+    if state:
+        query = query.where(Job.state == state)
+    with database.read() as session:
+        rows = session.execute(query).scalars().all()
+    for job in rows:
+        if as_json:
+            click.echo(json.dumps({"id": job.id, "service_id": job.service_id, "reason": job.reason,
+                                   "state": job.state, "attempts": job.attempts,
+                                   "error": job.error_code, "created_at": job.created_at.isoformat()}))
+        else:
+            click.echo(f"{job.id}  {job.state:<9}  service {job.service_id:<10}  {job.reason:<24}  "
+                       f"attempts {job.attempts}/{job.max_attempts}"
+                       + (f"  {job.error_code}: {job.error_message}" if job.error_code else ""))
+    if not rows and not as_json:
+        click.echo("no jobs", err=True)
+
+
+@jobs.command("retry", help="Queue a failed job again.")
+@click.argument("job_id")
+def jobs_retry(job_id: str) -> None:
+    from .db import Database
+    from .jobs import requeue
+    from .models import Job, JobState
+    settings = _settings()
+    database = Database(settings.database_url)
+    with database.transaction() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise click.ClickException(f"no job {job_id}")
+        if job.state != JobState.FAILED:
+            raise click.ClickException(f"job {job_id} is {job.state}; only failed jobs can be retried")
+        requeue(session, job, extra_attempts=settings.job_max_attempts)
+    click.echo(f"job {job_id} queued again")

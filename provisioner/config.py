@@ -1,0 +1,110 @@
+"""Settings from ``PROVISIONER_*`` environment variables.
+
+An ``instance/.env`` file may set them too (the environment wins). Nothing is
+read at import time: ``Settings.from_env()`` is called by the app factory and
+the CLI.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Mapping
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_INSTANCE = ROOT / "instance"
+
+
+class SettingsError(RuntimeError):
+    """A required setting is missing or invalid; the message names the variable."""
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse a ``KEY=value`` file (comments and blank lines ignored, optional quotes)."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+@dataclass
+class Settings:
+    database_url: str = ""
+    webhook_secrets: list[str] = field(default_factory=list)
+    secret_key: str = ""
+    encryption_key: str = ""
+    products_dir: str = str(ROOT / "product_configs")
+    public_url: str = "http://127.0.0.1:8080"
+    instance_dir: str = str(DEFAULT_INSTANCE)
+    # Queue tuning: attempts before a job fails for good, backoff base and cap
+    # in seconds, lease length (renewed by heartbeat every third of it).
+    job_max_attempts: int = 10
+    job_backoff_base: float = 2.0
+    job_backoff_cap: float = 300.0
+    job_lease_seconds: float = 30.0
+    # How long a job may wait for an upstream's asynchronous activation.
+    job_pending_timeout: float = 3600.0
+    worker_poll_interval: float = 0.5
+    log_level: str = "INFO"
+    dev: bool = False
+
+    _ENV = {
+        "database_url": "PROVISIONER_DATABASE_URL",
+        "secret_key": "PROVISIONER_SECRET_KEY",
+        "encryption_key": "PROVISIONER_ENCRYPTION_KEY",
+        "products_dir": "PROVISIONER_PRODUCTS_DIR",
+        "public_url": "PROVISIONER_PUBLIC_URL",
+        "instance_dir": "PROVISIONER_INSTANCE_DIR",
+        "job_max_attempts": "PROVISIONER_JOB_MAX_ATTEMPTS",
+        "job_backoff_base": "PROVISIONER_JOB_BACKOFF_BASE",
+        "job_backoff_cap": "PROVISIONER_JOB_BACKOFF_CAP",
+        "job_lease_seconds": "PROVISIONER_JOB_LEASE_SECONDS",
+        "job_pending_timeout": "PROVISIONER_JOB_PENDING_TIMEOUT",
+        "worker_poll_interval": "PROVISIONER_WORKER_POLL_INTERVAL",
+        "log_level": "PROVISIONER_LOG_LEVEL",
+    }
+    REQUIRED_SECRETS = ("PROVISIONER_WEBHOOK_SECRETS", "PROVISIONER_SECRET_KEY",
+                        "PROVISIONER_ENCRYPTION_KEY")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, dev: bool = False,
+                 **overrides) -> "Settings":
+        env = dict(os.environ if environ is None else environ)
+        instance_dir = Path(env.get("PROVISIONER_INSTANCE_DIR", str(DEFAULT_INSTANCE)))
+        merged = {**read_env_file(instance_dir / ".env"), **env}
+        settings = cls(dev=dev, instance_dir=str(instance_dir))
+        types = {f.name: f.type for f in fields(cls)}
+        for attr, var in cls._ENV.items():
+            if var in merged and merged[var] != "":
+                raw = merged[var]
+                kind = types[attr]
+                value = int(raw) if kind == "int" else float(raw) if kind == "float" else raw
+                setattr(settings, attr, value)
+        settings.webhook_secrets = merged.get("PROVISIONER_WEBHOOK_SECRETS", "").split()
+        if not settings.database_url:
+            settings.database_url = f"sqlite:///{instance_dir / 'provisioner.sqlite3'}"
+        for key, value in overrides.items():
+            setattr(settings, key, value)
+        return settings
+
+    def require_secrets(self) -> None:
+        """Outside ``dev`` a missing secret is a start-up error naming the variable."""
+        missing = [var for var, value in (
+            ("PROVISIONER_WEBHOOK_SECRETS", self.webhook_secrets),
+            ("PROVISIONER_SECRET_KEY", self.secret_key),
+            ("PROVISIONER_ENCRYPTION_KEY", self.encryption_key),
+        ) if not value]
+        if missing:
+            raise SettingsError("missing required setting: " + ", ".join(missing))
+        bad = [s for s in self.webhook_secrets if not s.startswith("whsec_")]
+        if bad:
+            raise SettingsError("PROVISIONER_WEBHOOK_SECRETS: every secret must start with 'whsec_'")

@@ -1,0 +1,120 @@
+"""The billing hook body (contract section 2): its schema and event types."""
+from __future__ import annotations
+
+import re
+
+from marshmallow import (RAISE, Schema, ValidationError, fields, validate, validates,
+                         validates_schema)
+
+CREATE = "service.create"
+SUSPEND = "service.suspend"
+UNSUSPEND = "service.unsuspend"
+TERMINATE = "service.terminate"
+CHANGE_PACKAGE = "service.change_package"
+RENEW = "service.renew"
+CHANGE_PASSWORD = "service.change_password"
+TYPES = (CREATE, SUSPEND, UNSUSPEND, TERMINATE, CHANGE_PACKAGE, RENEW, CHANGE_PASSWORD)
+
+# A DNS name of at least two labels: letters, digits and hyphens (IDNs arrive as punycode).
+DOMAIN_RE = re.compile(
+    r"^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*\.[a-z][a-z0-9-]{1,62}$")
+
+
+class IdString(fields.String):
+    """Billing ids arrive as strings or integers; we keep them as strings."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        if isinstance(value, int):
+            value = str(value)
+        value = super()._deserialize(value, attr, data, **kwargs)
+        value = value.strip()
+        if not value:
+            raise ValidationError("Must not be empty.")
+        return value
+
+
+class ServiceSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    id = IdString(required=True, validate=validate.Length(max=64))
+    product_id = IdString(required=True, validate=validate.Length(max=64))
+    domain = fields.String(validate=validate.Length(max=253))
+    username = fields.String(allow_none=True, validate=validate.Length(max=255))
+    password = fields.String(allow_none=True, validate=validate.Length(max=512))
+    config_options = fields.Dict(keys=fields.String(), load_default=dict)
+    custom_fields = fields.Dict(keys=fields.String(), load_default=dict)
+    billing_cycle = fields.String(allow_none=True, validate=validate.Length(max=32))
+    next_due_date = fields.Date(allow_none=True)
+    suspend_reason = fields.String(allow_none=True, validate=validate.Length(max=255))
+
+    @validates("domain")
+    def _domain(self, value: str, **_kw) -> None:
+        if not DOMAIN_RE.match(value.strip().lower()):
+            raise ValidationError("Not a valid domain name.")
+
+
+class ClientSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    id = IdString(required=True, validate=validate.Length(max=64))
+    email = fields.String(load_default="", validate=validate.Length(max=255))
+    first_name = fields.String(load_default="", validate=validate.Length(max=255))
+    last_name = fields.String(load_default="", validate=validate.Length(max=255))
+    company = fields.String(load_default="", allow_none=True, validate=validate.Length(max=255))
+    country = fields.String(load_default="", validate=validate.Length(max=2))
+
+
+class EventSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    type = fields.String(required=True, validate=validate.OneOf(TYPES))
+    occurred_at = fields.AwareDateTime(required=True, default_timezone=None)
+    service = fields.Nested(ServiceSchema, required=True)
+    client = fields.Nested(ClientSchema, load_default=None, allow_none=True)
+
+    @validates_schema
+    def _per_type(self, data, **_kw) -> None:
+        service = data.get("service") or {}
+        kind = data.get("type")
+        if kind == CREATE:
+            errors = {}
+            if not service.get("domain"):
+                errors["domain"] = ["Required for service.create."]
+            if errors:
+                raise ValidationError({"service": errors})
+            if not data.get("client"):
+                raise ValidationError({"client": ["Required for service.create."]})
+        if kind == CHANGE_PASSWORD and not service.get("password"):
+            raise ValidationError({"service": {"password": ["Required for service.change_password."]}})
+
+
+def load_event(body: dict) -> dict:
+    """Validate a decoded hook body; raises marshmallow.ValidationError with field errors."""
+    data = EventSchema().load(body)
+    service = data["service"]
+    if "domain" in service:
+        service["domain"] = service["domain"].strip().lower()
+    return data
+
+
+def flatten_errors(messages, prefix: str = "") -> dict[str, str]:
+    """{"service": {"domain": ["..."]}} -> {"service.domain": "..."} for the error body."""
+    flat: dict[str, str] = {}
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            flat.update(flatten_errors(value, path))
+    elif isinstance(messages, list):
+        if all(isinstance(m, str) for m in messages):
+            flat[prefix or "_schema"] = " ".join(messages)
+        else:
+            for item in messages:
+                flat.update(flatten_errors(item, prefix))
+    else:
+        flat[prefix or "_schema"] = str(messages)
+    return flat

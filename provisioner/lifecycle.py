@@ -1,0 +1,216 @@
+"""Billing events move a service's desired state; ``converge`` makes the upstream match.
+
+``apply_event`` is pure bookkeeping on the ``Service`` row (no I/O).
+``converge`` reads the desired state, compares it with what the upstream has
+and makes the smallest set of calls that closes the gap, so running it twice
+changes nothing the second time. It never holds a database transaction while
+it talks to the upstream.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import events as ev
+from .db import utcnow
+from .models import DesiredStatus, Service
+from .products import Product
+from .providers.base import AccountSpec, AccountStatus, Capability, ClientInfo, Provider, UpstreamAccount
+from .providers.errors import NotFound
+from .secrets import SecretBox
+
+log = logging.getLogger("provisioner.lifecycle")
+
+DEFAULT_SUSPEND_REASON = "Suspended by the billing system"
+
+
+def apply_event(service: Service | None, event: dict, product: Product | None,
+                limits: dict[str, Any] | None, box: SecretBox) -> Service:
+    """Move the desired state of ``service`` (None for a first create) by one event."""
+    kind = event["type"]
+    body = event["service"]
+    if service is None:
+        service = Service(id=body["id"], desired_status=DesiredStatus.ACTIVE,
+                          client={}, config_options={}, custom_fields={}, observed={}, usage={})
+    if event.get("client"):
+        service.client = dict(event["client"])
+        service.client_id = event["client"]["id"]
+    for attr in ("billing_cycle", "next_due_date"):
+        if body.get(attr) is not None:
+            setattr(service, attr, body[attr])
+    if body.get("username"):
+        service.username = body["username"]
+
+    if kind in (ev.CREATE, ev.CHANGE_PACKAGE):
+        assert product is not None and limits is not None
+        service.billing_product_id = body["product_id"]
+        service.product_key = product.id
+        service.upstream = product.upstream
+        service.limits = limits
+        service.config_options = dict(body.get("config_options") or {})
+        service.custom_fields = dict(body.get("custom_fields") or {})
+    if kind == ev.CREATE and (service.domain is None or service.desired_status == DesiredStatus.TERMINATED):
+        # A first create, or a new order for a terminated service: start afresh upstream.
+        # A create for a live service only updates it (idempotent by state).
+        service.domain = body["domain"]
+        service.desired_status = DesiredStatus.ACTIVE
+        service.upstream_id = None
+        service.observed_status = None
+        service.observed = {}
+        service.usage = {}
+    elif kind == ev.SUSPEND:
+        service.desired_status = DesiredStatus.SUSPENDED
+        service.suspend_reason = (body.get("suspend_reason") or DEFAULT_SUSPEND_REASON)[:255]
+    elif kind == ev.UNSUSPEND:
+        service.desired_status = DesiredStatus.ACTIVE
+        service.suspend_reason = None
+    elif kind == ev.TERMINATE:
+        service.desired_status = DesiredStatus.TERMINATED
+        service.pending_password = None
+
+    if kind in (ev.CREATE, ev.CHANGE_PASSWORD) and body.get("password"):
+        service.pending_password = box.encrypt(body["password"])
+    return service
+
+
+@dataclass
+class ConvergeResult:
+    actions: list[str] = field(default_factory=list)
+    account: UpstreamAccount | None = None
+    applied_password_token: str | None = None
+
+    @property
+    def pending(self) -> bool:
+        """The upstream is still activating the account: converge again later."""
+        return self.account is not None and self.account.status == AccountStatus.PENDING
+
+    def did(self, action: str) -> None:
+        self.actions.append(action)
+
+
+def account_spec(service: Service, password: str | None = None) -> AccountSpec:
+    client = service.client or {}
+    return AccountSpec(
+        service_id=service.id,
+        domain=service.domain,
+        client=ClientInfo(id=str(client.get("id", service.client_id or "")),
+                          email=client.get("email") or "", first_name=client.get("first_name") or "",
+                          last_name=client.get("last_name") or "", company=client.get("company") or "",
+                          country=client.get("country") or ""),
+        limits=dict(service.limits or {}),
+        product_key=service.product_key,
+        username=service.username,
+        billing_cycle=service.billing_cycle,
+        paid_until=service.next_due_date,
+        password=password,
+    )
+
+
+def _locate(provider: Provider, service: Service, spec: AccountSpec) -> UpstreamAccount | None:
+    """The live upstream account of this service: by the stored id, else by look-up."""
+    if service.upstream_id:
+        try:
+            account = provider.get_account(service.upstream_id)
+            if account.status != AccountStatus.DELETED:
+                return account
+        except NotFound:
+            pass
+    return provider.find_account(spec)
+
+
+def _limits_differ(desired: dict[str, Any], observed: dict[str, Any]) -> bool:
+    return any(observed.get(key) != value for key, value in desired.items())
+
+
+def converge(provider: Provider, service: Service, box: SecretBox,
+             record_upstream_id=None) -> ConvergeResult:
+    """Bring the upstream to ``service``'s desired state.
+
+    ``service`` is a detached snapshot; the caller writes the result back.
+    ``record_upstream_id(id)`` is called as soon as an account is created so
+    that a crash right after never loses track of it (the look-up would find it
+    anyway, this just makes it cheaper and visible to operators).
+    """
+    result = ConvergeResult()
+    password = box.decrypt(service.pending_password) if service.pending_password else None
+    spec = account_spec(service, password)
+    account = _locate(provider, service, spec)
+
+    if service.desired_status == DesiredStatus.TERMINATED:
+        if account is not None:
+            provider.delete_account(account.id)
+            result.did("delete")
+            account.status = AccountStatus.DELETED
+        result.account = account
+        result.applied_password_token = service.pending_password
+        return result
+
+    if account is None:
+        account = provider.create_account(spec)
+        result.did("create")
+        if record_upstream_id:
+            record_upstream_id(account.id)
+        if password is not None:
+            result.applied_password_token = service.pending_password
+            password = None
+    else:
+        if service.upstream_id != account.id:
+            result.did("adopt")
+            if record_upstream_id:
+                record_upstream_id(account.id)
+
+    result.account = account
+    if account.status == AccountStatus.PENDING:
+        # Asynchronous activation: nothing more can be done until it is active.
+        return result
+
+    if provider.supports(Capability.LIMITS) and _limits_differ(service.limits or {}, account.limits):
+        provider.set_limits(account.id, dict(service.limits))
+        account.limits = {**account.limits, **service.limits}
+        result.did("set_limits")
+
+    if service.desired_status == DesiredStatus.SUSPENDED and account.status == AccountStatus.ACTIVE:
+        provider.suspend_account(account.id, service.suspend_reason or DEFAULT_SUSPEND_REASON)
+        account.status = AccountStatus.SUSPENDED
+        result.did("suspend")
+    elif service.desired_status == DesiredStatus.ACTIVE and account.status == AccountStatus.SUSPENDED:
+        provider.unsuspend_account(account.id)
+        account.status = AccountStatus.ACTIVE
+        result.did("unsuspend")
+
+    if password is not None:
+        if provider.supports(Capability.PASSWORD):
+            provider.set_password(account.id, password)
+            result.did("set_password")
+        result.applied_password_token = service.pending_password
+
+    if (provider.supports(Capability.TERMS) and service.next_due_date
+            and (account.paid_until is None or account.paid_until < service.next_due_date)):
+        provider.renew(account.id, service.next_due_date)
+        account.paid_until = service.next_due_date
+        result.did("renew")
+    return result
+
+
+def record_observation(service: Service, result: ConvergeResult, now: dt.datetime | None = None) -> None:
+    """Write what the converge step saw and did onto the (attached) service row."""
+    account = result.account
+    if account is None:
+        service.observed_status = "deleted" if service.desired_status == DesiredStatus.TERMINATED else None
+        service.observed = {}
+    else:
+        service.upstream_id = account.id
+        service.observed_status = account.status.value
+        service.observed = {
+            "status": account.status.value,
+            "limits": account.limits,
+            "paid_until": account.paid_until.isoformat() if account.paid_until else None,
+            "native": account.native,
+        }
+        service.usage = account.usage.as_dict()
+    # Erase the password only if no newer one arrived while we were working.
+    if result.applied_password_token and service.pending_password == result.applied_password_token:
+        service.pending_password = None
+    service.converged_at = now or utcnow()

@@ -1,0 +1,150 @@
+"""The provisioner's tables.
+
+A ``Service`` holds the billing service's *desired* state (moved by events)
+and what was last *observed* upstream (written by converge jobs). ``Event`` is
+each accepted billing hook; ``Job`` a durable converge job with its lease;
+``JobAttempt`` one try of a job, with its customer-safe error.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .db import Base, UTCDateTime, utcnow
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class DesiredStatus:
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    TERMINATED = "terminated"
+
+
+class JobState:
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+    RUNNABLE = (QUEUED, RETRYING)
+    FINISHED = (SUCCEEDED, FAILED, SKIPPED)
+    ALL = (QUEUED, RUNNING, RETRYING, SUCCEEDED, FAILED, SKIPPED)
+
+
+class Service(Base):
+    __tablename__ = "services"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the billing service id
+    billing_product_id: Mapped[str] = mapped_column(String(64), index=True)
+    product_key: Mapped[str] = mapped_column(String(128))
+    upstream: Mapped[str] = mapped_column(String(128))
+    domain: Mapped[str] = mapped_column(String(255), index=True)
+    username: Mapped[str | None] = mapped_column(String(255))
+    client_id: Mapped[str] = mapped_column(String(64), index=True)
+    client: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    billing_cycle: Mapped[str | None] = mapped_column(String(32))
+    next_due_date: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    config_options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    desired_status: Mapped[str] = mapped_column(String(16), index=True)
+    suspend_reason: Mapped[str | None] = mapped_column(String(255))
+    limits: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Fernet token of a password waiting to be applied upstream; erased once applied.
+    pending_password: Mapped[str | None] = mapped_column(Text)
+    # occurred_at of the newest event applied; older events are skipped.
+    last_event_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    upstream_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    observed_status: Mapped[str | None] = mapped_column(String(16), index=True)
+    observed: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    usage: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    converged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    jobs: Mapped[list["Job"]] = relationship(back_populates="service", lazy="raise_on_sql")
+
+
+class Event(Base):
+    __tablename__ = "events"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    webhook_id: Mapped[str] = mapped_column(String(255), unique=True)
+    # Keyed digest of the raw body: tells a redelivery from a reused id
+    # without keeping the body (which may carry a password).
+    body_digest: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(40), index=True)
+    service_id: Mapped[str] = mapped_column(ForeignKey("services.id"), index=True)
+    occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The validated body with any password replaced by a marker.
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    outcome: Mapped[str] = mapped_column(String(16))  # applied | skipped
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_claim", "state", "run_after"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    service_id: Mapped[str] = mapped_column(ForeignKey("services.id"), index=True)
+    event_id: Mapped[str | None] = mapped_column(ForeignKey("events.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32), default="converge")
+    reason: Mapped[str] = mapped_column(String(64))  # event type, "retry", "reconcile", ...
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    run_after: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Set while the upstream activates asynchronously; the wait is bounded separately.
+    pending_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)  # safe for an end customer
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    service: Mapped[Service] = relationship(back_populates="jobs", lazy="raise_on_sql")
+    attempt_log: Mapped[list["JobAttempt"]] = relationship(
+        order_by="JobAttempt.number", lazy="raise_on_sql", cascade="all, delete-orphan")
+
+
+class JobAttempt(Base):
+    __tablename__ = "job_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    worker: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(16))  # succeeded|retrying|failed|pending|lost
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)  # safe for an end customer
+    detail: Mapped[str | None] = mapped_column(Text)  # for operators; masked, no secrets
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128))
+    scope: Mapped[str] = mapped_column(String(16))  # admin | read
+    prefix: Mapped[str] = mapped_column(String(16))  # shown to operators to tell keys apart
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,1 @@
+"""Upstream adapters: one Provider subclass per e-mail platform."""

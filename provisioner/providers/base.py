@@ -1,0 +1,244 @@
+"""The interface every upstream adapter implements.
+
+A provider manages one *account* per billing service: the top-level upstream
+object (an order, a customer account, a domain, a relay account). The converge
+step (``provisioner.lifecycle``) only speaks this interface, so adding an
+upstream means writing one subclass and one simulator.
+
+Rules for adapters:
+- every outbound call goes through ``provisioner.providers.http.HttpClient``
+  (timeouts, masked logs, metrics, status-to-error mapping);
+- raise the errors of ``provisioner.providers.errors``; a call the platform
+  cannot do raises ``NotSupported`` (the default of every optional method here);
+- ``find_account`` must make create idempotent: a retried create looks the
+  account up first and adopts it, so one billing service never gets two.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from .errors import NotSupported
+
+
+class Capability(str, enum.Enum):
+    SUSPEND = "suspend"            # suspend_account / unsuspend_account
+    LIMITS = "limits"              # set_limits changes the account's limits in place
+    PASSWORD = "password"          # set_password on the account's admin login
+    TERMS = "terms"                # the upstream sells terms: renew(account, until)
+    BULK_LIST = "bulk_list"        # list_accounts pages through every account
+    MAILBOXES = "mailboxes"
+    ALIASES = "aliases"
+    LISTS = "lists"                # distribution lists with members
+    SSO = "sso"                    # webmail / panel single sign-on URL
+
+
+class AccountStatus(str, enum.Enum):
+    PENDING = "pending"            # ordered, not yet usable (asynchronous activation)
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    DELETED = "deleted"
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    id: str
+    email: str = ""
+    first_name: str = ""
+    last_name: str = ""
+    company: str = ""
+    country: str = ""
+
+
+@dataclass(frozen=True)
+class AccountSpec:
+    """What the billing side wants to exist upstream for one service."""
+    service_id: str
+    domain: str
+    client: ClientInfo
+    limits: dict[str, Any]
+    product_key: str = ""
+    username: str | None = None
+    billing_cycle: str | None = None
+    paid_until: dt.date | None = None
+    # Only set on the converge step that must apply it; never logged.
+    password: str | None = field(default=None, repr=False)
+
+
+@dataclass
+class Usage:
+    mailboxes: int = 0
+    enhanced_mailboxes: int = 0
+    aliases: int = 0
+    distribution_lists: int = 0
+    storage_mb: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "mailboxes": self.mailboxes,
+            "enhanced_mailboxes": self.enhanced_mailboxes,
+            "aliases": self.aliases,
+            "distribution_lists": self.distribution_lists,
+            "storage_mb": self.storage_mb,
+        }
+
+
+@dataclass
+class UpstreamAccount:
+    id: str
+    domain: str
+    status: AccountStatus
+    limits: dict[str, Any] = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)
+    paid_until: dt.date | None = None
+    external_id: str | None = None       # our billing service id, where the upstream keeps one
+    native: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Page:
+    items: list[UpstreamAccount]
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def has_more(self) -> bool:
+        return self.page * self.per_page < self.total
+
+
+@dataclass
+class Mailbox:
+    id: str
+    address: str
+    name: str = ""
+    quota_gb: int | None = None
+    type: str = "basic"                  # basic | enhanced
+    enabled: bool = True
+    used_mb: int = 0
+
+
+@dataclass
+class MailboxSpec:
+    local_part: str
+    password: str = field(repr=False)
+    name: str = ""
+    quota_gb: int | None = None
+    type: str = "basic"
+
+
+@dataclass
+class Alias:
+    id: str
+    address: str
+    target: str
+
+
+@dataclass
+class DistributionList:
+    id: str
+    address: str
+    members: list[str] = field(default_factory=list)
+
+
+class Provider:
+    """Base class of every adapter. ``config`` is the upstream's block of
+    ``upstreams.yaml`` with ``${ENV}`` references already resolved."""
+
+    #: the ``provider:`` value in upstreams.yaml
+    kind: ClassVar[str] = ""
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    #: limit names this provider understands beyond the core ones
+    #: (``provisioner.products.CORE_LIMITS``), e.g. plan tiers or a region
+    extra_limits: ClassVar[frozenset[str]] = frozenset()
+    #: upstreams.yaml keys this provider requires besides ``provider``
+    required_settings: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, name: str, config: dict[str, Any]):
+        self.name = name
+        self.config = config
+
+    def supports(self, capability: Capability) -> bool:
+        return capability in self.capabilities
+
+    def _unsupported(self, what: str):
+        raise NotSupported(f"{self.kind} does not support {what}", action=what)
+
+    # --- connection -----------------------------------------------------
+    def test_connection(self) -> None:
+        """Raise a ProviderError if the upstream cannot be reached or refuses us."""
+        raise NotImplementedError
+
+    # --- the account (required) ------------------------------------------
+    def find_account(self, spec: AccountSpec) -> UpstreamAccount | None:
+        """Look the account up by what identifies the billing service upstream
+        (external id, domain); None if there is none (deleted ones count as none)."""
+        raise NotImplementedError
+
+    def get_account(self, account_id: str) -> UpstreamAccount:
+        """Raise NotFound if it does not exist."""
+        raise NotImplementedError
+
+    def create_account(self, spec: AccountSpec) -> UpstreamAccount:
+        raise NotImplementedError
+
+    def delete_account(self, account_id: str) -> None:
+        raise NotImplementedError
+
+    # --- optional, by capability ------------------------------------------
+    def suspend_account(self, account_id: str, reason: str) -> None:
+        self._unsupported("suspend")
+
+    def unsuspend_account(self, account_id: str) -> None:
+        self._unsupported("unsuspend")
+
+    def set_limits(self, account_id: str, limits: dict[str, Any]) -> None:
+        self._unsupported("limits")
+
+    def set_password(self, account_id: str, password: str) -> None:
+        self._unsupported("password")
+
+    def renew(self, account_id: str, until: dt.date) -> None:
+        self._unsupported("renew")
+
+    def list_accounts(self, page: int = 1, per_page: int = 100) -> Page:
+        self._unsupported("bulk list")
+
+    def sso_url(self, account_id: str, mailbox: str | None = None) -> str:
+        self._unsupported("single sign-on")
+
+    # --- mailboxes, aliases, lists (client area) ---------------------------
+    def list_mailboxes(self, account_id: str) -> list[Mailbox]:
+        self._unsupported("mailboxes")
+
+    def create_mailbox(self, account_id: str, spec: MailboxSpec) -> Mailbox:
+        self._unsupported("mailboxes")
+
+    def update_mailbox(self, account_id: str, mailbox_id: str, changes: dict[str, Any]) -> Mailbox:
+        self._unsupported("mailboxes")
+
+    def delete_mailbox(self, account_id: str, mailbox_id: str) -> None:
+        self._unsupported("mailboxes")
+
+    def list_aliases(self, account_id: str) -> list[Alias]:
+        self._unsupported("aliases")
+
+    def create_alias(self, account_id: str, local_part: str, target: str) -> Alias:
+        self._unsupported("aliases")
+
+    def delete_alias(self, account_id: str, alias_id: str) -> None:
+        self._unsupported("aliases")
+
+    def list_lists(self, account_id: str) -> list[DistributionList]:
+        self._unsupported("distribution lists")
+
+    def create_list(self, account_id: str, local_part: str, members: list[str]) -> DistributionList:
+        self._unsupported("distribution lists")
+
+    def update_list(self, account_id: str, list_id: str, members: list[str]) -> DistributionList:
+        self._unsupported("distribution lists")
+
+    def delete_list(self, account_id: str, list_id: str) -> None:
+        self._unsupported("distribution lists")

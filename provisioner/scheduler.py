@@ -1,0 +1,30 @@
+"""APScheduler 3 ticks run by every worker process.
+
+Each process schedules its ticks in memory (APScheduler 3 cannot share a job
+store between processes). The lease sweep is safe to run everywhere at once:
+it only touches rows whose lease expired, under SKIP LOCKED on PostgreSQL.
+"""
+from __future__ import annotations
+
+import logging
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from . import jobs
+from .runtime import Runtime
+
+log = logging.getLogger("provisioner.scheduler")
+
+
+def sweep_tick(runtime: Runtime) -> None:
+    rescued = jobs.sweep_expired(runtime.db)
+    if rescued:
+        log.warning("lease sweep: %d job(s) handed back to the queue", rescued)
+
+
+def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
+    scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
+    interval = max(1.0, runtime.settings.job_lease_seconds / 3)
+    scheduler.add_job(sweep_tick, "interval", seconds=interval, args=[runtime], id="lease-sweep",
+                      name="rescue jobs whose worker died")
+    return scheduler

@@ -1,0 +1,1 @@
+"""Simulators of the upstream providers' HTTP APIs, for tests and ``make run``."""

@@ -1,0 +1,63 @@
+"""POST /hooks/v1/events: the billing system's signed lifecycle events."""
+from __future__ import annotations
+
+import re
+import time
+
+from flask import Blueprint, jsonify, request
+
+from .. import intake
+from ..metrics import HOOKS
+from ..models import Job, JobState
+from . import current_runtime
+
+bp = Blueprint("hooks", __name__)
+
+MAX_WAIT_SECONDS = 30
+WAIT_RE = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.I)
+
+
+def requested_wait(prefer: str | None) -> float:
+    """Seconds asked for by ``Prefer: wait=N`` (RFC 7240), at most 30."""
+    match = WAIT_RE.search(prefer or "")
+    return float(min(int(match.group(1)), MAX_WAIT_SECONDS)) if match else 0.0
+
+
+def job_view(job: Job) -> dict:
+    error = {"code": job.error_code, "message": job.error_message} if job.error_code else None
+    return {"id": job.id, "state": job.state, "attempts": job.attempts, "error": error}
+
+
+def wait_for_job(job_id: str, seconds: float) -> Job:
+    """The job, re-read until it finishes or ``seconds`` pass."""
+    db = current_runtime().db
+    deadline = time.monotonic() + seconds
+    delay = 0.05
+    while True:
+        with db.read() as session:
+            job = session.get(Job, job_id)
+        if job.state in JobState.FINISHED or time.monotonic() >= deadline:
+            return job
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 1.5, 0.25)
+
+
+@bp.post("/hooks/v1/events")
+def receive_event():
+    runtime = current_runtime()
+    event_type = "unknown"
+    try:
+        raw = request.get_data(cache=False)
+        intake.verify_signature(runtime.settings.webhook_secrets, raw, request.headers)
+        event = intake.parse_body(raw)
+        event_type = event["type"]
+        receipt = intake.receive(runtime, request.headers["webhook-id"], raw, event)
+    except intake.HookError as exc:
+        HOOKS.labels(type=event_type, outcome=exc.code).inc()
+        raise
+    job = wait_for_job(receipt.job_id, requested_wait(request.headers.get("Prefer")))
+    HOOKS.labels(type=event_type, outcome="accepted" if receipt.created else "redelivered").inc()
+    body = {"event_id": receipt.event_id, "service_id": receipt.service_id, "job": job_view(job)}
+    if job.state in JobState.FINISHED:
+        return jsonify(body), 200
+    return jsonify(body), 202, {"Location": f"/api/v1/jobs/{job.id}"}

@@ -1,0 +1,144 @@
+"""The job runner: threads that claim converge jobs, run them and record the outcome.
+
+Each running job's lease is renewed by one heartbeat thread; the scheduler
+(``provisioner.scheduler``) sweeps leases of workers that died. Stopping lets
+running jobs finish; a job cut short by a crash is rescued by the sweeper.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+
+from . import jobs
+from .db import utcnow
+from .jobs import Claim, Outcome
+from .lifecycle import converge, record_observation
+from .metrics import JOB_DURATION
+from .models import Service
+from .providers.errors import Pending, ProviderError
+from .runtime import Runtime
+
+log = logging.getLogger("provisioner.worker")
+
+
+def execute(runtime: Runtime, claim: Claim) -> Outcome:
+    """Run one attempt of a converge job; never raises."""
+    db = runtime.db
+    try:
+        with db.transaction() as session:
+            service = session.get(Service, claim.service_id)
+        provider = runtime.provider(service.upstream)
+
+        def record_upstream_id(upstream_id: str) -> None:
+            with db.transaction() as session:
+                session.get(Service, claim.service_id).upstream_id = upstream_id
+
+        result = converge(provider, service, runtime.box, record_upstream_id)
+        with db.transaction() as session:
+            record_observation(session.get(Service, claim.service_id, with_for_update=True), result)
+        detail = ", ".join(result.actions) or "no change"
+        if result.pending:
+            return Outcome("pending", "upstream_pending", Pending.safe_message,
+                           f"{detail}; waiting for upstream activation", retry_after=_pending_poll(runtime))
+        return Outcome("succeeded", detail=detail)
+    except Pending as exc:
+        return Outcome("pending", exc.code, exc.safe_message, exc.message, retry_after=exc.retry_after)
+    except ProviderError as exc:
+        return Outcome("retry" if exc.retryable else "failed", exc.code, exc.safe_message, exc.message,
+                       retry_after=getattr(exc, "retry_after", None))
+    except Exception as exc:  # a bug or a database outage: retry, and tell operators why
+        log.exception("job %s: unexpected error", claim.job_id)
+        code, message = jobs.INTERNAL_ERROR
+        return Outcome("retry", code, message, f"{type(exc).__name__}")
+
+
+def _pending_poll(runtime: Runtime) -> float:
+    return min(30.0, max(0.2, runtime.settings.job_backoff_base))
+
+
+class Worker:
+    def __init__(self, runtime: Runtime, concurrency: int = 2, name: str | None = None):
+        self.runtime = runtime
+        self.concurrency = concurrency
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self._stop = threading.Event()
+        # Heartbeats outlive the runners so that jobs finishing during a stop keep their lease.
+        self._heartbeat_stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._active: dict[str, Claim] = {}
+        self._active_lock = threading.Lock()
+
+    # --- one job ------------------------------------------------------------
+    def run_once(self, thread_name: str | None = None) -> bool:
+        """Claim and run one job; False if none was runnable."""
+        settings = self.runtime.settings
+        claim = jobs.claim(self.runtime.db, thread_name or self.name, settings.job_lease_seconds)
+        if claim is None:
+            return False
+        with self._active_lock:
+            self._active[claim.job_id] = claim
+        started = time.monotonic()
+        try:
+            outcome = execute(self.runtime, claim)
+        finally:
+            with self._active_lock:
+                self._active.pop(claim.job_id, None)
+        JOB_DURATION.observe(time.monotonic() - started)
+        jobs.finish(self.runtime.db, claim, outcome, backoff_base=settings.job_backoff_base,
+                    backoff_cap=settings.job_backoff_cap, pending_timeout=settings.job_pending_timeout)
+        return True
+
+    def drain(self, timeout: float = 30.0) -> int:
+        """Run jobs until none is runnable now (tests and one-shot use); returns how many ran."""
+        ran = 0
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.run_once():
+            ran += 1
+        return ran
+
+    # --- threads --------------------------------------------------------------
+    def _loop(self, index: int) -> None:
+        thread_name = f"{self.name}/{index}"
+        while not self._stop.is_set():
+            try:
+                if not self.run_once(thread_name):
+                    self._stop.wait(self.runtime.settings.worker_poll_interval)
+            except Exception:
+                # The database may be briefly unreachable; keep the worker alive.
+                log.exception("worker %s: error while claiming or recording a job", thread_name)
+                self._stop.wait(1.0)
+
+    def _heartbeat(self) -> None:
+        lease = self.runtime.settings.job_lease_seconds
+        while not self._heartbeat_stop.wait(lease / 3):
+            with self._active_lock:
+                claims = list(self._active.values())
+            for claim in claims:
+                try:
+                    if not jobs.heartbeat(self.runtime.db, claim, lease):
+                        log.warning("job %s: lease lost", claim.job_id)
+                except Exception:
+                    log.exception("job %s: heartbeat failed", claim.job_id)
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._heartbeat_stop.clear()
+        self._threads = [threading.Thread(target=self._loop, args=(i,), name=f"job-runner-{i}", daemon=True)
+                         for i in range(self.concurrency)]
+        self._heartbeat_thread = threading.Thread(target=self._heartbeat, name="job-heartbeat", daemon=True)
+        for thread in (*self._threads, self._heartbeat_thread):
+            thread.start()
+        log.info("worker %s started with %d job runner(s) at %s", self.name, self.concurrency,
+                 utcnow().isoformat(timespec="seconds"))
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop claiming; wait for running jobs to finish (up to ``timeout``)."""
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._heartbeat_stop.set()
+        log.info("worker %s stopped", self.name)
