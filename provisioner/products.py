@@ -168,14 +168,10 @@ def _got(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-def _range_problem(number: int, low: int | None, high: int | None) -> str | None:
-    if low is not None and high is not None and not low <= number <= high:
-        return f"must be between {low} and {high} (got {number})"
-    if low is not None and number < low:
-        return f"must be at least {low} (got {number})"
-    if high is not None and number > high:
-        return f"must be at most {high} (got {number})"
-    return None
+def _range_problem(number: int, low: int, high: int | None) -> str | None:
+    if high is None:
+        return f"must be at least {low} (got {number})" if number < low else None
+    return None if low <= number <= high else f"must be between {low} and {high} (got {number})"
 
 
 def _effective_min(spec: LimitSpec) -> int:

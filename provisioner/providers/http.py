@@ -61,9 +61,11 @@ _SECRET_KEY_PARTS = ("password", "passwd", "passphrase", "secret", "token", "api
 _KEY_STRIP = re.compile(r"[-_.\s]")
 
 # key=value or "key": "value" pairs in free text (error pages, exception texts).
+# A key starts only at a word boundary and is matched possessively, so the scan
+# stays linear even on huge unbroken strings (base64 blobs).
 _PAIR = re.compile(
-    r"""(?P<q>["']?)(?P<key>[A-Za-z][\w.-]*)(?P=q)(?P<sep>\s*[:=]\s*)"""
-    r"""(?P<value>(?:Bearer|Basic|Token)\s+[^\s"'&,;]+|"(?:[^"\\]|\\.)*"|'[^']*'|[^\s"'&,;}\]]+)""",
+    r"""(?<![\w.-])(?P<q>["']?)(?P<key>[A-Za-z][\w.-]*+)(?P=q)(?P<sep>\s*+[:=]\s*+)"""
+    r"""(?P<value>(?:Bearer|Basic|Token)\s+[^\s"'&,;]+|"(?:[^"\\]++|\\.)*+"|'[^']*+'|[^\s"'&,;}\]]++)""",
     re.IGNORECASE,
 )
 # one key=value item of a form body or query string
@@ -195,12 +197,15 @@ def upstream_message(body: Any, text: str = "") -> str:
                     return str(err[key])
         elif isinstance(err, str) and err:
             return err
-        for key in ("message", "msg", "description", "detail", "returndata", "error_description"):
-            if body.get(key) and isinstance(body[key], (str, int, float)):
-                return str(body[key])
-        errors = body.get("errors")
-        if isinstance(errors, list) and errors:
-            return jsonlib.dumps(errors, default=str)
+        message = next((str(body[k]) for k in ("message", "msg", "description", "detail",
+                                                "returndata", "error_description")
+                        if body.get(k) and isinstance(body[k], (str, int, float))), "")
+        errors = body.get("errors")       # Qboxmail: "Validation failed" + per-field errors
+        if errors:
+            detail = jsonlib.dumps(errors, default=str, ensure_ascii=False)
+            return f"{message}: {detail}" if message else detail
+        if message:
+            return message
     if isinstance(body, list) and body:
         return jsonlib.dumps(body, default=str)
     return text.strip()
@@ -367,7 +372,7 @@ class HttpClient:
                 # not chained: str(exc) holds the full URL, query secrets included
                 raise err from None
             elapsed = time.monotonic() - started
-            result, err, retry_after = self._interpret(resp, method, action, expect_json, elapsed)
+            result, err, retry_after = self._interpret(resp, action, expect_json, elapsed)
             self._record(action, "ok" if err is None else err.code, elapsed)
             self._log_outcome(action, method, shown_path, resp.status_code, elapsed, err)
             if log.isEnabledFor(logging.DEBUG):
@@ -392,7 +397,7 @@ class HttpClient:
                  delay, attempt, self.max_safe_retries, extra=self._extra(action))
         self._sleep(delay)
 
-    def _interpret(self, resp: requests.Response, method: str, action: str, expect_json: bool,
+    def _interpret(self, resp: requests.Response, action: str, expect_json: bool,
                    elapsed: float) -> tuple[UpstreamResponse | None, ProviderError | None, float | None]:
         body, parsed = _parse_json(resp)
         err = self._mapped_error(resp, body if parsed else None)

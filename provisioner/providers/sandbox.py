@@ -25,7 +25,7 @@ from .base import (
     UpstreamAccount,
     Usage,
 )
-from .errors import Conflict, LimitExceeded, MalformedResponse, NotFound, ProviderError
+from .errors import ConfigurationError, Conflict, LimitExceeded, MalformedResponse, NotFound, ProviderError
 from .http import HttpClient
 
 API = "/api/v1"
@@ -123,10 +123,17 @@ class SandboxProvider(Provider):
     def __init__(self, name: str, config: dict[str, Any], *, session: requests.Session | None = None):
         super().__init__(name, config)
         api_key = config.get("api_key") or None
-        timeout = config.get("timeout")
+        if not config.get("base_url"):
+            raise ConfigurationError(f"upstream {name}: base_url is required")
+        try:
+            timeout = float(config["timeout"]) if config.get("timeout") else None
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"upstream {name}: timeout must be a number of seconds") from None
+        if timeout is not None and timeout <= 0:
+            raise ConfigurationError(f"upstream {name}: timeout must be positive")
         self.http = HttpClient(
             name, config["base_url"],
-            timeout=float(timeout) if timeout else (5, 30),
+            timeout=timeout or (5, 30),
             headers={"Authorization": f"Bearer {api_key}"} if api_key else None,
             secrets=[api_key] if api_key else (),
             error_mapper=sandbox_error,

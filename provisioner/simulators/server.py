@@ -51,7 +51,8 @@ class SimulatorServer:
     def start(self) -> SimulatorServer:
         """Serve in a daemon thread; returns self."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._server.serve_forever,
+            # A short poll interval keeps stop() (and test teardown) quick.
+            self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                             name=f"simulator-{self.port}", daemon=True)
             self._thread.start()
         return self

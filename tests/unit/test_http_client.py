@@ -288,7 +288,7 @@ def test_error_mapper_maps_errors_inside_200(upstream):
     with pytest.raises(errors.AuthError) as info:
         c.get("/rc-error", action="search")
     err = info.value
-    assert err.message == f"rc search: HTTP 200: Access Denied for api-key ***"
+    assert err.message == "rc search: HTTP 200: Access Denied for api-key ***"
     assert SECRET not in err.body and err.safe_message == errors.AuthError.safe_message
     assert c.get("/ok", action="search")["ok"]           # None falls through
 

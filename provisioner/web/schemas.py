@@ -1,0 +1,367 @@
+"""Marshmallow schemas of the admin API: query strings in, response objects out.
+
+The same classes serialise the answers and describe them in the OpenAPI
+document (``provisioner.web.openapi``), so the two cannot drift apart. Output
+schemas are allow-lists: a column that is not declared here (the encrypted
+pending password, a lease token) never reaches an answer.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_dump, validate
+
+from .. import events as ev
+from ..models import DesiredStatus, JobState
+from ..providers.base import AccountStatus
+
+MAX_PER_PAGE = 500
+DEFAULT_PER_PAGE = 50
+RECENT = 20          # events and jobs shown with a service
+
+
+def _doc(text: str, **extra: Any) -> dict[str, Any]:
+    return {"description": text, **extra}
+
+
+# --- query strings ---------------------------------------------------------------------
+
+class CsvChoice(fields.String):
+    """One value or several, comma-separated ("queued,retrying"); each must be a choice."""
+
+    def __init__(self, choices, **kwargs):
+        self.choices = tuple(choices)
+        metadata = dict(kwargs.pop("metadata", {}))
+        metadata["description"] = (metadata.get("description", "") + " One of "
+                                   + ", ".join(self.choices) + "; several may be comma-separated.").strip()
+        super().__init__(metadata=metadata, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs) -> list[str]:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        values = list(dict.fromkeys(v.strip() for v in text.split(",") if v.strip()))
+        bad = [v for v in values if v not in self.choices]
+        if not values or bad:
+            raise ValidationError(f"Must be one of {', '.join(self.choices)} (comma-separated for several).")
+        return values
+
+
+class Text(fields.String):
+    """A trimmed, non-empty filter value."""
+
+    def _deserialize(self, value, attr, data, **kwargs) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        if not text:
+            raise ValidationError("Must not be empty.")
+        return text
+
+
+class PageQuery(Schema):
+    class Meta:
+        # A mistyped filter must not silently widen the answer.
+        unknown = RAISE
+
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10**9),
+                          metadata=_doc("Page number, from 1."))
+    per_page = fields.Integer(load_default=DEFAULT_PER_PAGE, validate=validate.Range(min=1, max=MAX_PER_PAGE),
+                              metadata=_doc(f"Items per page, 1 to {MAX_PER_PAGE} (default {DEFAULT_PER_PAGE})."))
+
+
+class ServiceQuery(PageQuery):
+    domain = Text(validate=validate.Length(max=253), metadata=_doc("Exact domain (case-insensitive)."))
+    status = CsvChoice((DesiredStatus.ACTIVE, DesiredStatus.SUSPENDED, DesiredStatus.TERMINATED),
+                       metadata=_doc("Desired status (what billing wants)."))
+    observed_status = CsvChoice([s.value for s in AccountStatus],
+                                metadata=_doc("Status last observed upstream (extension)."))
+    client_id = Text(validate=validate.Length(max=64), metadata=_doc("Billing client id."))
+    product_id = Text(validate=validate.Length(max=64), metadata=_doc("Billing product id."))
+    upstream = Text(validate=validate.Length(max=128), metadata=_doc("Upstream name (extension)."))
+    expires_before = fields.Date(metadata=_doc("Only services whose next due date is before this date "
+                                               "(YYYY-MM-DD, exclusive)."))
+    expires_after = fields.Date(metadata=_doc("Only services whose next due date is after this date "
+                                              "(YYYY-MM-DD, exclusive)."))
+
+
+class JobQuery(PageQuery):
+    state = CsvChoice(JobState.ALL, metadata=_doc("Job state."))
+    service_id = Text(validate=validate.Length(max=64), metadata=_doc("Billing service id."))
+
+
+class EventQuery(PageQuery):
+    service_id = Text(validate=validate.Length(max=64), metadata=_doc("Billing service id."))
+    type = CsvChoice(ev.TYPES, metadata=_doc("Event type."))
+    outcome = CsvChoice(("applied", "skipped"),
+                        metadata=_doc("applied, or skipped as older than an event already applied (extension)."))
+
+
+# --- responses ---------------------------------------------------------------------------
+
+def _always(cls):
+    """Every key of these objects is always present (null when unknown): tell the OpenAPI
+    document so, since dumping never checks ``required``."""
+    for field in cls._declared_fields.values():
+        field.required = True
+    return cls
+
+
+class Out(Schema):
+    """A response object, built from a model by ``adapt`` before its fields are read."""
+
+    @pre_dump
+    def _adapt(self, obj, **_kw):
+        return self.adapt(obj)
+
+    def adapt(self, obj):
+        return obj
+
+
+class _With:
+    """``obj`` seen with a few extra (computed) attributes."""
+
+    def __init__(self, obj: Any, **extra: Any):
+        self._obj = obj
+        self.__dict__.update(extra)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._obj, name)
+
+
+class ErrorDetailSchema(Schema):
+    code = fields.String(required=True, metadata=_doc("Stable, machine-readable code."))
+    message = fields.String(required=True, metadata=_doc("A clear message; never holds credentials."))
+    fields_ = fields.Dict(keys=fields.String(), values=fields.String(), data_key="fields",
+                          metadata=_doc("Per-field problems (dotted paths), when there are any."))
+
+
+class ErrorSchema(Schema):
+    error = fields.Nested(ErrorDetailSchema, required=True)
+
+
+@_always
+class JobErrorSchema(Schema):
+    code = fields.String(metadata=_doc("Stable error code."))
+    message = fields.String(metadata=_doc("Safe to show an end customer."))
+
+
+@_always
+class JobAttemptSchema(Out):
+    number = fields.Integer()
+    worker = fields.String()
+    started_at = fields.DateTime()
+    finished_at = fields.DateTime(allow_none=True)
+    outcome = fields.String(allow_none=True, metadata=_doc(
+        "succeeded, retrying, failed, pending or lost; null while running."))
+    error = fields.Nested(JobErrorSchema, allow_none=True)
+    detail = fields.String(allow_none=True, metadata=_doc("Operator detail; masked, never holds secrets."))
+
+    def adapt(self, attempt):
+        error = ({"code": attempt.error_code, "message": attempt.error_message}
+                 if attempt.error_code else None)
+        return _With(attempt, error=error)
+
+
+@_always
+class JobSchema(Out):
+    id = fields.String()
+    service_id = fields.String()
+    event_id = fields.String(allow_none=True, metadata=_doc("The billing event that queued it, if any."))
+    kind = fields.String()
+    reason = fields.String(metadata=_doc("Event type, retry, reconcile, ..."))
+    state = fields.String(validate=validate.OneOf(JobState.ALL))
+    attempts = fields.Integer(metadata=_doc("Attempts made so far."))
+    max_attempts = fields.Integer()
+    error = fields.Nested(JobErrorSchema, allow_none=True, metadata=_doc("The last error, if any."))
+    run_after = fields.DateTime(metadata=_doc("Not run before this instant (backoff)."))
+    pending_since = fields.DateTime(allow_none=True, metadata=_doc(
+        "Set while the upstream activates asynchronously."))
+    created_at = fields.DateTime()
+    started_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)
+    updated_at = fields.DateTime()
+
+    def adapt(self, job):
+        error = {"code": job.error_code, "message": job.error_message} if job.error_code else None
+        return _With(job, error=error)
+
+
+@_always
+class JobDetailSchema(JobSchema):
+    attempt_log = fields.List(fields.Nested(JobAttemptSchema), metadata=_doc("Every attempt, oldest first."))
+
+
+@_always
+class EventSchema(Out):
+    id = fields.String()
+    webhook_id = fields.String()
+    type = fields.String(validate=validate.OneOf(ev.TYPES))
+    service_id = fields.String()
+    occurred_at = fields.DateTime()
+    received_at = fields.DateTime()
+    outcome = fields.String(validate=validate.OneOf(("applied", "skipped")))
+    job_id = fields.String(allow_none=True, metadata=_doc("The converge job it queued."))
+
+    def adapt(self, record):
+        # admin.EventRecord: the event and the id of its job
+        return _With(record.event, job_id=record.job_id)
+
+
+@_always
+class EventDetailSchema(EventSchema):
+    payload = fields.Dict(metadata=_doc("The hook body as stored; any password is replaced by ***."))
+
+
+@_always
+class ProductRefSchema(Schema):
+    id = fields.String(allow_none=True, metadata=_doc("Product id of product_configs/."))
+    billing_product_id = fields.String(allow_none=True)
+
+
+@_always
+class DesiredSchema(Schema):
+    status = fields.String(validate=validate.OneOf(
+        (DesiredStatus.ACTIVE, DesiredStatus.SUSPENDED, DesiredStatus.TERMINATED)))
+    suspend_reason = fields.String(allow_none=True)
+    limits = fields.Dict()
+    next_due_date = fields.Date(allow_none=True)
+    billing_cycle = fields.String(allow_none=True)
+    product = fields.Nested(ProductRefSchema)
+
+
+@_always
+class ObservedSchema(Schema):
+    status = fields.String(allow_none=True, metadata=_doc("null until first converged."))
+    observed = fields.Dict(metadata=_doc("What the last converge saw upstream (limits and more)."))
+    converged_at = fields.DateTime(allow_none=True)
+
+
+@_always
+class UpstreamRefSchema(Schema):
+    name = fields.String(allow_none=True, metadata=_doc("Upstream name of upstreams.yaml."))
+    upstream_id = fields.String(allow_none=True, metadata=_doc("The account's id upstream."))
+
+
+@_always
+class ServiceSchema(Out):
+    id = fields.String(metadata=_doc("The billing service id."))
+    domain = fields.String(allow_none=True)
+    username = fields.String(allow_none=True)
+    client_id = fields.String(allow_none=True)
+    desired = fields.Nested(DesiredSchema)
+    observed = fields.Nested(ObservedSchema)
+    usage = fields.Dict()
+    upstream = fields.Nested(UpstreamRefSchema)
+    password_pending = fields.Boolean(metadata=_doc("A new password waits to be applied upstream."))
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+    def adapt(self, service):
+        return _With(
+            service,
+            desired={"status": service.desired_status, "suspend_reason": service.suspend_reason,
+                     "limits": service.limits or {}, "next_due_date": service.next_due_date,
+                     "billing_cycle": service.billing_cycle,
+                     "product": {"id": service.product_key,
+                                 "billing_product_id": service.billing_product_id}},
+            observed={"status": service.observed_status, "observed": service.observed or {},
+                      "converged_at": service.converged_at},
+            upstream={"name": service.upstream, "upstream_id": service.upstream_id},
+            usage=service.usage or {},
+            password_pending=bool(service.pending_password),
+        )
+
+
+@_always
+class ServiceDetailSchema(ServiceSchema):
+    client = fields.Dict(metadata=_doc("The billing client as last sent."))
+    config_options = fields.Dict()
+    custom_fields = fields.Dict()
+    last_event_at = fields.DateTime(allow_none=True, metadata=_doc("occurred_at of the newest applied event."))
+    events = fields.List(fields.Nested(EventSchema), metadata=_doc(f"The last {RECENT} events, newest first."))
+    jobs = fields.List(fields.Nested(JobDetailSchema), metadata=_doc(f"The last {RECENT} jobs, newest first."))
+
+    def adapt(self, detail):
+        # admin.ServiceDetail: the service with its recent events and jobs
+        view = super().adapt(detail.service)
+        view.__dict__.update(client=detail.service.client or {}, events=detail.events, jobs=detail.jobs)
+        return view
+
+
+@_always
+class UpstreamSchema(Schema):
+    name = fields.String()
+    provider = fields.String(metadata=_doc("The provider kind (never its settings)."))
+
+
+class LimitSpecSchema(Schema):
+    option = fields.String(allow_none=True, metadata=_doc("Billing option it is read from; null when fixed."))
+    value = fields.Raw(metadata=_doc("The fixed value, when there is no option."))
+    default = fields.Raw(metadata=_doc("Used when the option is not sent."))
+    min = fields.Integer(allow_none=True)
+    max = fields.Integer(allow_none=True)
+    choices = fields.List(fields.Raw(), allow_none=True)
+
+
+@_always
+class LifecycleSchema(Schema):
+    suspend_grace_days = fields.Integer()
+    terminate_after_days = fields.Integer()
+    downgrade = fields.String(validate=validate.OneOf(("reject", "allow")))
+    terminate_requires_operator = fields.Boolean()
+
+
+@_always
+class ProductSchema(Schema):
+    id = fields.String()
+    billing_product_ids = fields.List(fields.String())
+    upstream = fields.String()
+    limits = fields.Dict(keys=fields.String(), values=fields.Nested(LimitSpecSchema))
+    lifecycle = fields.Nested(LifecycleSchema)
+
+
+class UpstreamTestErrorSchema(Schema):
+    code = fields.String(required=True)
+    message = fields.String(required=True, metadata=_doc("Safe to show anyone."))
+    detail = fields.String(metadata=_doc("For operators: provider, action, HTTP status; masked."))
+
+
+class UpstreamTestSchema(Schema):
+    ok = fields.Boolean(required=True)
+    error = fields.Nested(UpstreamTestErrorSchema, metadata=_doc("Only when ok is false."))
+
+
+def page_schema(name: str, item: type[Schema]) -> type[Schema]:
+    """The list envelope ``{"items", "page", "per_page", "total"}`` of ``item``."""
+    return type(name, (Schema,), {
+        "items": fields.List(fields.Nested(item), required=True),
+        "page": fields.Integer(required=True),
+        "per_page": fields.Integer(required=True),
+        "total": fields.Integer(required=True, metadata=_doc("Items matching the filters, on every page.")),
+    })
+
+
+ServicePageSchema = page_schema("ServicePageSchema", ServiceSchema)
+JobPageSchema = page_schema("JobPageSchema", JobSchema)
+EventPageSchema = page_schema("EventPageSchema", EventSchema)
+UpstreamPageSchema = page_schema("UpstreamPageSchema", UpstreamSchema)
+ProductPageSchema = page_schema("ProductPageSchema", ProductSchema)
+
+
+# --- other endpoints' answers (documented in the OpenAPI document) ----------------------------
+
+@_always
+class HookJobSchema(Schema):
+    id = fields.String()
+    state = fields.String(validate=validate.OneOf(JobState.ALL))
+    attempts = fields.Integer()
+    error = fields.Nested(JobErrorSchema, allow_none=True)
+
+
+@_always
+class HookResponseSchema(Schema):
+    event_id = fields.String()
+    service_id = fields.String()
+    job = fields.Nested(HookJobSchema)
+
+
+class HealthSchema(Schema):
+    ok = fields.Boolean(required=True)
+    error = fields.Nested(JobErrorSchema, metadata=_doc("Only when ok is false."))

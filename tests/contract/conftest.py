@@ -1,0 +1,172 @@
+"""The provider contract suite: every adapter against its own simulator.
+
+Adding a provider is one ``Target`` in ``TARGETS``: which simulator to start,
+with what options, and how to configure the adapter against it. Every test that
+takes the ``upstream`` fixture then runs once per provider kind; a scenario a
+provider lacks the ``Capability`` for is skipped by ``upstream.require``.
+
+Assumption shared by all simulators: the ``id`` of a ``/_sim/state`` entry is
+the ``UpstreamAccount.id`` the adapter returns for that object.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import requests
+
+from provisioner.providers.base import AccountSpec, Capability, ClientInfo, Provider
+from provisioner.providers.http import HttpClient
+from provisioner.providers.registry import build_provider
+from provisioner.simulators.registry import create_simulator_app
+from provisioner.simulators.server import SimulatorServer
+
+SIM_API_KEY = "contract-sim-key-7f3a"
+BAD_API_KEY = "not-the-key-0c41"
+
+
+@dataclass(frozen=True)
+class Target:
+    """How to run one provider kind against its simulator."""
+    kind: str
+    simulator: str
+    #: options for create_simulator_app (credentials the simulator enforces)
+    sim_options: dict[str, Any]
+    #: upstreams.yaml block for a simulator at ``url``; ``timeout`` in seconds or None
+    config: Callable[[str, float | None], dict[str, Any]]
+    #: the same block with credentials the simulator refuses
+    bad_credentials: Callable[[str], dict[str, Any]]
+    #: limits a fresh test account gets
+    limits: dict[str, Any] = field(default_factory=dict)
+    #: credential values (good and bad) that must never reach a log or an error
+    secrets: tuple[str, ...] = ()
+
+
+def _sandbox_config(url: str, timeout: float | None = None) -> dict[str, Any]:
+    config: dict[str, Any] = {"provider": "sandbox", "base_url": url, "api_key": SIM_API_KEY}
+    if timeout is not None:
+        config["timeout"] = timeout
+    return config
+
+
+TARGETS: dict[str, Target] = {
+    "sandbox": Target(
+        kind="sandbox", simulator="sandbox",
+        sim_options={"api_key": SIM_API_KEY},
+        config=_sandbox_config,
+        bad_credentials=lambda url: {**_sandbox_config(url), "api_key": BAD_API_KEY},
+        limits={"mailboxes": 2, "enhanced_mailboxes": 1, "mailbox_quota_gb": 10,
+                "aliases": 1, "distribution_lists": 1},
+        secrets=(SIM_API_KEY, BAD_API_KEY),
+    ),
+}
+
+
+class SimControl:
+    """The simulator's ``/_sim/`` control API (contract section 5)."""
+
+    def __init__(self, url: str):
+        self.url = url.rstrip("/") + "/_sim"
+        self.http = requests.Session()
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        resp = self.http.request(method, f"{self.url}/{path}", json=body, timeout=5)
+        resp.raise_for_status()
+        return resp.json()
+
+    def state(self) -> dict[str, Any]:
+        return self._call("GET", "state")
+
+    def accounts(self, *, live: bool = False) -> list[dict[str, Any]]:
+        accounts = self.state()["accounts"]
+        return [a for a in accounts if a["status"] != "deleted"] if live else accounts
+
+    def account(self, account_id: str) -> dict[str, Any]:
+        matches = [a for a in self.accounts() if a["id"] == account_id]
+        assert len(matches) == 1, f"no single state entry {account_id}"
+        return matches[0]
+
+    def reset(self) -> None:
+        self._call("POST", "reset")
+
+    def faults(self, **faults: float) -> dict[str, Any]:
+        return self._call("POST", "faults", faults)["faults"]
+
+    def clear_faults(self) -> None:
+        self._call("POST", "faults", {"reset": True})
+
+    def mutate(self, account_id: str, **changes: Any) -> dict[str, Any]:
+        return self._call("POST", "mutate", {"account_id": account_id, **changes})
+
+    def calls(self) -> dict[str, int]:
+        return self._call("GET", "calls")["calls"]
+
+    def total_calls(self) -> int:
+        return self._call("GET", "calls")["total"]
+
+    def close(self) -> None:
+        self.http.close()
+
+
+@dataclass
+class Upstream:
+    """What a contract test gets: the adapter, its simulator, and helpers."""
+    target: Target
+    url: str
+    provider: Provider
+    sim: SimControl
+    _serial: Iterator[int] = field(default_factory=lambda: itertools.count(1001))
+
+    @property
+    def kind(self) -> str:
+        return self.target.kind
+
+    def require(self, capability: Capability) -> None:
+        if not self.provider.supports(capability):
+            pytest.skip(f"{self.kind} has no {capability.value} capability")
+
+    def build(self, config: dict[str, Any]) -> Provider:
+        return build_provider(f"contract-{self.kind}", config)
+
+    def with_timeout(self, seconds: float) -> Provider:
+        return self.build(self.target.config(self.url, seconds))
+
+    def with_bad_credentials(self) -> Provider:
+        return self.build(self.target.bad_credentials(self.url))
+
+    def spec(self, service_id: str | None = None, **limits: Any) -> AccountSpec:
+        n = next(self._serial)
+        service_id = service_id or str(n)
+        return AccountSpec(
+            service_id=service_id,
+            domain=f"svc{service_id}.example.com",
+            client=ClientInfo(id="77", email="owner@example.net", first_name="Ada",
+                              last_name="Lovelace", company="Example Ltd", country="DE"),
+            limits={**self.target.limits, **limits},
+            paid_until=dt.date(2026, 12, 21),
+        )
+
+
+@pytest.fixture(scope="session", params=sorted(TARGETS))
+def _simulator(request) -> Iterator[tuple[Target, SimulatorServer]]:
+    target = TARGETS[request.param]
+    server = SimulatorServer(create_simulator_app(target.simulator, **target.sim_options)).start()
+    yield target, server
+    server.stop()
+
+
+@pytest.fixture
+def upstream(_simulator, monkeypatch) -> Iterator[Upstream]:
+    target, server = _simulator
+    # backoff waits would only slow the suite; what is retried is still real
+    monkeypatch.setattr(HttpClient, "_sleep", lambda self, seconds: None)
+    sim = SimControl(server.url)
+    sim.reset()
+    provider = build_provider(f"contract-{target.kind}", target.config(server.url, None))
+    yield Upstream(target=target, url=server.url, provider=provider, sim=sim)
+    sim.reset()
+    sim.close()
