@@ -6,7 +6,7 @@
 Reads the webhook secret from PROVISIONER_WEBHOOK_SECRETS or instance/.env
 (written by `make run`), signs with the standardwebhooks library and waits up
 to 10 s for the job (Prefer: wait=10). Extra options: --options '{"Total Mailboxes": 5}',
---password, --product 12, --url.
+--password, --reason, --product 12, --url.
 """
 import argparse
 import datetime as dt
@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--product", default="12")
     parser.add_argument("--options", default='{"Total Mailboxes": 5, "Mailbox Quota (GB)": 10}')
     parser.add_argument("--password")
+    parser.add_argument("--reason", help="suspend reason, e.g. 'Overdue on Payment'")
     parser.add_argument("--url", default="http://127.0.0.1:8080")
     args = parser.parse_args()
 
@@ -47,7 +48,8 @@ def main() -> None:
         "service": {"id": args.service_id, "product_id": args.product, "domain": args.domain,
                     "config_options": json.loads(args.options), "billing_cycle": "monthly",
                     "next_due_date": (now.date() + dt.timedelta(days=30)).isoformat(),
-                    **({"password": args.password} if args.password else {})},
+                    **({"password": args.password} if args.password else {}),
+                    **({"suspend_reason": args.reason} if args.reason else {})},
         "client": {"id": "77", "email": "owner@" + args.domain, "first_name": "Ada",
                    "last_name": "Lovelace", "country": "DE"},
     })

@@ -20,8 +20,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.config.update(
         SECRET_KEY=runtime.settings.secret_key,
         MAX_CONTENT_LENGTH=HOOK_BODY_LIMIT,
-        JSON_SORT_KEYS=False,
     )
+    app.json.sort_keys = False  # answers read in the contract's order
     app.extensions["provisioner"] = runtime
 
     from .web import api, errors, health, hooks

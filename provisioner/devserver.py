@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from pathlib import Path
 
 from werkzeug.serving import make_server
@@ -69,6 +70,10 @@ def run_dev(host: str, port: int) -> None:
                         simulators=", ".join(f"{n} {s.url}" for n, s in servers),
                         secret=settings.webhook_secrets[0], api_key=api_key, instance=instance,
                         sandbox=dict(servers)["sandbox"].url), flush=True)
+    def _interrupt(*_):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupt)  # stop as cleanly as on Ctrl-C
     try:
         http.serve_forever()
     except KeyboardInterrupt:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, pre_dump, validate
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_dump, validate
 
 from .. import events as ev
 from ..models import DesiredStatus, JobState
@@ -106,6 +106,10 @@ def _always(cls):
 class Out(Schema):
     """A response object, built from a model by ``adapt`` before its fields are read."""
 
+    class Meta:
+        # Documented without additionalProperties: false, so adding a key later breaks no client.
+        unknown = EXCLUDE
+
     @pre_dump
     def _adapt(self, obj, **_kw):
         return self.adapt(obj)
@@ -125,19 +129,19 @@ class _With:
         return getattr(self._obj, name)
 
 
-class ErrorDetailSchema(Schema):
+class ErrorDetailSchema(Out):
     code = fields.String(required=True, metadata=_doc("Stable, machine-readable code."))
     message = fields.String(required=True, metadata=_doc("A clear message; never holds credentials."))
     fields_ = fields.Dict(keys=fields.String(), values=fields.String(), data_key="fields",
                           metadata=_doc("Per-field problems (dotted paths), when there are any."))
 
 
-class ErrorSchema(Schema):
+class ErrorSchema(Out):
     error = fields.Nested(ErrorDetailSchema, required=True)
 
 
 @_always
-class JobErrorSchema(Schema):
+class JobErrorSchema(Out):
     code = fields.String(metadata=_doc("Stable error code."))
     message = fields.String(metadata=_doc("Safe to show an end customer."))
 
@@ -210,13 +214,13 @@ class EventDetailSchema(EventSchema):
 
 
 @_always
-class ProductRefSchema(Schema):
+class ProductRefSchema(Out):
     id = fields.String(allow_none=True, metadata=_doc("Product id of product_configs/."))
     billing_product_id = fields.String(allow_none=True)
 
 
 @_always
-class DesiredSchema(Schema):
+class DesiredSchema(Out):
     status = fields.String(validate=validate.OneOf(
         (DesiredStatus.ACTIVE, DesiredStatus.SUSPENDED, DesiredStatus.TERMINATED)))
     suspend_reason = fields.String(allow_none=True)
@@ -227,14 +231,14 @@ class DesiredSchema(Schema):
 
 
 @_always
-class ObservedSchema(Schema):
+class ObservedSchema(Out):
     status = fields.String(allow_none=True, metadata=_doc("null until first converged."))
     observed = fields.Dict(metadata=_doc("What the last converge saw upstream (limits and more)."))
     converged_at = fields.DateTime(allow_none=True)
 
 
 @_always
-class UpstreamRefSchema(Schema):
+class UpstreamRefSchema(Out):
     name = fields.String(allow_none=True, metadata=_doc("Upstream name of upstreams.yaml."))
     upstream_id = fields.String(allow_none=True, metadata=_doc("The account's id upstream."))
 
@@ -286,12 +290,12 @@ class ServiceDetailSchema(ServiceSchema):
 
 
 @_always
-class UpstreamSchema(Schema):
+class UpstreamSchema(Out):
     name = fields.String()
     provider = fields.String(metadata=_doc("The provider kind (never its settings)."))
 
 
-class LimitSpecSchema(Schema):
+class LimitSpecSchema(Out):
     option = fields.String(allow_none=True, metadata=_doc("Billing option it is read from; null when fixed."))
     value = fields.Raw(metadata=_doc("The fixed value, when there is no option."))
     default = fields.Raw(metadata=_doc("Used when the option is not sent."))
@@ -301,7 +305,7 @@ class LimitSpecSchema(Schema):
 
 
 @_always
-class LifecycleSchema(Schema):
+class LifecycleSchema(Out):
     suspend_grace_days = fields.Integer()
     terminate_after_days = fields.Integer()
     downgrade = fields.String(validate=validate.OneOf(("reject", "allow")))
@@ -309,7 +313,7 @@ class LifecycleSchema(Schema):
 
 
 @_always
-class ProductSchema(Schema):
+class ProductSchema(Out):
     id = fields.String()
     billing_product_ids = fields.List(fields.String())
     upstream = fields.String()
@@ -317,20 +321,20 @@ class ProductSchema(Schema):
     lifecycle = fields.Nested(LifecycleSchema)
 
 
-class UpstreamTestErrorSchema(Schema):
+class UpstreamTestErrorSchema(Out):
     code = fields.String(required=True)
     message = fields.String(required=True, metadata=_doc("Safe to show anyone."))
     detail = fields.String(metadata=_doc("For operators: provider, action, HTTP status; masked."))
 
 
-class UpstreamTestSchema(Schema):
+class UpstreamTestSchema(Out):
     ok = fields.Boolean(required=True)
     error = fields.Nested(UpstreamTestErrorSchema, metadata=_doc("Only when ok is false."))
 
 
 def page_schema(name: str, item: type[Schema]) -> type[Schema]:
     """The list envelope ``{"items", "page", "per_page", "total"}`` of ``item``."""
-    return type(name, (Schema,), {
+    return type(name, (Out,), {
         "items": fields.List(fields.Nested(item), required=True),
         "page": fields.Integer(required=True),
         "per_page": fields.Integer(required=True),
@@ -348,7 +352,7 @@ ProductPageSchema = page_schema("ProductPageSchema", ProductSchema)
 # --- other endpoints' answers (documented in the OpenAPI document) ----------------------------
 
 @_always
-class HookJobSchema(Schema):
+class HookJobSchema(Out):
     id = fields.String()
     state = fields.String(validate=validate.OneOf(JobState.ALL))
     attempts = fields.Integer()
@@ -356,12 +360,12 @@ class HookJobSchema(Schema):
 
 
 @_always
-class HookResponseSchema(Schema):
+class HookResponseSchema(Out):
     event_id = fields.String()
     service_id = fields.String()
     job = fields.Nested(HookJobSchema)
 
 
-class HealthSchema(Schema):
+class HealthSchema(Out):
     ok = fields.Boolean(required=True)
     error = fields.Nested(JobErrorSchema, metadata=_doc("Only when ok is false."))

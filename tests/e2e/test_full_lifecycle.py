@@ -13,9 +13,12 @@ SERVICE = "5001"
 DOMAIN = "lifecycle-e2e.example.com"
 
 
-def _send(stack, kind: str, **fields) -> dict:
-    """Send one event with Prefer: wait=20; assert it finished ``succeeded`` (200)."""
-    resp = stack.post(event_body(kind, SERVICE, domain=DOMAIN, **fields), wait=20)
+def _send(stack, kind: str, due: dt.date, **fields) -> dict:
+    """Send one event with Prefer: wait=20; assert it finished ``succeeded`` (200).
+
+    Like a billing system, every event carries the service's current due date."""
+    resp = stack.post(event_body(kind, SERVICE, domain=DOMAIN, next_due_date=due.isoformat(), **fields),
+                      wait=20)
     assert resp.status_code == 200, f"{kind}: {resp.status_code} {resp.text}"
     body = resp.json()
     assert body["service_id"] == SERVICE
@@ -38,7 +41,7 @@ def _account(stack) -> dict:
 
 def test_full_lifecycle(stack):
     due = dt.date.today() + dt.timedelta(days=30)
-    _send(stack, "service.create", next_due_date=due.isoformat(),
+    _send(stack, "service.create", due,
           options={"Total Mailboxes": 5, "Mailbox Quota (GB)": 10})
     acc = _account(stack)
     assert acc["status"] == "active"
@@ -47,31 +50,31 @@ def test_full_lifecycle(stack):
     assert acc["limits"]["mailbox_quota_gb"] == 10
     assert acc["native"]["paid_until"] == due.isoformat()
 
-    _send(stack, "service.suspend", suspend_reason="Overdue on Payment")
+    _send(stack, "service.suspend", due, suspend_reason="Overdue on Payment")
     acc = _account(stack)
     assert acc["status"] == "suspended"
     assert acc["native"]["suspend_reason"] == "Overdue on Payment"
 
-    _send(stack, "service.unsuspend")
+    _send(stack, "service.unsuspend", due)
     assert _account(stack)["status"] == "active"
 
-    _send(stack, "service.change_package",
+    _send(stack, "service.change_package", due,
           options={"Total Mailboxes|Mailboxes": 8, " mailbox quota (gb) ": 20, "Total Aliases": 3})
     acc = _account(stack)
     assert acc["status"] == "active"
     assert acc["limits"] == {**acc["limits"], "mailboxes": 8, "mailbox_quota_gb": 20, "aliases": 3}
 
-    renewed = due + dt.timedelta(days=365)
-    _send(stack, "service.renew", next_due_date=renewed.isoformat())
-    assert _account(stack)["native"]["paid_until"] == renewed.isoformat()
+    due = due + dt.timedelta(days=365)
+    _send(stack, "service.renew", due)
+    assert _account(stack)["native"]["paid_until"] == due.isoformat()
 
     updates_before = stack.sim_calls().get("accounts.update", 0)
-    _send(stack, "service.change_password", password="Lifecycle-e2e-pw-4471")
+    _send(stack, "service.change_password", due, password="Lifecycle-e2e-pw-4471")
     assert stack.sim_calls().get("accounts.update", 0) > updates_before, "no password call upstream"
     assert stack.scalar("SELECT pending_password FROM services WHERE id = :id", id=SERVICE) is None
 
     # An event older than one already applied is recorded but skipped: nothing changes upstream.
-    stale = stack.post(event_body("service.suspend", SERVICE, domain=DOMAIN,
+    stale = stack.post(event_body("service.suspend", SERVICE, domain=DOMAIN, next_due_date=due.isoformat(),
                                   occurred_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)),
                        wait=20)
     assert stale.status_code == 200, stale.text
@@ -80,7 +83,7 @@ def test_full_lifecycle(stack):
     assert api.status_code == 200 and api.json()["state"] == "skipped", api.text
     assert _account(stack)["status"] == "active"
 
-    _send(stack, "service.terminate")
+    _send(stack, "service.terminate", due)
     acc = _account(stack)
     assert acc["status"] == "deleted"
     assert stack.accounts_for(SERVICE) == []          # no live account left

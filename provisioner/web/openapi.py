@@ -1,0 +1,263 @@
+"""The OpenAPI 3.0.3 document of the hook, admin and health endpoints.
+
+Built from the marshmallow schemas that also validate queries and serialise
+answers (``provisioner.web.schemas``) and the hook body schema
+(``provisioner.events.EventSchema``), once per app on first request.
+"""
+from __future__ import annotations
+
+from importlib import metadata
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Flask
+
+from .. import events as ev
+from . import schemas as sch
+
+EXTENSION_KEY = "provisioner.openapi"
+BEARER = "bearerAuth"
+JSON = "application/json"
+
+DESCRIPTION = """\
+Billing lifecycle hooks in, converged e-mail upstreams out.
+
+* `POST /hooks/v1/events` takes the billing system's signed lifecycle events
+  (Standard Webhooks signatures, no API key).
+* `/api/v1/...` is the admin API: `Authorization: Bearer <API key>` (create one with
+  `provisioner api-key create NAME --scope admin|read`); `read` keys may only GET.
+  Lists take `page` and `per_page` (at most 500) and answer
+  `{"items": [...], "page", "per_page", "total"}`; unknown or invalid query parameters
+  are a 400 naming them.
+* Extensions beyond the contract: `GET /api/v1/upstreams`, `GET /api/v1/products`,
+  `GET /api/v1/events/{event_id}`, the `observed_status` and `upstream` filters of
+  services, the `outcome` filter of events, comma-separated values for the `status`,
+  `observed_status`, `state`, `type` and `outcome` filters.
+* Every error answers `{"error": {"code", "message", "fields"?}}`.
+"""
+
+# Reusable error responses: name -> description.
+ERRORS = {
+    "BadRequest": "Invalid query parameters or body; `fields` names each one.",
+    "Unauthorized": "Missing, invalid or revoked API key (admin API), or a bad or stale "
+                    "webhook signature (hooks).",
+    "Forbidden": "The API key's scope does not allow this method (read keys may only GET).",
+    "NotFound": "No such object.",
+    "Conflict": "The object's state forbids the request.",
+    "TooLarge": "The body is larger than 256 KiB.",
+    "Unprocessable": "The request is well-formed but cannot be applied.",
+}
+
+
+def _version() -> str:
+    try:
+        return metadata.version("provisioner")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+def _ok(schema: Any, description: str = "OK", headers: dict | None = None) -> dict:
+    response: dict[str, Any] = {"description": description, "content": {JSON: {"schema": schema}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _path(name: str, description: str) -> dict:
+    return {"in": "path", "name": name, "required": True, "schema": {"type": "string"},
+            "description": description}
+
+
+def _query(schema: type) -> dict:
+    return {"in": "query", "schema": schema}
+
+
+def _admin(summary: str, responses: dict, *, parameters: list | None = None,
+           description: str | None = None, write: bool = False) -> dict:
+    """An admin operation: bearer auth and its error answers added."""
+    op: dict[str, Any] = {"tags": ["admin"], "summary": summary, "parameters": parameters or [],
+                          "responses": {**responses, "401": "Unauthorized"}}
+    if description:
+        op["description"] = description
+    if write:
+        op["responses"]["403"] = "Forbidden"
+    return op
+
+
+LOCATION = {"Location": {"description": "The job's URL in the admin API.", "schema": {"type": "string"}}}
+
+
+def _admin_paths() -> dict[str, dict]:
+    service_id = _path("service_id", "The billing service id.")
+    job_id = _path("job_id", "The job id.")
+    event_id = _path("event_id", "The event id.")
+    return {
+        "/api/v1/services": {"get": _admin(
+            "List services", {"200": _ok(sch.ServicePageSchema), "400": "BadRequest"},
+            parameters=[_query(sch.ServiceQuery)],
+            description="Oldest first (by creation, then id). Filters combine with AND.")},
+        "/api/v1/services/{service_id}": {"get": _admin(
+            "One service: desired and observed state, usage, upstream, recent events and jobs",
+            {"200": _ok(sch.ServiceDetailSchema), "404": "NotFound"}, parameters=[service_id])},
+        "/api/v1/jobs": {"get": _admin(
+            "List converge jobs", {"200": _ok(sch.JobPageSchema), "400": "BadRequest"},
+            parameters=[_query(sch.JobQuery)], description="Newest first.")},
+        "/api/v1/jobs/{job_id}": {"get": _admin(
+            "One job with its attempt log", {"200": _ok(sch.JobDetailSchema), "404": "NotFound"},
+            parameters=[job_id],
+            description="Hook answers point here with `Location` while their job runs.")},
+        "/api/v1/jobs/{job_id}/retry": {"post": _admin(
+            "Queue a failed job again",
+            {"202": _ok(sch.JobDetailSchema, "Queued again.", LOCATION), "404": "NotFound",
+             "409": "Conflict"},
+            parameters=[job_id], write=True,
+            description="Only a `failed` job can be retried (else 409 `job_not_retryable`); "
+                        "it gets a fresh allowance of attempts.")},
+        "/api/v1/events": {"get": _admin(
+            "List billing events", {"200": _ok(sch.EventPageSchema), "400": "BadRequest"},
+            parameters=[_query(sch.EventQuery)], description="Newest first (by receipt).")},
+        "/api/v1/events/{event_id}": {"get": _admin(
+            "One billing event with its stored payload (extension)",
+            {"200": _ok(sch.EventDetailSchema), "404": "NotFound"}, parameters=[event_id])},
+        "/api/v1/upstreams": {"get": _admin(
+            "Configured upstreams: names and provider kinds (extension)",
+            {"200": _ok(sch.UpstreamPageSchema), "400": "BadRequest"},
+            parameters=[_query(sch.PageQuery)], description="Never their settings or secrets.")},
+        "/api/v1/upstreams/{name}/test": {"get": _admin(
+            "Test the connection to an upstream",
+            {"200": _ok(sch.UpstreamTestSchema, "The test ran; `ok` tells its result."),
+             "404": "NotFound"},
+            parameters=[_path("name", "Upstream name of upstreams.yaml.")])},
+        "/api/v1/products": {"get": _admin(
+            "Configured products: billing product ids, upstream, limit specs (extension)",
+            {"200": _ok(sch.ProductPageSchema), "400": "BadRequest"},
+            parameters=[_query(sch.PageQuery)])},
+    }
+
+
+def _hook_paths() -> dict[str, dict]:
+    def header(name: str, description: str, required: bool = True) -> dict:
+        return {"in": "header", "name": name, "required": required, "schema": {"type": "string"},
+                "description": description}
+
+    return {"/hooks/v1/events": {"post": {
+        "tags": ["hooks"],
+        "summary": "Receive a billing lifecycle event",
+        "description": "Signed per Standard Webhooks; body at most 256 KiB. The event and its "
+                       "job are stored before any 2xx. A redelivery (same webhook-id, same body) "
+                       "answers the original job, queuing it again if it had failed.",
+        "security": [],
+        "parameters": [
+            header("webhook-id", "Unique per event; the idempotency key."),
+            header("webhook-timestamp", "Unix seconds; at most 300 s from the server's clock."),
+            header("webhook-signature", "Space-separated `v1,<base64 HMAC-SHA256>` entries over "
+                                        "`{webhook-id}.{webhook-timestamp}.{body}`."),
+            header("Prefer", "`wait=N` (N at most 30): hold the answer until the job ends or "
+                             "N seconds pass.", required=False),
+        ],
+        "requestBody": {"required": True, "content": {JSON: {"schema": ev.EventSchema}}},
+        "responses": {
+            "200": _ok(sch.HookResponseSchema, "The job finished (within `Prefer: wait`)."),
+            "202": _ok(sch.HookResponseSchema, "Accepted; the job has not finished yet.", LOCATION),
+            "400": "BadRequest",
+            "401": "Unauthorized",
+            "404": _error_ref("A non-create event for a service that was never created."),
+            "409": _error_ref("The service is terminated; only service.create can bring it back."),
+            "413": "TooLarge",
+            "422": _error_ref("Unknown product, option values out of range, a downgrade below "
+                              "current usage, or a webhook-id reused for a different body."),
+        },
+    }}}
+
+
+def _error_ref(description: str) -> dict:
+    return {"description": description, "content": {JSON: {"schema": sch.ErrorSchema}}}
+
+
+def _other_paths() -> dict[str, dict]:
+    plain = {"tags": ["operations"], "security": []}
+    return {
+        "/healthz": {"get": {**plain, "summary": "Liveness",
+                             "responses": {"200": _ok(sch.HealthSchema)}}},
+        "/readyz": {"get": {**plain, "summary": "Readiness (checks the database)",
+                            "responses": {"200": _ok(sch.HealthSchema),
+                                          "503": _ok(sch.HealthSchema, "The database cannot be reached.")}}},
+        "/metrics": {"get": {**plain, "summary": "Prometheus metrics",
+                             "responses": {"200": {"description": "Prometheus text format.",
+                                                   "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+        "/api/openapi.json": {"get": {**plain, "summary": "This document",
+                                      "responses": {"200": {"description": "OpenAPI 3.0.3.",
+                                                            "content": {JSON: {"schema": {"type": "object"}}}}}}},
+    }
+
+
+COMPONENT_SCHEMAS = {
+    # Nested schemas before the schemas that nest them, so each is registered under
+    # the name given here rather than one apispec derives.
+    "ErrorDetail": sch.ErrorDetailSchema,
+    "Error": sch.ErrorSchema,
+    "JobError": sch.JobErrorSchema,
+    "JobAttempt": sch.JobAttemptSchema,
+    "Job": sch.JobSchema,
+    "JobDetail": sch.JobDetailSchema,
+    "JobPage": sch.JobPageSchema,
+    "Event": sch.EventSchema,
+    "EventDetail": sch.EventDetailSchema,
+    "EventPage": sch.EventPageSchema,
+    "ProductRef": sch.ProductRefSchema,
+    "DesiredState": sch.DesiredSchema,
+    "ObservedState": sch.ObservedSchema,
+    "UpstreamRef": sch.UpstreamRefSchema,
+    "Service": sch.ServiceSchema,
+    "ServiceDetail": sch.ServiceDetailSchema,
+    "ServicePage": sch.ServicePageSchema,
+    "Upstream": sch.UpstreamSchema,
+    "UpstreamPage": sch.UpstreamPageSchema,
+    "UpstreamTestError": sch.UpstreamTestErrorSchema,
+    "UpstreamTest": sch.UpstreamTestSchema,
+    "LimitSpec": sch.LimitSpecSchema,
+    "Lifecycle": sch.LifecycleSchema,
+    "Product": sch.ProductSchema,
+    "ProductPage": sch.ProductPageSchema,
+    "Health": sch.HealthSchema,
+    # The hook body under names of its own: its Service and Client are not the admin API's.
+    "HookService": ev.ServiceSchema,
+    "HookClient": ev.ClientSchema,
+    "HookEvent": ev.EventSchema,
+    "HookJob": sch.HookJobSchema,
+    "HookResponse": sch.HookResponseSchema,
+}
+
+
+def build_spec() -> dict[str, Any]:
+    spec = APISpec(
+        title="provisioner",
+        version=_version(),
+        openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+        info={"description": DESCRIPTION},
+        security=[{BEARER: []}],
+        tags=[{"name": "hooks", "description": "Billing system to provisioner."},
+              {"name": "admin", "description": "Operators and the billing module."},
+              {"name": "operations", "description": "Health, metrics, this document."}],
+    )
+    spec.components.security_scheme(BEARER, {
+        "type": "http", "scheme": "bearer",
+        "description": "An API key: `provisioner api-key create NAME --scope admin|read`.",
+    })
+    for name, schema in COMPONENT_SCHEMAS.items():
+        spec.components.schema(name, schema=schema)
+    for name, description in ERRORS.items():
+        spec.components.response(name, _error_ref(description))
+    for path, operations in {**_hook_paths(), **_admin_paths(), **_other_paths()}.items():
+        spec.path(path=path, operations=operations)
+    return spec.to_dict()
+
+
+def document(app: Flask) -> dict[str, Any]:
+    """The app's OpenAPI document, built on first use and kept in ``app.extensions``."""
+    doc = app.extensions.get(EXTENSION_KEY)
+    if doc is None:
+        doc = app.extensions[EXTENSION_KEY] = build_spec()
+    return doc
