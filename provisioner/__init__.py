@@ -28,5 +28,6 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     errors.init_app(app)
     app.register_blueprint(hooks.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(api.docs_bp)
     app.register_blueprint(health.bp)
     return app

@@ -24,7 +24,7 @@ from .web.errors import ApiError
 
 log = logging.getLogger("provisioner.admin")
 
-RECENT = 20
+RECENT = 20          # events and jobs shown with a service
 # last_used_at is bookkeeping: refreshing it at most this often spares a write per request.
 TOUCH_INTERVAL = dt.timedelta(minutes=1)
 

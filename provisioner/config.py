@@ -72,8 +72,6 @@ class Settings:
         "worker_poll_interval": "PROVISIONER_WORKER_POLL_INTERVAL",
         "log_level": "PROVISIONER_LOG_LEVEL",
     }
-    REQUIRED_SECRETS = ("PROVISIONER_WEBHOOK_SECRETS", "PROVISIONER_SECRET_KEY",
-                        "PROVISIONER_ENCRYPTION_KEY")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, dev: bool = False,

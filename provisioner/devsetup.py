@@ -12,12 +12,9 @@ import os
 import secrets as _random
 from pathlib import Path
 
-from sqlalchemy import select
-
 from .apikeys import authenticate, create_api_key
 from .config import read_env_file
 from .db import Database
-from .models import ApiKey
 from .secrets import new_fernet_key
 
 ADMIN_KEY_FILE = "admin-api-key"
@@ -69,7 +66,3 @@ def ensure_admin_key(db: Database, instance_dir: Path) -> str:
     _write_private(key_file, key + "\n")
     return key
 
-
-def admin_key_count(db: Database) -> int:
-    with db.read() as session:
-        return len(session.execute(select(ApiKey.id)).all())

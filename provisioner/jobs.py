@@ -29,8 +29,8 @@ from .models import Job, JobAttempt, JobState, Service
 
 log = logging.getLogger("provisioner.jobs")
 
-INTERNAL_ERROR = ("internal_error", "An internal error occurred; it will be retried and support has been notified.")
-WORKER_LOST = ("worker_lost", "The job was interrupted and will be retried.")
+INTERNAL_ERROR = ("internal_error", "An internal error occurred; support has been notified.")
+WORKER_LOST = ("worker_lost", "The job was interrupted before it finished.")
 
 
 @dataclass(frozen=True)

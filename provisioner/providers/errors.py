@@ -3,7 +3,8 @@
 Each error carries two messages: ``message`` for operators' logs (never a
 credential) and ``safe_message`` for end customers (no hostnames, no class
 names, no upstream internals). ``retryable`` tells the job queue whether another
-attempt can help; permanent errors fail a job at once.
+attempt can help; permanent errors fail a job at once. Safe messages state what
+happened, never what will happen next: the job's state says that.
 """
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ class ConfigurationError(ProviderError):
 class RateLimited(ProviderError):
     code = "upstream_rate_limited"
     retryable = True
-    safe_message = "The e-mail platform is busy; the request will be retried."
+    safe_message = "The e-mail platform is busy."
 
     def __init__(self, message: str = "", *, retry_after: float | None = None, **kw):
         super().__init__(message, **kw)
@@ -80,12 +81,12 @@ class Unavailable(ProviderError):
     """5xx, connection errors, timeouts: the call may or may not have been applied."""
     code = "upstream_unavailable"
     retryable = True
-    safe_message = "The e-mail platform is temporarily unavailable; the request will be retried."
+    safe_message = "The e-mail platform is temporarily unavailable."
 
 
 class MalformedResponse(Unavailable):
     code = "upstream_malformed_response"
-    safe_message = "The e-mail platform sent an unreadable answer; the request will be retried."
+    safe_message = "The e-mail platform sent an unreadable answer."
 
 
 class Pending(ProviderError):

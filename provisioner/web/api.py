@@ -52,7 +52,8 @@ def authenticate():
         return _unauthorized("The API key is not valid or has been revoked.")
     g.api_key = key
     if key.scope != "admin" and request.method not in READ_METHODS:
-        return error_response(403, "forbidden", f"API key {key.prefix}… has the {key.scope} scope: it may only GET.")
+        return error_response(403, "forbidden",
+                              f"API key {key.prefix}… has the {key.scope} scope: it may only GET.")
     try:
         admin.touch_api_key(db, key)
     except Exception:

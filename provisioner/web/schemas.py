@@ -12,12 +12,12 @@ from typing import Any
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_dump, validate
 
 from .. import events as ev
+from ..admin import RECENT
 from ..models import DesiredStatus, JobState
 from ..providers.base import AccountStatus
 
 MAX_PER_PAGE = 500
 DEFAULT_PER_PAGE = 50
-RECENT = 20          # events and jobs shown with a service
 
 
 def _doc(text: str, **extra: Any) -> dict[str, Any]:

@@ -61,4 +61,8 @@ def test_worker_killed_mid_job_is_recovered(make_stack):
 
     api = stack.admin_get(f"/api/v1/jobs/{job_id}")
     assert api.status_code == 200, api.text
-    assert api.json()["state"] == "succeeded"
+    detail = api.json()
+    assert detail["state"] == "succeeded"
+    if "attempt_log" in detail:          # the admin API's job detail shows the same log
+        assert [a["outcome"] for a in detail["attempt_log"]] == ["lost", "succeeded"], detail
+        assert detail["attempt_log"][0]["error"]["code"] == "worker_lost"

@@ -30,6 +30,7 @@ def _send(stack, kind: str, due: dt.date, **fields) -> dict:
     assert api.status_code == 200, api.text
     assert api.json()["id"] == body["job"]["id"]
     assert api.json()["state"] == "succeeded"
+    assert api.json().get("service_id", SERVICE) == SERVICE
     return body
 
 
@@ -87,6 +88,10 @@ def test_full_lifecycle(stack):
     acc = _account(stack)
     assert acc["status"] == "deleted"
     assert stack.accounts_for(SERVICE) == []          # no live account left
+
+    # The admin API wants its key.
+    anonymous = stack.http.get(f"{stack.base_url}/api/v1/jobs/{stale.json()['job']['id']}", timeout=10)
+    assert anonymous.status_code == 401, anonymous.text
 
     # One account for the service's whole life, never a second order.
     assert stack.sim_calls().get("accounts.create") == 1
