@@ -214,16 +214,14 @@ def jobs_list(state: str | None, limit: int, as_json: bool) -> None:
 @jobs.command("retry", help="Queue a failed job again.")
 @click.argument("job_id")
 def jobs_retry(job_id: str) -> None:
+    from .admin import retry_job
     from .db import Database
-    from .jobs import requeue
-    from .models import Job, JobState
+    from .web.errors import ApiError
     settings = _settings()
     database = Database(settings.database_url)
-    with database.transaction() as session:
-        job = session.get(Job, job_id)
-        if job is None:
-            raise click.ClickException(f"no job {job_id}")
-        if job.state != JobState.FAILED:
-            raise click.ClickException(f"job {job_id} is {job.state}; only failed jobs can be retried")
-        requeue(session, job, extra_attempts=settings.job_max_attempts)
+    try:
+        with database.transaction() as session:
+            retry_job(session, job_id, extra_attempts=settings.job_max_attempts)
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from None
     click.echo(f"job {job_id} queued again")
