@@ -84,6 +84,9 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
             self.cfg.set("timeout", 60)
             self.cfg.set("graceful_timeout", 35)
             self.cfg.set("accesslog", "-")
+            # gunicorn's control socket is one per user; a second server on the
+            # machine would take it over and remove it on exit.
+            self.cfg.set("control_socket_disable", True)
 
         def load(self):
             from . import create_app

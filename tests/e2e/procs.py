@@ -280,9 +280,9 @@ class Stack:
         return self
 
     def close(self) -> None:
+        self.http.close()        # idle keep-alive connections would hold up gunicorn's graceful stop
         for proc in reversed(self.procs):
             proc.stop()
-        self.http.close()
         self.db.dispose()
 
     def log_tails(self, lines: int = 40) -> str:

@@ -22,8 +22,10 @@ def _forms(secret: str) -> set[str]:
 
 def test_passwords_are_not_kept_anywhere(stack):
     answers = []
-    for kind, password in (("service.create", CREATE_PASSWORD), ("service.change_password", CHANGED_PASSWORD)):
-        resp = stack.post(event_body(kind, SERVICE, domain="secrets-e2e.example.com", password=password), wait=20)
+    for kind, password in (("service.create", CREATE_PASSWORD),
+                           ("service.change_password", CHANGED_PASSWORD)):
+        body = event_body(kind, SERVICE, domain="secrets-e2e.example.com", password=password)
+        resp = stack.post(body, wait=20)
         assert resp.status_code == 200, resp.text
         assert resp.json()["job"]["state"] == "succeeded", resp.text
         answers.append(resp.text)
