@@ -36,4 +36,8 @@ class Runtime:
             return self._providers[upstream]
 
     def close(self) -> None:
+        with self._lock:
+            providers, self._providers = list(self._providers.values()), {}
+        for provider in providers:
+            provider.close()
         self.db.dispose()

@@ -160,6 +160,9 @@ class Provider:
         self.name = name
         self.config = config
 
+    def close(self) -> None:
+        """Release connections (adapters with an HTTP client close it)."""
+
     def supports(self, capability: Capability) -> bool:
         return capability in self.capabilities
 

@@ -18,6 +18,7 @@ import json as jsonlib
 import logging
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -282,7 +283,23 @@ class HttpClient:
         self.max_backoff = max_backoff
         # A longer Retry-After goes back to the job queue instead of blocking a worker.
         self.retry_after_cap = retry_after_cap
-        self.session = session or requests.Session()
+        # requests does not promise that one Session is safe across threads, and
+        # worker threads share one provider: each thread gets its own pool.
+        self._injected_session = session
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._sessions_lock = threading.Lock()
+
+    @property
+    def session(self) -> requests.Session:
+        if self._injected_session is not None:
+            return self._injected_session
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            with self._sessions_lock:
+                self._sessions.append(session)
+        return session
 
     # --- lifecycle -----------------------------------------------------------------
     def add_secret(self, value: str | None) -> None:
@@ -290,7 +307,12 @@ class HttpClient:
         self.masker.add(value)
 
     def close(self) -> None:
-        self.session.close()
+        with self._sessions_lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
+        if self._injected_session is not None:
+            self._injected_session.close()
 
     def __enter__(self) -> HttpClient:
         return self

@@ -140,6 +140,9 @@ class SandboxProvider(Provider):
             session=session,
         )
 
+    def close(self) -> None:
+        self.http.close()
+
     @staticmethod
     def _acc(account_id: str) -> str:
         return f"{API}/accounts/{quote(str(account_id), safe='')}"

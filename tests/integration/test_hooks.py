@@ -281,3 +281,11 @@ def test_passwords_are_encrypted_until_applied_then_erased(client, signer, runti
     with runtime.db.read() as s:
         assert s.get(Service, "1042").pending_password is None
     assert secret not in table_dump(database_url)
+
+
+def test_a_database_failure_is_a_5xx_never_a_false_2xx(app, signer, runtime, tmp_path):
+    from provisioner.db import Database
+    runtime.db = Database(f"sqlite:///{tmp_path}/no/such/dir/db.sqlite3")
+    r = signer.post(app.test_client(), event_body("service.create"))
+    assert r.status_code == 500
+    assert r.get_json()["error"] == {"code": "internal_error", "message": "An internal error occurred."}
