@@ -49,12 +49,15 @@ def run_dev(host: str, port: int) -> None:
     upgrade(settings.database_url)
 
     servers = []
-    for name, (sim_port, url_var) in DEV_SIMULATORS.items():
-        server = SimulatorServer(create_simulator_app(name), port=sim_port)
+    for name, sim in DEV_SIMULATORS.items():
+        # The environment may override a credential; simulator and product use the same one.
+        options = {option: os.environ.setdefault(var, value)
+                   for option, (var, value) in sim.credentials.items()}
+        server = SimulatorServer(create_simulator_app(name, **options), port=sim.port)
         server.start()
         servers.append((name, server))
         # Products read the simulator's URL from this variable (see upstreams.yaml).
-        os.environ.setdefault(url_var, server.url)
+        os.environ.setdefault(sim.url_var, server.url)
 
     runtime = Runtime(settings)
     api_key = ensure_admin_key(runtime.db, instance)
@@ -67,7 +70,7 @@ def run_dev(host: str, port: int) -> None:
     http = make_server(host, port, app, threaded=True)
     url = f"http://{host}:{port}"
     print(BANNER.format(url=url, database=settings.database_url,
-                        simulators=", ".join(f"{n} {s.url}" for n, s in servers),
+                        simulators="\n                  ".join(f"{n:<13} {s.url}" for n, s in servers),
                         secret=settings.webhook_secrets[0], api_key=api_key, instance=instance,
                         sandbox=dict(servers)["sandbox"].url), flush=True)
     def _interrupt(*_):

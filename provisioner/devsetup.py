@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets as _random
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .apikeys import authenticate, create_api_key
@@ -19,10 +20,27 @@ from .secrets import new_fernet_key
 
 ADMIN_KEY_FILE = "admin-api-key"
 
-# Loopback ports of the simulators `provisioner dev` starts, and the variable
-# product_configs/upstreams.yaml reads each one's URL from.
-DEV_SIMULATORS: dict[str, tuple[int, str]] = {
-    "sandbox": (8701, "SANDBOX_URL"),
+@dataclass(frozen=True)
+class DevSimulator:
+    """How `provisioner dev` runs one simulator and points the example products at it."""
+    port: int
+    #: the variable product_configs/upstreams.yaml reads the simulator's URL from
+    url_var: str
+    #: simulator option -> (variable upstreams.yaml reads it from, value used in dev).
+    #: These are the simulators' own throwaway credentials, never a real upstream's.
+    credentials: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+DEV_SIMULATORS: dict[str, DevSimulator] = {
+    "sandbox": DevSimulator(8701, "SANDBOX_URL"),
+    "resellerclub": DevSimulator(8702, "RESELLERCLUB_URL", {
+        "auth_userid": ("RESELLERCLUB_AUTH_USERID", "100001"),
+        "api_key": ("RESELLERCLUB_API_KEY", "dev-resellerclub-key"),
+    }),
+    "polarismail": DevSimulator(8703, "POLARISMAIL_URL", {
+        "username": ("POLARISMAIL_USERNAME", "dev-admin"),
+        "password": ("POLARISMAIL_PASSWORD", "dev-polaris-password"),
+    }),
 }
 
 

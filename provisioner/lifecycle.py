@@ -80,6 +80,8 @@ class ConvergeResult:
     actions: list[str] = field(default_factory=list)
     account: UpstreamAccount | None = None
     applied_password_token: str | None = None
+    #: fetched when the service has none stored yet; None keeps what is stored
+    dns_records: list[dict[str, Any]] | None = None
 
     @property
     def pending(self) -> bool:
@@ -191,6 +193,9 @@ def converge(provider: Provider, service: Service, box: SecretBox,
         provider.renew(account.id, service.next_due_date)
         account.paid_until = service.next_due_date
         result.did("renew")
+
+    if provider.supports(Capability.DNS) and not (service.observed or {}).get("dns_records"):
+        result.dns_records = [record.as_dict() for record in provider.dns_records(account.id)]
     return result
 
 
@@ -201,6 +206,8 @@ def record_observation(service: Service, result: ConvergeResult, now: dt.datetim
         service.observed_status = "deleted" if service.desired_status == DesiredStatus.TERMINATED else None
         service.observed = {}
     else:
+        previous = service.observed or {}
+        same_account = service.upstream_id == account.id
         service.upstream_id = account.id
         service.observed_status = account.status.value
         service.observed = {
@@ -208,6 +215,8 @@ def record_observation(service: Service, result: ConvergeResult, now: dt.datetim
             "limits": account.limits,
             "paid_until": account.paid_until.isoformat() if account.paid_until else None,
             "native": account.native,
+            "dns_records": result.dns_records if result.dns_records is not None
+            else (previous.get("dns_records", []) if same_account else []),
         }
         service.usage = account.usage.as_dict()
     # Erase the password only if no newer one arrived while we were working.

@@ -33,6 +33,8 @@ class Capability(str, enum.Enum):
     ALIASES = "aliases"
     LISTS = "lists"                # distribution lists with members
     SSO = "sso"                    # webmail / panel single sign-on URL
+    DNS = "dns"                    # dns_records: what the customer must publish
+    PRICING = "pricing"            # price_table: the upstream's prices for operators
 
 
 class AccountStatus(str, enum.Enum):
@@ -40,6 +42,18 @@ class AccountStatus(str, enum.Enum):
     ACTIVE = "active"
     SUSPENDED = "suspended"
     DELETED = "deleted"
+
+
+# Months in each billing cycle, as billing systems name them (WHMCS spellings).
+CYCLE_MONTHS = {
+    "monthly": 1, "quarterly": 3, "semiannually": 6, "semi-annually": 6, "annually": 12,
+    "yearly": 12, "biennially": 24, "triennially": 36,
+}
+
+
+def cycle_months(billing_cycle: str | None, default: int = 1) -> int:
+    """Months paid per billing cycle ("Annually" -> 12); ``default`` for free/one-time/unknown."""
+    return CYCLE_MONTHS.get((billing_cycle or "").strip().lower().replace(" ", ""), default)
 
 
 @dataclass(frozen=True)
@@ -143,6 +157,36 @@ class DistributionList:
     members: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class DnsRecord:
+    """A record the customer must publish for the service to work (MX, SPF, DKIM, ownership)."""
+    type: str                            # MX, TXT, CNAME, ...
+    host: str                            # fully qualified name
+    value: str
+    priority: int | None = None
+    ttl: int | None = None
+    purpose: str = ""                    # "mail delivery", "DKIM", "ownership check", ...
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "host": self.host, "value": self.value, "priority": self.priority,
+                "ttl": self.ttl, "purpose": self.purpose}
+
+
+@dataclass(frozen=True)
+class PriceRow:
+    """One cell group of an upstream's price table (ResellerClub: accounts range x action)."""
+    product: str                         # the upstream's product key
+    accounts: str                        # account range, e.g. "1-5"
+    action: str                          # add | renew
+    months: int
+    cost: float                          # what the reseller pays
+    price: float | None                  # what the reseller charges (None if not set)
+
+    @property
+    def margin(self) -> float | None:
+        return None if self.price is None else round(self.price - self.cost, 2)
+
+
 class Provider:
     """Base class of every adapter. ``config`` is the upstream's block of
     ``upstreams.yaml`` with ``${ENV}`` references already resolved."""
@@ -211,6 +255,12 @@ class Provider:
 
     def sso_url(self, account_id: str, mailbox: str | None = None) -> str:
         self._unsupported("single sign-on")
+
+    def dns_records(self, account_id: str) -> list[DnsRecord]:
+        self._unsupported("DNS records")
+
+    def price_table(self) -> list[PriceRow]:
+        self._unsupported("pricing")
 
     # --- mailboxes, aliases, lists (client area) ---------------------------
     def list_mailboxes(self, account_id: str) -> list[Mailbox]:

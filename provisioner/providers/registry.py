@@ -13,6 +13,8 @@ from .errors import ConfigurationError
 
 PROVIDERS: dict[str, str] = {
     "sandbox": "provisioner.providers.sandbox:SandboxProvider",
+    "resellerclub": "provisioner.providers.resellerclub:ResellerClubProvider",
+    "polarismail": "provisioner.providers.polarismail:PolarisMailProvider",
 }
 
 

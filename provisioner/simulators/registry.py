@@ -13,11 +13,15 @@ from flask import Flask
 
 SIMULATORS: dict[str, str] = {
     "sandbox": "provisioner.simulators.sandbox:create_app",
+    "resellerclub": "provisioner.simulators.resellerclub:create_app",
+    "polarismail": "provisioner.simulators.polarismail:create_app",
 }
 
 #: factory options a simulator reads from the environment when not given
 ENV_OPTIONS: dict[str, dict[str, str]] = {
     "sandbox": {"api_key": "SANDBOX_API_KEY"},
+    "resellerclub": {"auth_userid": "RESELLERCLUB_AUTH_USERID", "api_key": "RESELLERCLUB_API_KEY"},
+    "polarismail": {"username": "POLARISMAIL_USERNAME", "password": "POLARISMAIL_PASSWORD"},
 }
 
 

@@ -1,7 +1,8 @@
 """The provider contract suite: every adapter against its own simulator.
 
-Adding a provider is one ``Target`` in ``TARGETS``: which simulator to start,
-with what options, and how to configure the adapter against it. Every test that
+Adding a provider is one module in ``tests/contract/targets/`` defining
+``TARGET``: which simulator to start, with what options, and how to configure
+the adapter against it. Every test that
 takes the ``upstream`` fixture then runs once per provider kind; a scenario a
 provider lacks the ``Capability`` for is skipped by ``upstream.require``.
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,47 +25,7 @@ from provisioner.providers.http import HttpClient
 from provisioner.providers.registry import build_provider
 from provisioner.simulators.registry import create_simulator_app
 from provisioner.simulators.server import SimulatorServer
-
-SIM_API_KEY = "contract-sim-key-7f3a"
-BAD_API_KEY = "not-the-key-0c41"
-
-
-@dataclass(frozen=True)
-class Target:
-    """How to run one provider kind against its simulator."""
-    kind: str
-    simulator: str
-    #: options for create_simulator_app (credentials the simulator enforces)
-    sim_options: dict[str, Any]
-    #: upstreams.yaml block for a simulator at ``url``; ``timeout`` in seconds or None
-    config: Callable[[str, float | None], dict[str, Any]]
-    #: the same block with credentials the simulator refuses
-    bad_credentials: Callable[[str], dict[str, Any]]
-    #: limits a fresh test account gets
-    limits: dict[str, Any] = field(default_factory=dict)
-    #: credential values (good and bad) that must never reach a log or an error
-    secrets: tuple[str, ...] = ()
-
-
-def _sandbox_config(url: str, timeout: float | None = None) -> dict[str, Any]:
-    config: dict[str, Any] = {"provider": "sandbox", "base_url": url, "api_key": SIM_API_KEY}
-    if timeout is not None:
-        config["timeout"] = timeout
-    return config
-
-
-TARGETS: dict[str, Target] = {
-    "sandbox": Target(
-        kind="sandbox", simulator="sandbox",
-        sim_options={"api_key": SIM_API_KEY},
-        config=_sandbox_config,
-        bad_credentials=lambda url: {**_sandbox_config(url), "api_key": BAD_API_KEY},
-        limits={"mailboxes": 2, "enhanced_mailboxes": 1, "mailbox_quota_gb": 10,
-                "aliases": 1, "distribution_lists": 1},
-        secrets=(SIM_API_KEY, BAD_API_KEY),
-    ),
-}
-
+from tests.contract.targets import TARGETS, Target
 
 class SimControl:
     """The simulator's ``/_sim/`` control API (contract section 5)."""

@@ -1,0 +1,36 @@
+"""Contract-suite targets: one module per provider kind, each defining ``TARGET``."""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Target:
+    """How to run one provider kind against its simulator."""
+    kind: str
+    simulator: str
+    #: options for create_simulator_app (credentials the simulator enforces)
+    sim_options: dict[str, Any]
+    #: upstreams.yaml block for a simulator at ``url``; ``timeout`` in seconds or None
+    config: Callable[[str, float | None], dict[str, Any]]
+    #: the same block with credentials the simulator refuses
+    bad_credentials: Callable[[str], dict[str, Any]]
+    #: limits a fresh test account gets
+    limits: dict[str, Any] = field(default_factory=dict)
+    #: credential values (good and bad) that must never reach a log or an error
+    secrets: tuple[str, ...] = ()
+
+
+def _discover() -> dict[str, Target]:
+    targets = {}
+    for module in pkgutil.iter_modules(__path__):
+        target = importlib.import_module(f"{__name__}.{module.name}").TARGET
+        targets[target.kind] = target
+    return targets
+
+
+TARGETS: dict[str, Target] = _discover()
