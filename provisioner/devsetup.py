@@ -44,6 +44,17 @@ DEV_SIMULATORS: dict[str, DevSimulator] = {
 }
 
 
+def dev_products_env(urls: dict[str, str] | None = None) -> dict[str, str]:
+    """The variables the example product configs read, set for the dev simulators.
+
+    ``urls`` maps simulator names to where they run; the others get their dev port."""
+    env: dict[str, str] = {}
+    for name, sim in DEV_SIMULATORS.items():
+        env[sim.url_var] = (urls or {}).get(name, f"http://127.0.0.1:{sim.port}")
+        env.update({var: value for var, value in sim.credentials.values()})
+    return env
+
+
 def new_webhook_secret() -> str:
     return "whsec_" + base64.b64encode(_random.token_bytes(32)).decode()
 

@@ -66,6 +66,13 @@ class ClientSchema(Schema):
     last_name = fields.String(load_default="", validate=validate.Length(max=255))
     company = fields.String(load_default="", allow_none=True, validate=validate.Length(max=255))
     country = fields.String(load_default="", validate=validate.Length(max=2))
+    # Optional postal details (an extension of the contract; some upstreams need them).
+    address = fields.String(load_default="", validate=validate.Length(max=255))
+    city = fields.String(load_default="", validate=validate.Length(max=128))
+    state = fields.String(load_default="", validate=validate.Length(max=128))
+    postcode = fields.String(load_default="", validate=validate.Length(max=32))
+    phone = fields.String(load_default="", validate=validate.Length(max=32))
+    language = fields.String(load_default="", validate=validate.Length(max=8))
 
 
 class EventSchema(Schema):

@@ -24,6 +24,8 @@ from .secrets import SecretBox
 log = logging.getLogger("provisioner.lifecycle")
 
 DEFAULT_SUSPEND_REASON = "Suspended by the billing system"
+CLIENT_DETAILS = ("email", "first_name", "last_name", "company", "country", "address", "city",
+                  "state", "postcode", "phone", "language")
 
 
 def apply_event(service: Service | None, event: dict, product: Product | None,
@@ -98,9 +100,7 @@ def account_spec(service: Service, password: str | None = None) -> AccountSpec:
         service_id=service.id,
         domain=service.domain,
         client=ClientInfo(id=str(client.get("id", service.client_id or "")),
-                          email=client.get("email") or "", first_name=client.get("first_name") or "",
-                          last_name=client.get("last_name") or "", company=client.get("company") or "",
-                          country=client.get("country") or ""),
+                          **{name: client.get(name) or "" for name in CLIENT_DETAILS}),
         limits=dict(service.limits or {}),
         product_key=service.product_key,
         username=service.username,

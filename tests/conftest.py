@@ -20,7 +20,7 @@ from provisioner.migrate import upgrade
 from provisioner.products import load_catalog
 from provisioner.runtime import Runtime
 from provisioner.secrets import new_fernet_key
-from provisioner.devsetup import new_webhook_secret
+from provisioner.devsetup import dev_products_env, new_webhook_secret
 from provisioner.simulators.registry import create_simulator_app
 from provisioner.simulators.server import SimulatorServer
 from provisioner.worker import Worker
@@ -72,7 +72,8 @@ def sandbox_sim():
 
 @pytest.fixture
 def products_env(sandbox_sim) -> dict[str, str]:
-    return {"SANDBOX_URL": sandbox_sim.url}
+    """What the example product configs need: dev credentials, the sandbox's URL."""
+    return dev_products_env({"sandbox": sandbox_sim.url})
 
 
 @pytest.fixture

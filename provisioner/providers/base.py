@@ -64,6 +64,14 @@ class ClientInfo:
     last_name: str = ""
     company: str = ""
     country: str = ""
+    # Postal address and phone: optional in the hook, needed by upstreams that
+    # open a customer account of their own (ResellerClub's customers/add).
+    address: str = ""
+    city: str = ""
+    state: str = ""
+    postcode: str = ""
+    phone: str = ""                      # as the billing system has it, e.g. "+49.3012345678"
+    language: str = ""
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import requests
 from sqlalchemy import text
 
 from provisioner.db import Database
-from provisioner.devsetup import new_webhook_secret
+from provisioner.devsetup import dev_products_env, new_webhook_secret
 from provisioner.secrets import new_fernet_key
 from tests.helpers import Signer
 
@@ -171,7 +171,7 @@ def process_env(database_url: str, instance_dir: Path, *, webhook_secret: str, s
         "PROVISIONER_JOB_BACKOFF_CAP": "0.5",
         "PROVISIONER_WORKER_POLL_INTERVAL": "0.05",
         "PROVISIONER_LOG_LEVEL": "INFO",
-        "SANDBOX_URL": sandbox_url,
+        **dev_products_env({"sandbox": sandbox_url}),
         "PYTHONUNBUFFERED": "1",
         # gunicorn's control socket defaults to one per user ($XDG_RUNTIME_DIR or
         # ~/.gunicorn/gunicorn.ctl): keep concurrent stacks from fighting over it.

@@ -13,6 +13,7 @@ from provisioner import jobs
 from provisioner.db import utcnow
 from provisioner.jobs import Outcome, backoff_delay
 from provisioner.models import Job, JobAttempt, Service
+from provisioner.devsetup import dev_products_env
 from provisioner.products import load_catalog
 from provisioner.runtime import Runtime
 from provisioner.simulators.registry import create_simulator_app
@@ -121,7 +122,7 @@ def test_permanent_errors_fail_at_once(settings, database_url, client, signer):
     # A simulator that wants an API key the product config does not send: 401 -> AuthError.
     server = SimulatorServer(create_simulator_app("sandbox", api_key="right-key")).start()
     try:
-        runtime = Runtime(settings, catalog=load_catalog(settings.products_dir, environ={"SANDBOX_URL": server.url}))
+        runtime = Runtime(settings, catalog=load_catalog(settings.products_dir, environ=dev_products_env({"sandbox": server.url})))
         job_id = signer.post(client, event_body("service.create")).get_json()["job"]["id"]
         Worker(runtime).drain()
         job = _job(runtime, job_id)
@@ -136,7 +137,7 @@ def test_permanent_errors_fail_at_once(settings, database_url, client, signer):
 def test_asynchronous_activation_waits_without_using_attempts(settings, client, signer):
     server = SimulatorServer(create_simulator_app("sandbox", activation_delay=0.4)).start()
     try:
-        runtime = Runtime(settings, catalog=load_catalog(settings.products_dir, environ={"SANDBOX_URL": server.url}))
+        runtime = Runtime(settings, catalog=load_catalog(settings.products_dir, environ=dev_products_env({"sandbox": server.url})))
         runtime.settings.job_backoff_base = 0.1
         job_id = signer.post(client, event_body("service.create", options={"Total Mailboxes": 3})).get_json()["job"]["id"]
         worker = Worker(runtime)

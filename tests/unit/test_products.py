@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from provisioner import products
+from provisioner.devsetup import dev_products_env
 from provisioner.products import (
     CORE_LIMITS, COUNTED_LIMITS, Catalog, Lifecycle, LimitSpec, OptionError, Product,
     ProductConfigError, check_configs, compute_limits, downgrade_violations, load_catalog,
@@ -147,8 +148,8 @@ def test_hidden_and_non_yaml_files_are_ignored(configs):
 
 
 def test_shipped_configs_validate():
-    assert check_configs(SHIPPED, {}) == []
-    catalog = load_catalog(SHIPPED, {})
+    assert check_configs(SHIPPED, dev_products_env()) == []
+    catalog = load_catalog(SHIPPED, dev_products_env())
     assert catalog.upstream_config("sandbox") == {
         "provider": "sandbox", "base_url": "http://127.0.0.1:8701", "api_key": ""}
     product = catalog.products["sandbox-mail"]
@@ -161,7 +162,8 @@ def test_shipped_configs_validate():
 
 
 def test_shipped_configs_take_the_sandbox_url_from_the_environment():
-    catalog = load_catalog(SHIPPED, {"SANDBOX_URL": "http://10.0.0.5:9000", "SANDBOX_API_KEY": "k"})
+    catalog = load_catalog(SHIPPED, {**dev_products_env(), "SANDBOX_URL": "http://10.0.0.5:9000",
+                                     "SANDBOX_API_KEY": "k"})
     assert catalog.upstream_config("sandbox")["base_url"] == "http://10.0.0.5:9000"
     assert catalog.upstream_config("sandbox")["api_key"] == "k"
 
