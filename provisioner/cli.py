@@ -228,3 +228,54 @@ def jobs_retry(job_id: str) -> None:
     except ApiError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"job {job_id} queued again")
+
+
+# --- pricing ------------------------------------------------------------------
+@main.command(help="Print an upstream's price table: cost, your price and margin per cell.")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per row")
+def pricing(name: str, as_json: bool) -> None:
+    from .products import ProductConfigError, load_catalog
+    from .providers.base import Capability
+    from .providers.errors import ProviderError
+    from .providers.registry import build_provider
+    settings = _settings()
+    try:
+        catalog = load_catalog(settings.products_dir)
+    except ProductConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if name not in catalog.upstreams:
+        known = ", ".join(sorted(catalog.upstreams)) or "none"
+        raise click.ClickException(f"no upstream named {name!r} (configured: {known})")
+    try:
+        provider = build_provider(name, catalog.upstream_config(name))
+    except ProviderError as exc:
+        raise click.ClickException(exc.message) from None
+    try:
+        if not provider.supports(Capability.PRICING):
+            raise click.ClickException(f"upstream {name!r} ({provider.kind}) has no price table")
+        rows = provider.price_table()
+    except ProviderError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from None
+    finally:
+        provider.close()
+
+    def money(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps({"product": row.product, "accounts": row.accounts, "action": row.action,
+                                   "months": row.months, "cost": row.cost, "price": row.price,
+                                   "margin": row.margin}))
+        return
+    header = ("product", "accounts", "action", "months", "cost", "price", "margin")
+    table = [header] + [(r.product, r.accounts, r.action, str(r.months), money(r.cost), money(r.price),
+                         money(r.margin)) for r in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    numeric = {3, 4, 5, 6}
+    for line in table:
+        click.echo("  ".join(cell.rjust(w) if i in numeric else cell.ljust(w)
+                             for i, (cell, w) in enumerate(zip(line, widths))).rstrip())
+    if not rows:
+        click.echo(f"upstream {name!r} reported no prices", err=True)

@@ -51,8 +51,9 @@ class Settings:
     job_backoff_base: float = 2.0
     job_backoff_cap: float = 300.0
     job_lease_seconds: float = 30.0
-    # How long a job may wait for an upstream's asynchronous activation.
-    job_pending_timeout: float = 3600.0
+    # How long a job may wait for an upstream's asynchronous activation (which may
+    # wait on the customer publishing a DNS record).
+    job_pending_timeout: float = 7 * 24 * 3600.0
     worker_poll_interval: float = 0.5
     log_level: str = "INFO"
     dev: bool = False

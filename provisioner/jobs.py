@@ -30,6 +30,7 @@ from .models import Job, JobAttempt, JobState, Service
 log = logging.getLogger("provisioner.jobs")
 
 INTERNAL_ERROR = ("internal_error", "An internal error occurred; support has been notified.")
+PENDING_POLL_CAP = 300.0  # seconds between polls of an upstream still activating, at most
 WORKER_LOST = ("worker_lost", "The job was interrupted before it finished.")
 
 
@@ -167,10 +168,13 @@ def finish(db: Database, claim_: Claim, outcome: Outcome, *, backoff_base: float
             job.state = JobState.FAILED
             job.finished_at = now
         elif kind == "pending":
-            # Waiting for the upstream does not use up the job's attempts.
+            # Waiting for the upstream does not use up the job's attempts. Polls slow
+            # down as the wait grows: activation may wait on the customer's DNS for days.
             job.attempts -= 1
             job.state = JobState.RETRYING
-            job.run_after = now + dt.timedelta(seconds=outcome.retry_after or backoff_base)
+            waited = (now - job.pending_since).total_seconds()
+            delay = min(PENDING_POLL_CAP, max(outcome.retry_after or backoff_base, waited / 10))
+            job.run_after = now + dt.timedelta(seconds=delay)
         else:
             job.state = JobState.RETRYING
             delay = backoff_delay(job.attempts, backoff_base, backoff_cap, rng)

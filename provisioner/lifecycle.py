@@ -164,6 +164,12 @@ def converge(provider: Provider, service: Service, box: SecretBox,
                 record_upstream_id(account.id)
 
     result.account = account
+    observed = service.observed or {}
+    if provider.supports(Capability.DNS) and (
+            not observed.get("dns_records") or observed.get("status") == AccountStatus.PENDING.value
+            or account.status == AccountStatus.PENDING):
+        # Also while pending: activation may wait on a record the customer must publish.
+        result.dns_records = [record.as_dict() for record in provider.dns_records(account.id)]
     if account.status == AccountStatus.PENDING:
         # Asynchronous activation: nothing more can be done until it is active.
         return result
@@ -190,12 +196,11 @@ def converge(provider: Provider, service: Service, box: SecretBox,
 
     if (provider.supports(Capability.TERMS) and service.next_due_date
             and (account.paid_until is None or account.paid_until < service.next_due_date)):
-        provider.renew(account.id, service.next_due_date)
-        account.paid_until = service.next_due_date
-        result.did("renew")
+        renewed_until = provider.renew(account.id, service.next_due_date)
+        if renewed_until is not None:
+            account.paid_until = renewed_until
+            result.did("renew")
 
-    if provider.supports(Capability.DNS) and not (service.observed or {}).get("dns_records"):
-        result.dns_records = [record.as_dict() for record in provider.dns_records(account.id)]
     return result
 
 

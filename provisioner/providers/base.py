@@ -255,7 +255,11 @@ class Provider:
     def set_password(self, account_id: str, password: str) -> None:
         self._unsupported("password")
 
-    def renew(self, account_id: str, until: dt.date) -> None:
+    def renew(self, account_id: str, until: dt.date) -> dt.date | None:
+        """Extend the paid term towards ``until`` (never past what is paid).
+
+        Returns the account's new paid-until date, or None if nothing was due
+        (upstreams selling whole months may stop short of ``until``)."""
         self._unsupported("renew")
 
     def list_accounts(self, page: int = 1, per_page: int = 100) -> Page:

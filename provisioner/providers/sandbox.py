@@ -219,10 +219,11 @@ class SandboxProvider(Provider):
         self.http.patch(self._acc(account_id), action="set_password",
                         json={"password": password}, idempotent=True)
 
-    def renew(self, account_id: str, until: dt.date) -> None:
+    def renew(self, account_id: str, until: dt.date) -> dt.date | None:
         # the sandbox never moves the date backwards, so a retry is safe
-        self.http.post(f"{self._acc(account_id)}/renew", action="renew",
-                       json={"paid_until": until.isoformat()}, idempotent=True)
+        account = _account(self.http.post(f"{self._acc(account_id)}/renew", action="renew",
+                                          json={"paid_until": until.isoformat()}, idempotent=True))
+        return account.paid_until
 
     def list_accounts(self, page: int = 1, per_page: int = 100) -> Page:
         per_page = max(1, min(per_page, MAX_PER_PAGE))

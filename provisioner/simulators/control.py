@@ -79,11 +79,16 @@ class Faults:
     rate_limit_per_s: float = 0
     malformed_rate: float = 0.0
     timeout_s: float = 30.0   # how long a "timed out" answer is held back
+    #: API actions the faults apply to; empty: every action
+    only_actions: tuple[str, ...] = ()
 
     RATES: ClassVar[frozenset[str]] = frozenset({"error_rate", "timeout_rate", "malformed_rate"})
 
-    def as_dict(self) -> dict[str, float]:
-        return dataclasses.asdict(self)
+    def as_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "only_actions": list(self.only_actions)}
+
+    def applies_to(self, action: str) -> bool:
+        return not self.only_actions or action in self.only_actions
 
 
 FAULT_KEYS = frozenset(f.name for f in dataclasses.fields(Faults))
@@ -114,6 +119,10 @@ def parse_faults(body: Any) -> tuple[dict[str, float], bool, tuple[bool, int | N
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise ControlError("seed: must be an integer or null", key)
             reseed = (True, value)
+        elif key == "only_actions":
+            if not isinstance(value, list) or not all(isinstance(a, str) and a for a in value):
+                raise ControlError("only_actions: must be a list of action names", key)
+            changes[key] = tuple(value)
         elif key in FAULT_KEYS:
             number = _number(value, key)
             if key in Faults.RATES and not 0 <= number <= 1:
@@ -241,6 +250,8 @@ class SimulatorBase(abc.ABC):
         with self.lock:
             self.calls[action] += 1
             faults = self.faults
+        if not faults.applies_to(action):
+            return None
         if faults.latency_ms > 0:
             self._sleep(faults.latency_ms / 1000)
         with self.lock:

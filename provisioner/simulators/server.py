@@ -22,6 +22,15 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+class _PathOnlyHandler(WSGIRequestHandler):
+    """Access log without query strings: some real APIs (ResellerClub) carry the
+    credentials there, and the simulators accept them the same way."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        path = self.path.split("?", 1)[0]
+        self.log("info", '"%s %s %s" %s %s', self.command, path, self.request_version, code, size)
+
+
 class SimulatorServer:
     """A threaded WSGI server for ``app`` on ``host:port`` (0 picks a free port).
 
@@ -31,7 +40,7 @@ class SimulatorServer:
     def __init__(self, app: Flask, host: str = "127.0.0.1", port: int = 0, *,
                  access_log: bool = False):
         self.app = app
-        handler = None if access_log else _QuietHandler
+        handler = _PathOnlyHandler if access_log else _QuietHandler
         self._server = make_server(host, port, app, threaded=True, request_handler=handler)
         self._thread: threading.Thread | None = None
 

@@ -16,6 +16,8 @@ from marshmallow import Schema, ValidationError
 
 from .. import admin, apikeys
 from ..events import flatten_errors
+from ..providers.base import Capability
+from ..providers.errors import ProviderError
 from . import current_runtime, openapi
 from . import schemas as sch
 from .errors import ApiError, error_response
@@ -138,6 +140,23 @@ def list_upstreams():
 def test_upstream(name: str):
     result = admin.check_upstream(current_runtime(), name)
     return jsonify(sch.UpstreamTestSchema().dump(result))
+
+
+@bp.get("/upstreams/<name>/pricing")
+def upstream_pricing(name: str):
+    runtime = current_runtime()
+    if name not in runtime.catalog.upstreams:
+        raise ApiError(404, "upstream_not_found", f"No upstream named {name!r} is configured.")
+    try:
+        provider = runtime.provider(name)
+        if not provider.supports(Capability.PRICING):
+            raise ApiError(409, "not_supported",
+                           f"Upstream {name!r} ({provider.kind}) has no price table.")
+        rows = provider.price_table()
+    except ProviderError as exc:
+        log.warning("upstream %s: price table failed: %s (%s)", name, exc.code, exc.message)
+        raise ApiError(502, exc.code, exc.safe_message) from None
+    return jsonify(sch.PriceTableSchema().dump({"upstream": name, "provider": provider.kind, "items": rows}))
 
 
 @bp.get("/products")

@@ -129,6 +129,14 @@ def _admin_paths() -> dict[str, dict]:
             {"200": _ok(sch.UpstreamTestSchema, "The test ran; `ok` tells its result."),
              "404": "NotFound"},
             parameters=[_path("name", "Upstream name of upstreams.yaml.")])},
+        "/api/v1/upstreams/{name}/pricing": {"get": _admin(
+            "An upstream's price table: cost, price and margin per cell (extension)",
+            {"200": _ok(sch.PriceTableSchema), "404": "NotFound",
+             "409": _error_ref("The upstream's provider has no price table (`not_supported`)."),
+             "502": _error_ref("The upstream could not be asked; `code` names the error.")},
+            parameters=[_path("name", "Upstream name of upstreams.yaml.")],
+            description="Read live from the upstream (ResellerClub: products/reseller-price.json "
+                        "for the cost, products/customer-price.json for the price).")},
         "/api/v1/products": {"get": _admin(
             "Configured products: billing product ids, upstream, limit specs (extension)",
             {"200": _ok(sch.ProductPageSchema), "400": "BadRequest"},
@@ -216,6 +224,8 @@ COMPONENT_SCHEMAS = {
     "UpstreamPage": sch.UpstreamPageSchema,
     "UpstreamTestError": sch.UpstreamTestErrorSchema,
     "UpstreamTest": sch.UpstreamTestSchema,
+    "PriceRow": sch.PriceRowSchema,
+    "PriceTable": sch.PriceTableSchema,
     "LimitSpec": sch.LimitSpecSchema,
     "Lifecycle": sch.LifecycleSchema,
     "Product": sch.ProductSchema,

@@ -369,3 +369,25 @@ class HookResponseSchema(Out):
 class HealthSchema(Out):
     ok = fields.Boolean(required=True)
     error = fields.Nested(JobErrorSchema, metadata=_doc("Only when ok is false."))
+
+
+# --- upstream price tables (extension) ----------------------------------------------------
+
+@_always
+class PriceRowSchema(Out):
+    product = fields.String(metadata=_doc("The upstream's product key, e.g. enterpriseemailus."))
+    accounts = fields.String(metadata=_doc("Range of e-mail accounts in the order, e.g. 1-5."))
+    action = fields.String(metadata=_doc("add (a new order or added accounts) or renew."))
+    months = fields.Integer(metadata=_doc("Tenure in months."))
+    cost = fields.Float(metadata=_doc("What the reseller pays the upstream."))
+    price = fields.Float(allow_none=True, metadata=_doc("What the reseller charges; null if not set."))
+    margin = fields.Float(allow_none=True, metadata=_doc("price - cost; null without a price."))
+
+
+@_always
+class PriceTableSchema(Out):
+    upstream = fields.String(metadata=_doc("Upstream name of upstreams.yaml."))
+    provider = fields.String(metadata=_doc("The provider kind."))
+    items = fields.List(fields.Nested(PriceRowSchema), metadata=_doc(
+        "One row per product, account range, action and tenure, as the upstream reports them "
+        "(in its currency)."))

@@ -93,6 +93,7 @@ class FakeProvider(Provider):
     def renew(self, account_id, until):
         self._call("renew")
         self.accounts[account_id].paid_until = until
+        return until
 
 
 PRODUCT = Product(id="p", billing_product_ids=["12"], upstream="fake",

@@ -33,6 +33,16 @@ class FakeTiered(Provider):
     required_settings = ("base_url", "username", "password")
 
 
+#: the real registry, for the tests of the shipped configs (taken before any fixture runs)
+REAL_PROVIDERS = dict(registry.PROVIDERS)
+
+
+@pytest.fixture
+def real_providers(monkeypatch):
+    """The shipped configs use the real adapters (runs after the autouse fakes)."""
+    monkeypatch.setattr(registry, "PROVIDERS", REAL_PROVIDERS)
+
+
 @pytest.fixture(autouse=True)
 def fake_providers(monkeypatch):
     """Register fakes so these tests never depend on the real adapters."""
@@ -147,7 +157,7 @@ def test_hidden_and_non_yaml_files_are_ignored(configs):
     assert problems_for(directory) == []
 
 
-def test_shipped_configs_validate():
+def test_shipped_configs_validate(real_providers):
     assert check_configs(SHIPPED, dev_products_env()) == []
     catalog = load_catalog(SHIPPED, dev_products_env())
     assert catalog.upstream_config("sandbox") == {
@@ -161,7 +171,7 @@ def test_shipped_configs_validate():
                       "aliases": 0, "distribution_lists": 0}
 
 
-def test_shipped_configs_take_the_sandbox_url_from_the_environment():
+def test_shipped_configs_take_the_sandbox_url_from_the_environment(real_providers):
     catalog = load_catalog(SHIPPED, {**dev_products_env(), "SANDBOX_URL": "http://10.0.0.5:9000",
                                      "SANDBOX_API_KEY": "k"})
     assert catalog.upstream_config("sandbox")["base_url"] == "http://10.0.0.5:9000"

@@ -23,6 +23,13 @@ class Target:
     limits: dict[str, Any] = field(default_factory=dict)
     #: credential values (good and bad) that must never reach a log or an error
     secrets: tuple[str, ...] = ()
+    #: the simulator's action names (``/_sim/calls`` keys) of the one call that
+    #: creates an account and of the look-up ``find_account`` pages through
+    create_action: str = ""
+    read_action: str = ""
+    #: the account id is a natural key (PolarisMail: the domain), so an account
+    #: made again after a delete gets the id it had
+    reuses_ids: bool = False
 
 
 def _discover() -> dict[str, Target]:

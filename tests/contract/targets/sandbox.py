@@ -24,4 +24,5 @@ TARGET = Target(
     limits={"mailboxes": 2, "enhanced_mailboxes": 1, "mailbox_quota_gb": 10,
             "aliases": 1, "distribution_lists": 1},
     secrets=(SIM_API_KEY, BAD_API_KEY),
+    create_action="accounts.create", read_action="accounts.list",
 )

@@ -1,0 +1,777 @@
+"""Adapter for ResellerClub (LogicBoxes) Enterprise Email and Business Email (docs/providers/resellerclub.md).
+
+One ResellerClub *order* per billing service; the order id is the account id.
+Orders belong to an upstream *customer*, found by username (the billing
+client's e-mail address) or signed up on first use. The domain identifies the
+order upstream (``orderid.json``), which is what makes a retried create adopt
+instead of ordering twice.
+
+Every call carries ``auth-userid`` and ``api-key`` (query string on GET, form
+body on POST). Errors come as ``{"status": "ERROR", "message": ...}`` in any
+HTTP status, also 200; ``resellerclub_error`` turns them into the error
+hierarchy by their text, since the API has no error codes.
+"""
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import logging
+import re
+import secrets
+import string
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from .base import (
+    AccountSpec,
+    AccountStatus,
+    Capability,
+    ClientInfo,
+    DnsRecord,
+    Page,
+    PriceRow,
+    Provider,
+    UpstreamAccount,
+    Usage,
+    cycle_months,
+)
+from .errors import (
+    AuthError,
+    ConfigurationError,
+    Conflict,
+    MalformedResponse,
+    NotFound,
+    ProviderError,
+    RateLimited,
+    Unavailable,
+    ValidationError,
+)
+from .http import HttpClient, parse_retry_after
+
+log = logging.getLogger("provisioner.upstream.resellerclub")
+
+INVOICE_OPTIONS = ("NoInvoice", "PayInvoice", "KeepInvoice", "OnlyAdd")
+MAX_RECORDS = 500                 # no-of-records we ask for at most per search page
+DEFAULT_RENEW_GRACE_DAYS = 7
+MAX_RENEW_MONTHS = 120
+
+
+# --- product lines ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ProductLine:
+    """One ResellerClub e-mail product on one server: its API path and product key."""
+    product: str                  # the ``email_product`` limit: enterpriseemail | eelite
+    region: str                   # the ``region`` limit: us | in
+    key: str                      # ResellerClub's product key (details' productkey, price tables)
+
+    @property
+    def path(self) -> str:
+        return f"{self.product}/{self.region}"
+
+    def limits(self) -> dict[str, str]:
+        return {"region": self.region, "email_product": self.product}
+
+
+PRODUCT_LINES: dict[str, ProductLine] = {line.path: line for line in (
+    ProductLine("enterpriseemail", "us", "enterpriseemailus"),
+    ProductLine("enterpriseemail", "in", "enterpriseemailin"),
+    ProductLine("eelite", "us", "eeliteus"),      # Business Email: US server only
+)}
+LINES_BY_KEY = {line.key: line for line in PRODUCT_LINES.values()}
+EMAIL_PRODUCTS = ("enterpriseemail", "eelite")
+REGIONS = ("us", "in")
+
+# currentstatus values (details, search) -> ours
+STATUSES: dict[str, AccountStatus] = {
+    "inactive": AccountStatus.PENDING,
+    "active": AccountStatus.ACTIVE,
+    "suspended": AccountStatus.SUSPENDED,
+    "pending delete restorable": AccountStatus.DELETED,
+    "deleted": AccountStatus.DELETED,
+    "archived": AccountStatus.DELETED,
+}
+
+
+def order_status(value: Any) -> AccountStatus:
+    """Our status for a ``currentstatus``; unknown ones count as not yet usable."""
+    return STATUSES.get(" ".join(str(value or "").split()).lower(), AccountStatus.PENDING)
+
+
+# --- errors ---------------------------------------------------------------------------
+
+# Fragments of ResellerClub's error texts, matched lower-case. The API has no
+# error codes; these follow the wordings its documentation and clients show.
+AUTH_FRAGMENTS = ("access denied", "invalid credentials", "authentication", "not authorized",
+                  "unauthorized", "whitelist", "white list", "api-key", "api key", "apikey",
+                  "auth-userid", "reseller not found", "invalid reseller")
+RATE_FRAGMENTS = ("too many requests", "rate limit")
+NOT_FOUND_FRAGMENTS = ("not found", "no entity found", "no order", "no record", "no customer",
+                       "doesn't exist", "does not exist", "could not find", "no such",
+                       "invalid order id", "invalid order-id")
+CONFLICT_FRAGMENTS = ("already", "duplicate", "exists for")
+VALIDATION_FRAGMENTS = ("invalid", "required", "must ", "should ", "not allowed", "cannot",
+                        "can not", "insufficient", "not valid", "exceed", "missing", "not supported")
+
+
+def _has(text: str, fragments: Iterable[str]) -> bool:
+    return any(fragment in text for fragment in fragments)
+
+
+def _error_text(body: Any) -> str | None:
+    """The message of an error answer, or None if ``body`` is not one."""
+    if not isinstance(body, Mapping):
+        return None
+    if str(body.get("status", "")).strip().lower() == "error":
+        return str(body.get("message") or body.get("error") or "error").strip()
+    if str(body.get("actionstatus", "")).strip().lower() == "failed":
+        # a write the upstream accepted and then refused
+        return str(body.get("actionstatusdesc") or "the action failed").strip()
+    return None
+
+
+def classify_error(message: str, status: int, retry_after: float | None = None) -> ProviderError:
+    """The ProviderError for a ResellerClub error text answered with HTTP ``status``."""
+    text = message.lower()
+    if _has(text, AUTH_FRAGMENTS):
+        return AuthError(message)
+    if status == 429 or _has(text, RATE_FRAGMENTS):
+        return RateLimited(message, retry_after=retry_after)
+    if _has(text, NOT_FOUND_FRAGMENTS):
+        return NotFound(message)
+    if _has(text, CONFLICT_FRAGMENTS):
+        return Conflict(message)
+    if _has(text, VALIDATION_FRAGMENTS):
+        return ValidationError(message)
+    if status >= 500 or status == 408:
+        # A server fault, or a refusal we cannot recognise: another attempt may help.
+        return Unavailable(message)
+    return ValidationError(message)
+
+
+def resellerclub_error(response: requests.Response, body: Any) -> ProviderError | None:
+    """HttpClient error mapper: ``{"status": "ERROR", "message": ...}`` in any HTTP status."""
+    status = response.status_code
+    retry_after = parse_retry_after(response.headers.get("Retry-After")) if status in (429, 503) else None
+    message = _error_text(body)
+    if message is None:
+        if status == 429:
+            return RateLimited(retry_after=retry_after)
+        return None            # a plain HTTP error: the status mapping applies
+    return classify_error(message, status, retry_after)
+
+
+# --- small conversions ------------------------------------------------------------
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """``day`` plus calendar months, clamped to the month's end (Jan 31 + 1 = Feb 28/29)."""
+    index = day.month - 1 + months
+    year, month = day.year + index // 12, index % 12 + 1
+    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def renew_months(paid_until: dt.date, until: dt.date, grace_days: int = 0) -> int:
+    """Whole months to add to ``paid_until`` to reach ``until``, never ending more than
+    ``grace_days`` after it (0 when nothing is due)."""
+    limit = until + dt.timedelta(days=max(0, grace_days))
+    months = 0
+    while months < MAX_RENEW_MONTHS and add_months(paid_until, months + 1) <= limit:
+        months += 1
+    return months
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        try:
+            number = float(str(value).strip())
+        except (TypeError, ValueError):
+            return None
+        return int(number) if number.is_integer() else None
+
+
+def _epoch_date(value: Any) -> dt.date | None:
+    """A date (UTC) from a Unix timestamp as ResellerClub sends it ("1795089600")."""
+    seconds = _int(value)
+    if seconds is None or seconds <= 0:
+        return None
+    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).date()
+
+
+def _order_id(value: Any) -> str | None:
+    text = str(value).strip() if value is not None and not isinstance(value, bool) else ""
+    return text if text.isdigit() and int(text) > 0 else None
+
+
+_PHONE = re.compile(r"^\+?\s*(\d{1,4})\s*[.\s-]\s*([\d\s().-]{4,})$")
+
+
+def split_phone(phone: str) -> tuple[str, str] | None:
+    """(country code, number) from "+49.3012345678" (WHMCS) or "+49 30 1234567"."""
+    match = _PHONE.match((phone or "").strip())
+    if not match:
+        return None
+    number = re.sub(r"\D", "", match.group(2))
+    return (match.group(1), number) if len(number) >= 4 else None
+
+
+def new_customer_password(length: int = 15) -> str:
+    """A random password ResellerClub accepts (8-15 characters, mixed classes).
+
+    Never stored or logged: the provisioner acts through the reseller's API key;
+    a customer who needs the panel resets it there."""
+    classes = (string.ascii_uppercase, string.ascii_lowercase, string.digits, "!@#$%^*")
+    chars = [secrets.choice(c) for c in classes]
+    pool = "".join(classes)
+    chars += [secrets.choice(pool) for _ in range(length - len(chars))]
+    secrets.SystemRandom().shuffle(chars)
+    return "".join(chars)
+
+
+PURPOSES = {"MX": "mail delivery", "CNAME": "webmail and client set-up", "SRV": "client set-up"}
+
+
+def _dns_record(data: Any) -> DnsRecord | None:
+    if not isinstance(data, Mapping):
+        return None
+    kind = str(data.get("type") or "").strip().upper()
+    host = str(data.get("host") or "").strip()
+    value = str(data.get("value") or "").strip()
+    if not (kind and host and value):
+        return None
+    priority = None
+    if kind == "MX":
+        first, _, rest = value.partition(" ")
+        if first.isdigit() and rest.strip():        # "10 mx1.example.net"
+            priority, value = int(first), rest.strip()
+    purpose = PURPOSES.get(kind, "")
+    if kind == "TXT":
+        purpose = "SPF" if value.lower().startswith("v=spf1") else "ownership check"
+    return DnsRecord(type=kind, host=host, value=value, priority=priority, purpose=purpose)
+
+
+def _range_start(accounts: str) -> int:
+    return _int(accounts.split("-", 1)[0]) or 0
+
+
+def _price_cells(data: Any) -> dict[tuple[str, str, str, int], float]:
+    """``{(product key, account range, action, months): price}`` of a price answer.
+
+    The answer maps every product of the reseller; e-mail products are those with
+    ``email_account_ranges`` (``range -> add|renew -> {months: price}``)."""
+    cells: dict[tuple[str, str, str, int], float] = {}
+    if not isinstance(data, Mapping):
+        raise MalformedResponse("resellerclub: a price table must be an object")
+    for product, spec in data.items():
+        ranges = spec.get("email_account_ranges") if isinstance(spec, Mapping) else None
+        if not isinstance(ranges, Mapping):
+            continue
+        for accounts, actions in ranges.items():
+            if not isinstance(actions, Mapping):
+                continue
+            for action, tenures in actions.items():
+                if not isinstance(tenures, Mapping):
+                    continue
+                for months, price in tenures.items():
+                    n = _int(months)
+                    try:
+                        value = float(price)
+                    except (TypeError, ValueError):
+                        continue
+                    if n is not None and n > 0:
+                        cells[(str(product), str(accounts), str(action).lower(), n)] = value
+    return cells
+
+
+# --- the adapter ------------------------------------------------------------------
+
+class ResellerClubProvider(Provider):
+    kind = "resellerclub"
+    capabilities = frozenset({
+        Capability.SUSPEND, Capability.LIMITS, Capability.TERMS, Capability.BULK_LIST,
+        Capability.DNS, Capability.PRICING,
+    })
+    extra_limits = frozenset({"region", "email_product"})
+    required_settings = ("base_url", "auth_userid", "api_key")
+
+    CUSTOMER_DEFAULT_KEYS = frozenset({"address", "city", "state", "postcode", "zipcode", "country",
+                                       "phone", "phone_cc", "language"})
+
+    def __init__(self, name: str, config: dict[str, Any], *, session: requests.Session | None = None):
+        super().__init__(name, config)
+        for key in self.required_settings:
+            if not str(config.get(key) or "").strip():
+                raise ConfigurationError(f"upstream {name}: {key} is required")
+        self._auth = (("auth-userid", str(config["auth_userid"]).strip()),
+                      ("api-key", str(config["api_key"]).strip()))
+        self.invoice_option = self._invoice_option(config.get("invoice_option"))
+        self.lines = self._product_lines(config.get("product_lines"))
+        self.customer_defaults = self._customer_defaults(config.get("customer_defaults"))
+        self.renew_grace_days = self._whole_number(config, "renew_grace_days", DEFAULT_RENEW_GRACE_DAYS)
+        self.http = HttpClient(
+            name, str(config["base_url"]),
+            timeout=self._timeout(config.get("timeout")),
+            secrets=[self._auth[1][1]],
+            error_mapper=resellerclub_error,
+            session=session,
+        )
+        # order id -> product line, learnt from creates and look-ups (calls by id need the path)
+        self._order_lines: dict[str, ProductLine] = {}
+        self._lock = threading.Lock()
+
+    # --- settings -----------------------------------------------------------------
+    def _invoice_option(self, value: Any) -> str:
+        option = str(value or "NoInvoice").strip()
+        if option not in INVOICE_OPTIONS:
+            raise ConfigurationError(f"upstream {self.name}: invoice_option must be one of "
+                                     f"{', '.join(INVOICE_OPTIONS)} (got {option!r})")
+        return option
+
+    def _product_lines(self, value: Any) -> tuple[ProductLine, ...]:
+        if value in (None, "", []):
+            return tuple(PRODUCT_LINES.values())
+        names = [value] if isinstance(value, str) else value
+        if not isinstance(names, list):
+            raise ConfigurationError(f"upstream {self.name}: product_lines must be a list")
+        lines = []
+        for item in names:
+            line = PRODUCT_LINES.get(str(item).strip().lower())
+            if line is None:
+                raise ConfigurationError(f"upstream {self.name}: unknown product line {item!r} "
+                                         f"(known: {', '.join(PRODUCT_LINES)})")
+            lines.append(line)
+        return tuple(dict.fromkeys(lines))
+
+    def _customer_defaults(self, value: Any) -> dict[str, str]:
+        if value in (None, ""):
+            return {}
+        if not isinstance(value, Mapping):
+            raise ConfigurationError(f"upstream {self.name}: customer_defaults must be a mapping")
+        unknown = set(value) - self.CUSTOMER_DEFAULT_KEYS
+        if unknown:
+            raise ConfigurationError(f"upstream {self.name}: customer_defaults: unknown key(s) "
+                                     f"{', '.join(sorted(map(str, unknown)))}")
+        return {str(k): str(v).strip() for k, v in value.items() if v not in (None, "")}
+
+    def _whole_number(self, config: dict[str, Any], key: str, default: int) -> int:
+        value = config.get(key)
+        if value in (None, ""):
+            return default
+        number = _int(value)
+        if number is None or number < 0:
+            raise ConfigurationError(f"upstream {self.name}: {key} must be a whole number >= 0")
+        return number
+
+    def _timeout(self, value: Any) -> float | tuple[float, float]:
+        if value in (None, ""):
+            return (5, 30)
+        try:
+            timeout = float(value)
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"upstream {self.name}: timeout must be a number of seconds") from None
+        if timeout <= 0:
+            raise ConfigurationError(f"upstream {self.name}: timeout must be positive")
+        return timeout
+
+    def close(self) -> None:
+        self.http.close()
+
+    # --- calls --------------------------------------------------------------------
+    def _get(self, path: str, action: str, params: Iterable[tuple[str, Any]] = ()) -> Any:
+        return self.http.get(path, action=action, params=[*self._auth, *params])
+
+    def _post(self, path: str, action: str, data: Iterable[tuple[str, Any]] = (), *,
+              idempotent: bool = False, log_bodies: bool = True) -> Any:
+        return self.http.request("POST", path, action=action, data=[*self._auth, *data],
+                                 idempotent=idempotent, log_bodies=log_bodies).data
+
+    # --- product lines --------------------------------------------------------------
+    def line_for_limits(self, limits: Mapping[str, Any]) -> ProductLine:
+        """The product line a product's limits select (default: Enterprise Email, US)."""
+        product = str(limits.get("email_product") or "enterpriseemail").strip().lower()
+        region = str(limits.get("region") or "us").strip().lower()
+        if product not in EMAIL_PRODUCTS:
+            raise ConfigurationError(f"upstream {self.name}: email_product must be one of "
+                                     f"{', '.join(EMAIL_PRODUCTS)} (got {product!r})")
+        if region not in REGIONS:
+            raise ConfigurationError(f"upstream {self.name}: region must be one of "
+                                     f"{', '.join(REGIONS)} (got {region!r})")
+        line = PRODUCT_LINES.get(f"{product}/{region}")
+        if line is None:
+            raise ConfigurationError(f"upstream {self.name}: {product} is not sold in region {region}")
+        if line not in self.lines:
+            raise ConfigurationError(f"upstream {self.name}: product line {line.path} is not in "
+                                     f"its product_lines")
+        return line
+
+    def _remember(self, order_id: str, line: ProductLine) -> None:
+        with self._lock:
+            self._order_lines[order_id] = line
+
+    def _known_line(self, order_id: str) -> ProductLine | None:
+        with self._lock:
+            return self._order_lines.get(order_id)
+
+    def _details(self, order_id: str, action: str = "get_account") -> tuple[dict[str, Any], ProductLine]:
+        """An order's ``details.json`` and its product line (probed when not known yet)."""
+        if _order_id(order_id) is None:
+            raise NotFound(f"{self.name} {action}: {order_id!r} is not a ResellerClub order id",
+                           action=action)
+        known = self._known_line(order_id)
+        for line in ([known] if known else self.lines):
+            try:
+                data = self._get(f"{line.path}/details.json", action, [("order-id", order_id)])
+            except NotFound:
+                continue
+            if not isinstance(data, Mapping):
+                raise MalformedResponse(f"{self.name} {action}: order details must be an object",
+                                        action=action)
+            # The answer's product key names the line, should another path have answered.
+            line = LINES_BY_KEY.get(str(data.get("productkey") or ""), line)
+            self._remember(order_id, line)
+            return dict(data), line
+        raise NotFound(f"{self.name} {action}: no order {order_id}", action=action)
+
+    def _line_of(self, order_id: str, action: str) -> ProductLine:
+        """The product line of an order: known already, else from its details."""
+        known = self._known_line(order_id) if _order_id(order_id) else None
+        return known or self._details(order_id, action)[1]
+
+    def _account(self, data: Mapping[str, Any], line: ProductLine) -> UpstreamAccount:
+        order_id = _order_id(data.get("entityid") if data.get("entityid") is not None else data.get("orderid"))
+        if order_id is None:
+            raise MalformedResponse(f"{self.name}: order details without an entityid")
+        limits: dict[str, Any] = {}
+        mailboxes = _int(data.get("emailaccounts"))
+        if mailboxes is not None:
+            limits["mailboxes"] = mailboxes
+        limits.update(line.limits())
+        return UpstreamAccount(
+            id=order_id,
+            domain=str(data.get("domainname") or data.get("description") or "").lower(),
+            status=order_status(data.get("currentstatus")),
+            limits=limits,
+            # The API does not report how many of the accounts are in use.
+            usage=Usage(),
+            paid_until=_epoch_date(data.get("endtime")),
+            native=dict(data),
+        )
+
+    # --- connection -------------------------------------------------------------
+    def test_connection(self) -> None:
+        line = self.lines[0]
+        data = self._get(f"{line.path}/search.json", "ping", [("no-of-records", 1), ("page-no", 1)])
+        if not (isinstance(data, Mapping) and "recsindb" in data):
+            raise MalformedResponse(f"{self.name} ping: unexpected answer", action="ping")
+
+    # --- accounts -----------------------------------------------------------------
+    def _lookup_order_id(self, line: ProductLine, domain: str, action: str) -> str | None:
+        try:
+            data = self._get(f"{line.path}/orderid.json", action, [("domain-name", domain)])
+        except NotFound:
+            return None
+        if isinstance(data, (dict, list)):
+            raise MalformedResponse(f"{self.name} {action}: orderid.json must answer a number",
+                                    action=action)
+        return _order_id(data)        # None for "", "null", 0 and other non-ids
+
+    def find_account(self, spec: AccountSpec) -> UpstreamAccount | None:
+        line = self.line_for_limits(spec.limits)
+        domain = spec.domain.strip().lower()
+        order_id = self._lookup_order_id(line, domain, "find_account")
+        if order_id is None:
+            return None
+        self._remember(order_id, line)
+        try:
+            data, found_line = self._details(order_id, "find_account")
+        except NotFound:
+            return None
+        account = self._account(data, found_line)
+        return None if account.status is AccountStatus.DELETED else account
+
+    def get_account(self, account_id: str) -> UpstreamAccount:
+        data, line = self._details(str(account_id))
+        return self._account(data, line)
+
+    def _mailboxes(self, limits: Mapping[str, Any]) -> int:
+        number = _int(limits.get("mailboxes", 1))
+        if number is None or number < 1:
+            raise ValidationError(f"{self.name}: a ResellerClub order needs at least one e-mail "
+                                  f"account (mailboxes is {limits.get('mailboxes')!r})",
+                                  safe_message="The plan must include at least one mailbox.")
+        return number
+
+    def create_account(self, spec: AccountSpec) -> UpstreamAccount:
+        line = self.line_for_limits(spec.limits)
+        accounts = self._mailboxes(spec.limits)
+        existing = self.find_account(spec)
+        if existing is not None:
+            return existing               # an earlier attempt (or someone) ordered it: adopt
+        customer_id = self._customer_id(spec.client)
+        try:
+            answer = self._post(f"{line.path}/add.json", "create_account", [
+                ("domain-name", spec.domain.strip().lower()),
+                ("customer-id", customer_id),
+                ("months", cycle_months(spec.billing_cycle)),
+                ("no-of-accounts", accounts),
+                # renewals follow the billing system's renew events, never ResellerClub's own
+                ("auto-renew", "false"),
+                ("invoice-option", self.invoice_option),
+            ])
+        except Conflict:
+            existing = self.find_account(spec)
+            if existing is None:
+                raise
+            return existing
+        order_id = _order_id(answer.get("entityid")) if isinstance(answer, Mapping) else None
+        if order_id is None:
+            raise MalformedResponse(f"{self.name} create_account: the answer has no order id",
+                                    action="create_account")
+        self._remember(order_id, line)
+        log.info("upstream %s: ordered %s for service %s as order %s", self.name, line.key,
+                 spec.service_id, order_id)
+        return self.get_account(order_id)
+
+    def delete_account(self, account_id: str) -> None:
+        try:
+            line = self._line_of(str(account_id), "delete_account")
+        except NotFound:
+            return                        # gone already: the goal holds
+        try:
+            self._post(f"{line.path}/delete.json", "delete_account", [("order-id", account_id)],
+                       idempotent=True)
+        except (NotFound, Conflict, ValidationError):
+            # e.g. "already deleted" after a retry whose first attempt was applied
+            if not self._is(account_id, AccountStatus.DELETED):
+                raise
+
+    def suspend_account(self, account_id: str, reason: str) -> None:
+        try:
+            self._post("orders/suspend.json", "suspend_account",
+                       [("order-id", account_id), ("reason", (reason or "Suspended")[:255])],
+                       idempotent=True)
+        except (Conflict, ValidationError):
+            if not self._is(account_id, AccountStatus.SUSPENDED):
+                raise
+
+    def unsuspend_account(self, account_id: str) -> None:
+        try:
+            self._post("orders/unsuspend.json", "unsuspend_account", [("order-id", account_id)],
+                       idempotent=True)
+        except (Conflict, ValidationError):
+            if not self._is(account_id, AccountStatus.ACTIVE):
+                raise
+
+    def _is(self, account_id: str, status: AccountStatus) -> bool:
+        """Whether the order already is in ``status`` (an order gone entirely counts as deleted),
+        so that a call ResellerClub refused as redundant can count as done."""
+        try:
+            return self.get_account(account_id).status is status
+        except NotFound:
+            return status is AccountStatus.DELETED
+
+    def set_limits(self, account_id: str, limits: dict[str, Any]) -> None:
+        data, line = self._details(str(account_id), "set_limits")
+        for key, value in line.limits().items():
+            wanted = limits.get(key)
+            if wanted is not None and str(wanted).strip().lower() != value:
+                raise ValidationError(
+                    f"{self.name}: order {account_id} is {line.path}; {key} {wanted!r} would need "
+                    f"a new order (terminate and create)",
+                    safe_message="This change needs a new order on the e-mail platform.")
+        if "mailboxes" not in limits:
+            return
+        want = self._mailboxes(limits)
+        have = _int(data.get("emailaccounts"))
+        if have is None:
+            raise MalformedResponse(f"{self.name} set_limits: order {account_id} has no emailaccounts")
+        # Relative changes: not idempotent, so never retried blindly; a retried job
+        # reads the count again and asks only for what is still missing.
+        if want > have:
+            self._post(f"{line.path}/add-email-account.json", "set_limits",
+                       [("order-id", account_id), ("no-of-accounts", want - have),
+                        ("invoice-option", self.invoice_option)])
+        elif want < have:
+            self._post(f"{line.path}/delete-email-account.json", "set_limits",
+                       [("order-id", account_id), ("no-of-accounts", have - want)])
+
+    def renew(self, account_id: str, until: dt.date) -> dt.date | None:
+        data, line = self._details(str(account_id), "renew")
+        end = _epoch_date(data.get("endtime"))
+        if end is None:
+            raise MalformedResponse(f"{self.name} renew: order {account_id} has no endtime")
+        months = renew_months(end, until, self.renew_grace_days)
+        if months == 0:
+            return None                   # already paid up to until (or less than a month short)
+        self._post(f"{line.path}/renew.json", "renew",
+                   [("order-id", account_id), ("months", months),
+                    ("auto-renew", "false"), ("invoice-option", self.invoice_option)])
+        return add_months(end, months)
+
+    # --- bulk reads -------------------------------------------------------------------
+    def _search_page(self, line: ProductLine, page: int, per_page: int,
+                     action: str) -> tuple[list[UpstreamAccount], int]:
+        data = self._get(f"{line.path}/search.json", action,
+                         [("no-of-records", per_page), ("page-no", page)])
+        return self.parse_search(data, line)
+
+    def parse_search(self, data: Any, line: ProductLine) -> tuple[list[UpstreamAccount], int]:
+        """(orders, recsindb) of a ``search.json`` answer: numbered keys, dotted field names."""
+        if not isinstance(data, Mapping):
+            raise MalformedResponse(f"{self.name}: a search answer must be an object")
+        total = _int(data.get("recsindb"))
+        if total is None:
+            raise MalformedResponse(f"{self.name}: a search answer without recsindb")
+        rows = sorted(((int(k), v) for k, v in data.items() if str(k).isdigit()), key=lambda kv: kv[0])
+        items = []
+        for _, row in rows:
+            if not isinstance(row, Mapping):
+                raise MalformedResponse(f"{self.name}: a search row must be an object")
+            order_id = _order_id(row.get("orders.orderid") or row.get("entity.entityid"))
+            if order_id is None:
+                raise MalformedResponse(f"{self.name}: a search row without orders.orderid")
+            row_line = LINES_BY_KEY.get(str(row.get("entitytype.entitytypekey") or ""), line)
+            self._remember(order_id, row_line)
+            items.append(UpstreamAccount(
+                id=order_id,
+                domain=str(row.get("entity.description") or "").lower(),
+                status=order_status(row.get("entity.currentstatus")),
+                limits=row_line.limits(),        # search does not tell the account count
+                paid_until=_epoch_date(row.get("orders.endtime")),
+                native=dict(row),
+            ))
+        return items, total
+
+    def list_accounts(self, page: int = 1, per_page: int = 100) -> Page:
+        """Every order of the configured product lines, one line after the other."""
+        page, per_page = max(1, int(page)), max(1, min(int(per_page), MAX_RECORDS))
+        start, end = (page - 1) * per_page, page * per_page
+        items: list[UpstreamAccount] = []
+        offset = 0                       # index of the current line's first order overall
+        for line in self.lines:
+            first = max(0, start - offset)               # wanted slice of this line
+            wanted = end - offset - first
+            if wanted <= 0:                              # the page is full: only count this line
+                offset += self._search_page(line, 1, 1, "list_accounts")[1]
+                continue
+            local_page = first // per_page + 1
+            found, count = self._search_page(line, local_page, per_page, "list_accounts")
+            skip = first - (local_page - 1) * per_page
+            taken = found[skip:skip + wanted]
+            if skip + wanted > per_page and first + len(taken) < count:
+                more, count = self._search_page(line, local_page + 1, per_page, "list_accounts")
+                taken += more[:wanted - len(taken)]
+            items.extend(taken)
+            offset += count
+        return Page(items=items[:per_page], page=page, per_page=per_page, total=offset)
+
+    # --- DNS and prices --------------------------------------------------------------
+    def dns_records(self, account_id: str) -> list[DnsRecord]:
+        line = self._line_of(str(account_id), "dns_records")
+        try:
+            data = self._get(f"{line.path}/dns-record.json", "dns_records", [("order-id", account_id)])
+        except NotFound:
+            return []                     # "no records found"
+        rows: Iterable[Any]
+        if isinstance(data, list):
+            rows = data
+        elif isinstance(data, Mapping):   # documented as a "hash map": numbered or named entries
+            rows = [data] if "type" in data else list(data.values())
+        else:
+            raise MalformedResponse(f"{self.name} dns_records: unexpected answer", action="dns_records")
+        return [record for record in map(_dns_record, rows) if record is not None]
+
+    def price_table(self) -> list[PriceRow]:
+        cost = _price_cells(self._get("products/reseller-price.json", "price_table"))
+        price = _price_cells(self._get("products/customer-price.json", "price_table"))
+        order = {"add": 0, "renew": 1}
+        keys = sorted(cost, key=lambda k: (k[0], _range_start(k[1]), order.get(k[2], 9), k[2], k[3]))
+        return [PriceRow(product=k[0], accounts=k[1], action=k[2], months=k[3], cost=cost[k],
+                         price=price.get(k)) for k in keys]
+
+    # --- the upstream customer ----------------------------------------------------------
+    def _customer_lookup(self, username: str) -> str | None:
+        try:
+            data = self._get("customers/details.json", "find_customer", [("username", username)])
+        except NotFound:
+            return None
+        customer_id = _order_id(data.get("customerid")) if isinstance(data, Mapping) else None
+        if customer_id is None:
+            raise MalformedResponse(f"{self.name} find_customer: the answer has no customerid",
+                                    action="find_customer")
+        return customer_id
+
+    def _customer_id(self, client: ClientInfo) -> str:
+        """The upstream customer of the billing client: found by username, else signed up."""
+        username = (client.email or "").strip().lower()
+        if "@" not in username:
+            raise ValidationError(
+                f"{self.name}: billing client {client.id} has no e-mail address (the customer's "
+                f"username at ResellerClub)",
+                safe_message="Your billing profile has no e-mail address; please add one.")
+        found = self._customer_lookup(username)
+        if found is not None:
+            return found
+        details = self.customer_details(client)
+        try:
+            # the body holds the new customer's password: kept out of the logs entirely
+            answer = self._post("customers/signup.json", "create_customer",
+                                [("username", username), ("passwd", new_customer_password()),
+                                 *details.items()], log_bodies=False)
+        except Conflict:
+            found = self._customer_lookup(username)   # signed up meanwhile (a parallel job)
+            if found is None:
+                raise
+            return found
+        customer_id = _order_id(answer.get("customerid") if isinstance(answer, Mapping) else answer)
+        if customer_id is None:
+            raise MalformedResponse(f"{self.name} create_customer: the answer is not a customer id",
+                                    action="create_customer")
+        log.info("upstream %s: signed up customer %s for billing client %s", self.name,
+                 customer_id, client.id)
+        return customer_id
+
+    def customer_details(self, client: ClientInfo) -> dict[str, str]:
+        """The ``customers/signup.json`` fields for ``client``, with ``customer_defaults``
+        filling what the billing system did not send; ValidationError naming the rest."""
+        defaults = self.customer_defaults
+        name = " ".join(p for p in (client.first_name.strip(), client.last_name.strip()) if p)
+        name = name or client.company.strip() or client.email.split("@")[0]
+        phone = split_phone(client.phone) or split_phone(
+            f"+{defaults.get('phone_cc', '')}.{defaults.get('phone', '')}")
+        country = (client.country or defaults.get("country", "")).strip().upper()
+        fields = {
+            "name": name,
+            "company": client.company.strip() or name,
+            "address-line-1": client.address.strip() or defaults.get("address", ""),
+            "city": client.city.strip() or defaults.get("city", ""),
+            # ResellerClub's convention for countries without states
+            "state": client.state.strip() or defaults.get("state", "") or "Not Applicable",
+            "country": country,
+            "zipcode": (client.postcode.strip() or defaults.get("postcode")
+                        or defaults.get("zipcode", "")),
+            "phone-cc": phone[0] if phone else "",
+            "phone": phone[1] if phone else "",
+            "lang-pref": ((client.language or defaults.get("language") or "en").strip()[:2].lower()
+                          or "en"),
+        }
+        missing = [label for key, label in (("address-line-1", "address"), ("city", "city"),
+                                            ("zipcode", "postcode"), ("phone", "phone number"))
+                   if not fields[key]]
+        if len(country) != 2:
+            missing.append("country")
+        if missing:
+            what = ", ".join(missing)
+            raise ValidationError(
+                f"{self.name}: billing client {client.id} has no {what}; ResellerClub needs them "
+                f"to open a customer account (or set customer_defaults for this upstream)",
+                safe_message=f"Your billing profile is missing details the e-mail platform needs "
+                             f"({what}); please complete it.")
+        return fields
