@@ -51,7 +51,9 @@ def main() -> None:
                     **({"password": args.password} if args.password else {}),
                     **({"suspend_reason": args.reason} if args.reason else {})},
         "client": {"id": "77", "email": "owner@" + args.domain, "first_name": "Ada",
-                   "last_name": "Lovelace", "country": "DE"},
+                   "last_name": "Lovelace", "company": "Example GmbH", "country": "DE",
+                   "address": "Unter den Linden 1", "city": "Berlin", "state": "Berlin",
+                   "postcode": "10117", "phone": "+49.3012345678"},
     })
     msg_id = "msg_" + uuid.uuid4().hex
     signature = Webhook(webhook_secret()).sign(msg_id, now, body)

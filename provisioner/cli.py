@@ -151,8 +151,9 @@ def products() -> None:
 @click.argument("directory", required=False)
 def products_check(directory: str | None) -> None:
     from .products import check_configs
-    directory = directory or Settings.from_env().products_dir
-    problems = check_configs(directory)
+    settings = Settings.from_env()
+    problems = check_configs(directory or settings.products_dir, settings.environ)
+    directory = directory or settings.products_dir
     if problems:
         for line in problems:
             click.echo(line, err=True)
@@ -241,7 +242,7 @@ def pricing(name: str, as_json: bool) -> None:
     from .providers.registry import build_provider
     settings = _settings()
     try:
-        catalog = load_catalog(settings.products_dir)
+        catalog = load_catalog(settings.products_dir, settings.environ)
     except ProductConfigError as exc:
         raise click.ClickException(str(exc)) from None
     if name not in catalog.upstreams:

@@ -57,6 +57,9 @@ class Settings:
     worker_poll_interval: float = 0.5
     log_level: str = "INFO"
     dev: bool = False
+    #: instance/.env merged under the process environment: what ${ENV} references
+    #: in product configs resolve against
+    environ: dict[str, str] = field(default_factory=dict, repr=False)
 
     _ENV = {
         "database_url": "PROVISIONER_DATABASE_URL",
@@ -80,7 +83,7 @@ class Settings:
         env = dict(os.environ if environ is None else environ)
         instance_dir = Path(env.get("PROVISIONER_INSTANCE_DIR", str(DEFAULT_INSTANCE)))
         merged = {**read_env_file(instance_dir / ".env"), **env}
-        settings = cls(dev=dev, instance_dir=str(instance_dir))
+        settings = cls(dev=dev, instance_dir=str(instance_dir), environ=merged)
         types = {f.name: f.type for f in fields(cls)}
         for attr, var in cls._ENV.items():
             if var in merged and merged[var] != "":

@@ -20,7 +20,7 @@ class Runtime:
     def __init__(self, settings: Settings, *, catalog: Catalog | None = None,
                  database: Database | None = None):
         self.settings = settings
-        self.catalog = catalog if catalog is not None else load_catalog(settings.products_dir)
+        self.catalog = catalog if catalog is not None else load_catalog(settings.products_dir, settings.environ)
         self.db = database or Database(settings.database_url)
         self.box = SecretBox(settings.encryption_key)
         self._providers: dict[str, Provider] = {}
