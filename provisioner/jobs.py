@@ -30,6 +30,7 @@ from .models import Job, JobAttempt, JobState, Service
 log = logging.getLogger("provisioner.jobs")
 
 INTERNAL_ERROR = ("internal_error", "An internal error occurred; support has been notified.")
+REVEAL_SECONDS = 3600.0   # how long a finished job keeps an unread one-time secret
 PENDING_POLL_CAP = 300.0  # seconds between polls of an upstream still activating, at most
 WORKER_LOST = ("worker_lost", "The job was interrupted before it finished.")
 
@@ -160,6 +161,8 @@ def finish(db: Database, claim_: Claim, outcome: Outcome, *, backoff_base: float
         job.lease_expires_at = None
         job.error_code = outcome.code
         job.error_message = outcome.message
+        if kind in ("succeeded", "failed") and job.reveal_once:
+            job.reveal_until = now + dt.timedelta(seconds=REVEAL_SECONDS)
         if kind == "succeeded":
             job.state = JobState.SUCCEEDED
             job.finished_at = now
@@ -193,6 +196,32 @@ def finish(db: Database, claim_: Claim, outcome: Outcome, *, backoff_base: float
         return job.state
 
 
+def keep_secrets(session: Session, job_id: str, token: str) -> None:
+    """Hold a one-time secret (already encrypted) for the answer that reports the job."""
+    job = session.get(Job, job_id)
+    job.reveal_once = token
+    job.reveal_until = None  # the reveal window opens when the job finishes
+
+
+def take_secrets(db: Database, job_id: str) -> str | None:
+    """The encrypted one-time secrets of a finished job, erased as they are taken."""
+    with db.transaction() as session:
+        job = session.get(Job, job_id, with_for_update=True)
+        if job is None or job.reveal_once is None or job.state not in JobState.FINISHED:
+            return None
+        token, job.reveal_once, job.reveal_until = job.reveal_once, None, None
+        return token
+
+
+def purge_unrevealed(db: Database, now: dt.datetime | None = None) -> int:
+    """Erase one-time secrets nobody read in time (the customer regenerates instead)."""
+    with db.transaction() as session:
+        result = session.execute(
+            update(Job).where(Job.reveal_until < (now or utcnow()))
+            .values(reveal_once=None, reveal_until=None))
+        return result.rowcount
+
+
 def sweep_expired(db: Database, now: dt.datetime | None = None) -> int:
     """Hand jobs whose lease expired (their worker died) back to the queue."""
     now = now or utcnow()
@@ -214,6 +243,8 @@ def sweep_expired(db: Database, now: dt.datetime | None = None) -> int:
             if job.attempts >= job.max_attempts:
                 job.state = JobState.FAILED
                 job.finished_at = now
+                if job.reveal_once:
+                    job.reveal_until = now + dt.timedelta(seconds=REVEAL_SECONDS)
             else:
                 job.state = JobState.RETRYING
                 job.run_after = now

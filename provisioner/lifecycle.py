@@ -127,13 +127,13 @@ def _limits_differ(desired: dict[str, Any], observed: dict[str, Any]) -> bool:
 
 
 def converge(provider: Provider, service: Service, box: SecretBox,
-             record_upstream_id=None) -> ConvergeResult:
+             on_account=None) -> ConvergeResult:
     """Bring the upstream to ``service``'s desired state.
 
     ``service`` is a detached snapshot; the caller writes the result back.
-    ``record_upstream_id(id)`` is called as soon as an account is created so
-    that a crash right after never loses track of it (the look-up would find it
-    anyway, this just makes it cheaper and visible to operators).
+    ``on_account(account)`` is called as soon as an account is created or
+    adopted, so that a failure later in the same run loses neither its id nor
+    a secret the upstream showed only once (``account.one_time_secrets``).
     """
     result = ConvergeResult()
     password = box.decrypt(service.pending_password) if service.pending_password else None
@@ -152,16 +152,16 @@ def converge(provider: Provider, service: Service, box: SecretBox,
     if account is None:
         account = provider.create_account(spec)
         result.did("create")
-        if record_upstream_id:
-            record_upstream_id(account.id)
+        if on_account:
+            on_account(account)
         if password is not None:
             result.applied_password_token = service.pending_password
             password = None
     else:
         if service.upstream_id != account.id:
             result.did("adopt")
-            if record_upstream_id:
-                record_upstream_id(account.id)
+            if on_account:
+                on_account(account)
 
     result.account = account
     observed = service.observed or {}

@@ -112,6 +112,10 @@ class Job(Base):
     pending_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)  # safe for an end customer
+    # Fernet token of secrets the upstream showed once (a relay password); erased
+    # by the first answer that reveals them, or purged unread after a while.
+    reveal_once: Mapped[str | None] = mapped_column(Text)
+    reveal_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

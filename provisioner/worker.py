@@ -6,6 +6,7 @@ running jobs finish; a job cut short by a crash is rescued by the sweeper.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -32,11 +33,14 @@ def execute(runtime: Runtime, claim: Claim) -> Outcome:
             service = session.get(Service, claim.service_id)
         provider = runtime.provider(service.upstream)
 
-        def record_upstream_id(upstream_id: str) -> None:
+        def on_account(account) -> None:
             with db.transaction() as session:
-                session.get(Service, claim.service_id).upstream_id = upstream_id
+                session.get(Service, claim.service_id).upstream_id = account.id
+                if account.one_time_secrets:
+                    jobs.keep_secrets(session, claim.job_id,
+                                      runtime.box.encrypt(json.dumps(account.one_time_secrets)))
 
-        result = converge(provider, service, runtime.box, record_upstream_id)
+        result = converge(provider, service, runtime.box, on_account)
         with db.transaction() as session:
             record_observation(session.get(Service, claim.service_id, with_for_update=True), result)
         detail = ", ".join(result.actions) or "no change"

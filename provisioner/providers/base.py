@@ -35,6 +35,7 @@ class Capability(str, enum.Enum):
     SSO = "sso"                    # webmail / panel single sign-on URL
     DNS = "dns"                    # dns_records: what the customer must publish
     PRICING = "pricing"            # price_table: the upstream's prices for operators
+    INVOICES = "invoices"          # list_invoices / invoice_pdf: the reseller's invoices
 
 
 class AccountStatus(str, enum.Enum):
@@ -117,6 +118,9 @@ class UpstreamAccount:
     paid_until: dt.date | None = None
     external_id: str | None = None       # our billing service id, where the upstream keeps one
     native: dict[str, Any] = field(default_factory=dict)
+    #: secrets the upstream generated and shows only once (a relay account's
+    #: password): revealed once to whoever asked, never stored in clear
+    one_time_secrets: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -195,6 +199,17 @@ class PriceRow:
         return None if self.price is None else round(self.price - self.cost, 2)
 
 
+@dataclass(frozen=True)
+class Invoice:
+    id: str
+    date: dt.date | None
+    amount: float | None
+    currency: str = ""
+    status: str = ""                     # paid | open | ...
+    description: str = ""
+    customer: str = ""                   # the upstream account it bills, where known
+
+
 class Provider:
     """Base class of every adapter. ``config`` is the upstream's block of
     ``upstreams.yaml`` with ``${ENV}`` references already resolved."""
@@ -207,6 +222,9 @@ class Provider:
     extra_limits: ClassVar[frozenset[str]] = frozenset()
     #: upstreams.yaml keys this provider requires besides ``provider``
     required_settings: ClassVar[tuple[str, ...]] = ()
+    #: mailbox types this upstream offers -> the limit that counts them
+    #: (PolarisMail: basic and enhanced; mailbox.org: light, standard, premium)
+    mailbox_types: ClassVar[dict[str, str]] = {"basic": "mailboxes"}
 
     def __init__(self, name: str, config: dict[str, Any]):
         self.name = name
@@ -273,6 +291,12 @@ class Provider:
 
     def price_table(self) -> list[PriceRow]:
         self._unsupported("pricing")
+
+    def list_invoices(self) -> list[Invoice]:
+        self._unsupported("invoices")
+
+    def invoice_pdf(self, invoice_id: str) -> bytes:
+        self._unsupported("invoices")
 
     # --- mailboxes, aliases, lists (client area) ---------------------------
     def list_mailboxes(self, account_id: str) -> list[Mailbox]:

@@ -19,6 +19,7 @@ from ..events import flatten_errors
 from ..providers.base import Capability
 from ..providers.errors import ProviderError
 from . import current_runtime, openapi
+from .hooks import reveal_secrets
 from . import schemas as sch
 from .errors import ApiError, error_response
 
@@ -103,7 +104,12 @@ def list_jobs():
 def get_job(job_id: str):
     # Hook answers point here (Location); its first keys are those of the hook's job.
     with _read() as session:
-        return jsonify(sch.JobDetailSchema().dump(admin.get_job(session, job_id)))
+        job = admin.get_job(session, job_id)
+        body = sch.JobDetailSchema().dump(job)
+    secrets = reveal_secrets(job)
+    if secrets:
+        body["secrets"] = secrets
+    return jsonify(body)
 
 
 @bp.post("/jobs/<job_id>/retry")

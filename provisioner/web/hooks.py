@@ -1,12 +1,13 @@
 """POST /hooks/v1/events: the billing system's signed lifecycle events."""
 from __future__ import annotations
 
+import json
 import re
 import time
 
 from flask import Blueprint, jsonify, request
 
-from .. import intake
+from .. import intake, jobs
 from ..metrics import HOOKS
 from ..models import Job, JobState
 from . import current_runtime
@@ -26,6 +27,15 @@ def requested_wait(prefer: str | None) -> float:
 def job_view(job: Job) -> dict:
     error = {"code": job.error_code, "message": job.error_message} if job.error_code else None
     return {"id": job.id, "state": job.state, "attempts": job.attempts, "error": error}
+
+
+def reveal_secrets(job: Job) -> dict | None:
+    """One-time secrets of a finished job (a relay password), erased as they are shown."""
+    if job.reveal_once is None or job.state not in JobState.FINISHED:
+        return None
+    runtime = current_runtime()
+    token = jobs.take_secrets(runtime.db, job.id)
+    return json.loads(runtime.box.decrypt(token)) if token else None
 
 
 def wait_for_job(job_id: str, seconds: float) -> Job:
@@ -58,6 +68,9 @@ def receive_event():
     job = wait_for_job(receipt.job_id, requested_wait(request.headers.get("Prefer")))
     HOOKS.labels(type=event_type, outcome="accepted" if receipt.created else "redelivered").inc()
     body = {"event_id": receipt.event_id, "service_id": receipt.service_id, "job": job_view(job)}
+    secrets = reveal_secrets(job)
+    if secrets:
+        body["job"]["secrets"] = secrets
     if job.state in JobState.FINISHED:
         return jsonify(body), 200
     return jsonify(body), 202, {"Location": f"/api/v1/jobs/{job.id}"}

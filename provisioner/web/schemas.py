@@ -103,6 +103,18 @@ def _always(cls):
     return cls
 
 
+def _optional(cls, *names):
+    """Keys of an otherwise always-present object that appear only sometimes."""
+    for name in names:
+        cls._declared_fields[name].required = False
+    return cls
+
+
+ONE_TIME_SECRETS = ("Secrets the upstream generated and shows only once (a relay account's "
+                    "password): present in the first answer that reports the finished job, then "
+                    "erased; unread ones are erased an hour after the job finished.")
+
+
 class Out(Schema):
     """A response object, built from a model by ``adapt`` before its fields are read."""
 
@@ -190,6 +202,10 @@ class JobSchema(Out):
 @_always
 class JobDetailSchema(JobSchema):
     attempt_log = fields.List(fields.Nested(JobAttemptSchema), metadata=_doc("Every attempt, oldest first."))
+    secrets = fields.Dict(keys=fields.String(), values=fields.String(), metadata=_doc(ONE_TIME_SECRETS))
+
+
+_optional(JobDetailSchema, "secrets")
 
 
 @_always
@@ -357,6 +373,10 @@ class HookJobSchema(Out):
     state = fields.String(validate=validate.OneOf(JobState.ALL))
     attempts = fields.Integer()
     error = fields.Nested(JobErrorSchema, allow_none=True)
+    secrets = fields.Dict(keys=fields.String(), values=fields.String(), metadata=_doc(ONE_TIME_SECRETS))
+
+
+_optional(HookJobSchema, "secrets")
 
 
 @_always
