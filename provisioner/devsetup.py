@@ -41,6 +41,13 @@ DEV_SIMULATORS: dict[str, DevSimulator] = {
         "username": ("POLARISMAIL_USERNAME", "dev-admin"),
         "password": ("POLARISMAIL_PASSWORD", "dev-polaris-password"),
     }),
+    "mailboxorg": DevSimulator(8704, "MAILBOXORG_URL", {
+        "username": ("MAILBOXORG_USER", "dev-reseller"),
+        "password": ("MAILBOXORG_PASSWORD", "dev-mailboxorg-password"),
+    }),
+    "qboxmail": DevSimulator(8705, "QBOXMAIL_URL", {
+        "api_token": ("QBOXMAIL_API_TOKEN", "dev-qboxmail-token"),
+    }),
 }
 
 

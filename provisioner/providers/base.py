@@ -36,6 +36,7 @@ class Capability(str, enum.Enum):
     DNS = "dns"                    # dns_records: what the customer must publish
     PRICING = "pricing"            # price_table: the upstream's prices for operators
     INVOICES = "invoices"          # list_invoices / invoice_pdf: the reseller's invoices
+    RELAY = "relay"                # SMTP relay accounts (the provider's own relay_* methods)
 
 
 class AccountStatus(str, enum.Enum):

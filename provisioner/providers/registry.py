@@ -15,6 +15,8 @@ PROVIDERS: dict[str, str] = {
     "sandbox": "provisioner.providers.sandbox:SandboxProvider",
     "resellerclub": "provisioner.providers.resellerclub:ResellerClubProvider",
     "polarismail": "provisioner.providers.polarismail:PolarisMailProvider",
+    "mailboxorg": "provisioner.providers.mailboxorg:MailboxOrgProvider",
+    "qboxmail": "provisioner.providers.qboxmail:QboxmailProvider",
 }
 
 

@@ -15,6 +15,8 @@ SIMULATORS: dict[str, str] = {
     "sandbox": "provisioner.simulators.sandbox:create_app",
     "resellerclub": "provisioner.simulators.resellerclub:create_app",
     "polarismail": "provisioner.simulators.polarismail:create_app",
+    "mailboxorg": "provisioner.simulators.mailboxorg:create_app",
+    "qboxmail": "provisioner.simulators.qboxmail:create_app",
 }
 
 #: factory options a simulator reads from the environment when not given
@@ -22,6 +24,8 @@ ENV_OPTIONS: dict[str, dict[str, str]] = {
     "sandbox": {"api_key": "SANDBOX_API_KEY"},
     "resellerclub": {"auth_userid": "RESELLERCLUB_AUTH_USERID", "api_key": "RESELLERCLUB_API_KEY"},
     "polarismail": {"username": "POLARISMAIL_USERNAME", "password": "POLARISMAIL_PASSWORD"},
+    "mailboxorg": {"username": "MAILBOXORG_USER", "password": "MAILBOXORG_PASSWORD"},
+    "qboxmail": {"api_token": "QBOXMAIL_API_TOKEN"},
 }
 
 
