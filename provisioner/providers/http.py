@@ -94,13 +94,21 @@ class Masker:
         for secret in secrets:
             self.add(secret)
 
+    @staticmethod
+    def _variants(secret: str) -> set[str]:
+        return {secret, quote(secret, safe=""), quote_plus(secret), jsonlib.dumps(secret)[1:-1]}
+
     def add(self, secret: str | None) -> None:
         if not secret:
             return
-        s = str(secret)
-        variants = {s, quote(s, safe=""), quote_plus(s), jsonlib.dumps(s)[1:-1]}
         # longest first, so a secret containing another is replaced whole
-        self._values = sorted(set(self._values) | variants, key=len, reverse=True)
+        self._values = sorted(set(self._values) | self._variants(str(secret)), key=len, reverse=True)
+
+    def discard(self, secret: str | None) -> None:
+        """Stop masking a secret that can no longer appear (an expired session token)."""
+        if secret:
+            gone = self._variants(str(secret))
+            self._values = [value for value in self._values if value not in gone]
 
     def text(self, text: str) -> str:
         for value in self._values:
@@ -302,8 +310,10 @@ class HttpClient:
         return session
 
     # --- lifecycle -----------------------------------------------------------------
-    def add_secret(self, value: str | None) -> None:
-        """Mask ``value`` in every later log line and error (e.g. a session token)."""
+    def add_secret(self, value: str | None, *, replaces: str | None = None) -> None:
+        """Mask ``value`` in every later log line and error (e.g. a session token);
+        ``replaces`` is one that can no longer appear, so the list stays short."""
+        self.masker.discard(replaces)
         self.masker.add(value)
 
     def close(self) -> None:

@@ -53,7 +53,7 @@ from .errors import (
     Unavailable,
     ValidationError,
 )
-from .http import HttpClient, Masker
+from .http import HttpClient
 
 log = logging.getLogger("provisioner.upstream.polarismail")
 
@@ -330,10 +330,11 @@ class PolarisMailProvider(Provider):
 
     def _mask_token(self, token: str) -> None:
         """Mask ``token`` wherever it would be logged. Tokens are renewed every few minutes
-        for the life of the process, so only the latest few are kept (HttpClient.add_secret
-        would keep them all and slow down every log line)."""
+        for the life of the process, so only the latest few stay masked (a late answer
+        may still carry one of them); older ones are dropped to keep log lines fast."""
+        oldest = self._recent_tokens[0] if len(self._recent_tokens) == MASKED_TOKENS else None
         self._recent_tokens.append(token)
-        self.http.masker = Masker([self._password, *self._recent_tokens])
+        self.http.add_secret(token, replaces=oldest)
 
     def _current_token(self, rejected: str | None = None) -> str:
         """The shared token; a new one if it is too old or ``rejected`` is the current one."""

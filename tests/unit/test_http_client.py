@@ -391,3 +391,12 @@ def test_metrics_count_every_attempt_by_outcome(upstream):
     assert REGISTRY.get_sample_value(
         "provisioner_upstream_call_seconds_count",
         {"provider": "metrics", "action": "get_account"}) == before_n + 3
+
+
+def test_a_replaced_secret_is_no_longer_masked_but_the_new_one_is():
+    client = HttpClient("p", "http://127.0.0.1:9", secrets=["static-pass-1"])
+    client.add_secret("token-old-123")
+    client.add_secret("token-new-456", replaces="token-old-123")
+    masked = client.masker.text("static-pass-1 token-old-123 token-new-456")
+    assert "static-pass-1" not in masked and "token-new-456" not in masked
+    assert "token-old-123" in masked
