@@ -231,6 +231,33 @@ def jobs_retry(job_id: str) -> None:
     click.echo(f"job {job_id} queued again")
 
 
+# --- reconcile ----------------------------------------------------------------
+@main.command(help="One reconcile pass now: due dates, upstream terms, drift, orphans, usage.")
+@click.option("--dry-run", is_flag=True, help="report what the pass would do, change nothing")
+@click.option("--at", "at", default=None, metavar="ISO8601",
+              help="judge due dates as if it were this instant (e.g. 2027-01-05T00:00:00Z)")
+def reconcile(dry_run: bool, at: str | None) -> None:
+    import datetime as dt
+
+    from .reconcile import run_pass
+    instant = None
+    if at:
+        try:
+            instant = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
+        except ValueError:
+            raise click.BadParameter(f"not an ISO 8601 instant: {at!r}", param_hint="--at") from None
+        if instant.tzinfo is None:
+            instant = instant.replace(tzinfo=dt.timezone.utc)
+    runtime = _runtime()
+    try:
+        run = run_pass(runtime, at=instant, dry_run=dry_run, trigger="cli")
+    finally:
+        runtime.close()
+    click.echo(json.dumps({"id": run.id, "state": run.state, **run.report}, indent=2))
+    if run.state != "finished":
+        sys.exit(1)
+
+
 # --- pricing ------------------------------------------------------------------
 @main.command(help="Print an upstream's price table: cost, your price and margin per cell.")
 @click.argument("name")

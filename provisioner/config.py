@@ -55,6 +55,14 @@ class Settings:
     # wait on the customer publishing a DNS record).
     job_pending_timeout: float = 7 * 24 * 3600.0
     worker_poll_interval: float = 0.5
+    # Scheduler: seconds between reconcile passes, accounts per upstream list call,
+    # seconds between callback deliveries; where callbacks go and the secret signing them.
+    reconcile_interval: float = 900.0
+    reconcile_page_size: int = 100
+    notify_interval: float = 5.0
+    notify_max_attempts: int = 12
+    callback_url: str = ""
+    callback_secret: str = ""
     log_level: str = "INFO"
     dev: bool = False
     #: instance/.env merged under the process environment: what ${ENV} references
@@ -74,6 +82,12 @@ class Settings:
         "job_lease_seconds": "PROVISIONER_JOB_LEASE_SECONDS",
         "job_pending_timeout": "PROVISIONER_JOB_PENDING_TIMEOUT",
         "worker_poll_interval": "PROVISIONER_WORKER_POLL_INTERVAL",
+        "reconcile_interval": "PROVISIONER_RECONCILE_INTERVAL",
+        "reconcile_page_size": "PROVISIONER_RECONCILE_PAGE_SIZE",
+        "notify_interval": "PROVISIONER_NOTIFY_INTERVAL",
+        "notify_max_attempts": "PROVISIONER_NOTIFY_MAX_ATTEMPTS",
+        "callback_url": "PROVISIONER_CALLBACK_URL",
+        "callback_secret": "PROVISIONER_CALLBACK_SECRET",
         "log_level": "PROVISIONER_LOG_LEVEL",
     }
 

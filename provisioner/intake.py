@@ -23,7 +23,7 @@ from . import events as ev
 from . import jobs
 from .db import utcnow
 from .lifecycle import apply_event
-from .models import DesiredStatus, Event, Job, JobState, Service
+from .models import DesiredStatus, Event, Job, JobState, Service, SuspendedBy
 from .products import OptionError, compute_limits, downgrade_violations
 from .runtime import Runtime
 from .secrets import body_digest
@@ -167,6 +167,11 @@ def _store(runtime: Runtime, session, webhook_id: str, digest: str, event: dict)
             and event["type"] not in (ev.CREATE, ev.TERMINATE)):
         raise HookError(409, "service_terminated",
                         f"Service {body['id']!r} is terminated; only service.create can bring it back.")
+    if (event["type"] == ev.UNSUSPEND and service.desired_status == DesiredStatus.SUSPENDED
+            and service.suspended_by == SuspendedBy.OPERATOR):
+        raise HookError(409, "suspended_by_operator",
+                        f"Service {body['id']!r} was suspended by an operator "
+                        f"({service.suspend_reason or 'no reason given'}); only an operator can lift it.")
     product, limits = _limits_for(runtime, event, service)
 
     occurred_at: dt.datetime = event["occurred_at"]

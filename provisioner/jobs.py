@@ -19,6 +19,7 @@ import logging
 import random
 import uuid
 from dataclasses import dataclass
+from typing import Callable
 
 from sqlalchemy import and_, exists, select, update
 from sqlalchemy.orm import Session, aliased
@@ -135,9 +136,15 @@ def _open_attempt(session: Session, job: Job) -> JobAttempt | None:
     ).scalar_one_or_none()
 
 
+OnFailed = Callable[[Session, Job], None]
+
+
 def finish(db: Database, claim_: Claim, outcome: Outcome, *, backoff_base: float,
-           backoff_cap: float, pending_timeout: float, rng: random.Random | None = None) -> str | None:
-    """Record an attempt's outcome; returns the job's new state, or None if the lease was lost."""
+           backoff_cap: float, pending_timeout: float, rng: random.Random | None = None,
+           on_failed: OnFailed | None = None) -> str | None:
+    """Record an attempt's outcome; returns the job's new state, or None if the lease was lost.
+
+    ``on_failed(session, job)`` runs in the same transaction when the job fails for good."""
     now = utcnow()
     with db.transaction() as session:
         job = session.get(Job, claim_.job_id, with_for_update=True)
@@ -170,6 +177,8 @@ def finish(db: Database, claim_: Claim, outcome: Outcome, *, backoff_base: float
         elif kind == "failed":
             job.state = JobState.FAILED
             job.finished_at = now
+            if on_failed:
+                on_failed(session, job)
         elif kind == "pending":
             # Waiting for the upstream does not use up the job's attempts. Polls slow
             # down as the wait grows: activation may wait on the customer's DNS for days.
@@ -222,7 +231,7 @@ def purge_unrevealed(db: Database, now: dt.datetime | None = None) -> int:
         return result.rowcount
 
 
-def sweep_expired(db: Database, now: dt.datetime | None = None) -> int:
+def sweep_expired(db: Database, now: dt.datetime | None = None, on_failed: OnFailed | None = None) -> int:
     """Hand jobs whose lease expired (their worker died) back to the queue."""
     now = now or utcnow()
     query = select(Job).where(Job.state == JobState.RUNNING, Job.lease_expires_at < now)
@@ -245,6 +254,8 @@ def sweep_expired(db: Database, now: dt.datetime | None = None) -> int:
                 job.finished_at = now
                 if job.reveal_once:
                     job.reveal_until = now + dt.timedelta(seconds=REVEAL_SECONDS)
+                if on_failed:
+                    on_failed(session, job)
             else:
                 job.state = JobState.RETRYING
                 job.run_after = now

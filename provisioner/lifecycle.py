@@ -15,7 +15,7 @@ from typing import Any
 
 from . import events as ev
 from .db import utcnow
-from .models import DesiredStatus, Service
+from .models import DesiredStatus, Service, SuspendedBy
 from .products import Product
 from .providers.base import AccountSpec, AccountStatus, Capability, ClientInfo, Provider, UpstreamAccount
 from .providers.errors import NotFound
@@ -24,8 +24,32 @@ from .secrets import SecretBox
 log = logging.getLogger("provisioner.lifecycle")
 
 DEFAULT_SUSPEND_REASON = "Suspended by the billing system"
+OVERDUE_REASON = "Overdue"
 CLIENT_DETAILS = ("email", "first_name", "last_name", "company", "country", "address", "city",
                   "state", "postcode", "phone", "language")
+
+
+def suspend(service: Service, by: str, reason: str, at: dt.datetime) -> None:
+    service.desired_status = DesiredStatus.SUSPENDED
+    service.suspend_reason = reason[:255]
+    service.suspended_by = by
+    service.suspended_at = at
+
+
+def lift_suspension(service: Service) -> None:
+    service.desired_status = DesiredStatus.ACTIVE
+    service.suspend_reason = service.suspended_by = service.suspended_at = None
+
+
+def is_overdue_suspension(service: Service) -> bool:
+    """Suspended for non-payment: by our scheduler, or by billing saying so
+    (WHMCS: "Overdue on Payment"). Only these are lifted by a renewal."""
+    if service.desired_status != DesiredStatus.SUSPENDED:
+        return False
+    if service.suspended_by == SuspendedBy.SCHEDULER:
+        return True
+    return (service.suspended_by == SuspendedBy.BILLING
+            and "overdue" in (service.suspend_reason or "").lower())
 
 
 def apply_event(service: Service | None, event: dict, product: Product | None,
@@ -63,11 +87,13 @@ def apply_event(service: Service | None, event: dict, product: Product | None,
         service.observed = {}
         service.usage = {}
     elif kind == ev.SUSPEND:
-        service.desired_status = DesiredStatus.SUSPENDED
-        service.suspend_reason = (body.get("suspend_reason") or DEFAULT_SUSPEND_REASON)[:255]
+        suspend(service, SuspendedBy.BILLING, body.get("suspend_reason") or DEFAULT_SUSPEND_REASON,
+                event["occurred_at"])
     elif kind == ev.UNSUSPEND:
-        service.desired_status = DesiredStatus.ACTIVE
-        service.suspend_reason = None
+        # The caller refuses this for an operator's suspension (see intake).
+        lift_suspension(service)
+    elif kind == ev.RENEW and is_overdue_suspension(service):
+        lift_suspension(service)
     elif kind == ev.TERMINATE:
         service.desired_status = DesiredStatus.TERMINATED
         service.pending_password = None
@@ -110,12 +136,19 @@ def account_spec(service: Service, password: str | None = None) -> AccountSpec:
     )
 
 
+def _belongs_to(account: UpstreamAccount, service: Service) -> bool:
+    """Upstreams may reuse the id of a deleted account for someone else's."""
+    if account.external_id is not None and account.external_id != service.id:
+        return False
+    return not account.domain or account.domain.lower() == (service.domain or "").lower()
+
+
 def _locate(provider: Provider, service: Service, spec: AccountSpec) -> UpstreamAccount | None:
     """The live upstream account of this service: by the stored id, else by look-up."""
     if service.upstream_id:
         try:
             account = provider.get_account(service.upstream_id)
-            if account.status != AccountStatus.DELETED:
+            if account.status != AccountStatus.DELETED and _belongs_to(account, service):
                 return account
         except NotFound:
             pass

@@ -11,7 +11,8 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (JSON, BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text,
+                        UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .db import Base, UTCDateTime, utcnow
@@ -25,6 +26,12 @@ class DesiredStatus:
     ACTIVE = "active"
     SUSPENDED = "suspended"
     TERMINATED = "terminated"
+
+
+class SuspendedBy:
+    BILLING = "billing"        # a service.suspend event
+    SCHEDULER = "scheduler"    # overdue past the product's grace days
+    OPERATOR = "operator"      # the admin API; only an operator lifts it
 
 
 class JobState:
@@ -58,6 +65,10 @@ class Service(Base):
 
     desired_status: Mapped[str] = mapped_column(String(16), index=True)
     suspend_reason: Mapped[str | None] = mapped_column(String(255))
+    # Who suspended it (SuspendedBy) and when: a renewal lifts only an overdue
+    # suspension, and the scheduler terminates only services overdue long enough.
+    suspended_by: Mapped[str | None] = mapped_column(String(16))
+    suspended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     limits: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # Fernet token of a password waiting to be applied upstream; erased once applied.
     pending_password: Mapped[str | None] = mapped_column(Text)
@@ -68,6 +79,7 @@ class Service(Base):
     observed_status: Mapped[str | None] = mapped_column(String(16), index=True)
     observed: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     usage: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    usage_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     converged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -152,3 +164,49 @@ class ApiKey(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class TickClaim(Base):
+    """One run of a scheduler tick: whoever inserts (task, slot) first runs it."""
+    __tablename__ = "tick_claims"
+    __table_args__ = (UniqueConstraint("task", "slot"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task: Mapped[str] = mapped_column(String(64))
+    slot: Mapped[int] = mapped_column(BigInteger)  # the tick's time slot: epoch seconds // interval
+    worker: Mapped[str] = mapped_column(String(128))
+    claimed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(255))
+
+
+class ReconcileRun(Base):
+    """One reconcile pass and its report."""
+    __tablename__ = "reconcile_runs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    trigger: Mapped[str] = mapped_column(String(32))  # schedule | api | cli
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)  # the instant due dates were judged at
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str] = mapped_column(String(16))  # running | finished | failed
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Notification(Base):
+    """A signed callback to the billing system, delivered with retries."""
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_due", "state", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    type: Mapped[str] = mapped_column(String(64), index=True)
+    service_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -1,23 +1,75 @@
-"""APScheduler 3 ticks run by every worker process.
+"""APScheduler 3 ticks run by every worker process, each run once across the fleet.
 
-Each process schedules its ticks in memory (APScheduler 3 cannot share a job
-store between processes). The lease sweep is safe to run everywhere at once:
-it only touches rows whose lease expired, under SKIP LOCKED on PostgreSQL.
+APScheduler 3 cannot share a job store between processes, so every worker
+schedules every tick in memory; a gated tick first inserts a unique
+(task, time slot) row, and only the worker whose insert wins runs it. A tick
+that dies mid-run is simply run again in the next slot by whoever wins that.
+Housekeeping that is safe everywhere at once (the lease sweep, purging unread
+secrets, delivering notifications under SKIP LOCKED) is not gated.
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import os
+import socket
+from typing import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 
 from . import jobs
+from .db import Database, utcnow
+from .models import TickClaim
 from .runtime import Runtime
 
 log = logging.getLogger("provisioner.scheduler")
 
 
+def tick_slot(now: dt.datetime, interval: float) -> int:
+    return int(now.timestamp() // interval)
+
+
+def claim_tick(db: Database, task: str, interval: float, worker: str,
+               now: dt.datetime | None = None) -> int | None:
+    """Claim this slot of ``task``; the claim's id, or None if another worker has it."""
+    now = now or utcnow()
+    try:
+        with db.transaction() as session:
+            claim = TickClaim(task=task, slot=tick_slot(now, interval), worker=worker, claimed_at=now)
+            session.add(claim)
+            session.flush()
+            return claim.id
+    except IntegrityError:
+        return None
+
+
+def finish_tick(db: Database, claim_id: int, outcome: str) -> None:
+    with db.transaction() as session:
+        session.execute(update(TickClaim).where(TickClaim.id == claim_id)
+                        .values(finished_at=utcnow(), outcome=outcome[:255]))
+
+
+def run_gated(runtime: Runtime, task: str, interval: float, fn: Callable[[], str | None],
+              worker: str | None = None, now: dt.datetime | None = None) -> bool:
+    """Run ``fn`` if this worker wins the current slot of ``task``; True if it ran."""
+    worker = worker or f"{socket.gethostname()}:{os.getpid()}"
+    claim_id = claim_tick(runtime.db, task, interval, worker, now)
+    if claim_id is None:
+        return False
+    try:
+        outcome = fn() or "ok"
+    except Exception as exc:
+        log.exception("tick %s failed", task)
+        outcome = f"error: {type(exc).__name__}"
+    finish_tick(runtime.db, claim_id, outcome)
+    return True
+
+
 def sweep_tick(runtime: Runtime) -> None:
-    rescued = jobs.sweep_expired(runtime.db)
+    from .worker import notify_failed
+    rescued = jobs.sweep_expired(runtime.db, on_failed=lambda session, job: notify_failed(runtime, session, job))
     if rescued:
         log.warning("lease sweep: %d job(s) handed back to the queue", rescued)
 
@@ -28,11 +80,32 @@ def purge_tick(runtime: Runtime) -> None:
         log.info("one-time secrets of %d job(s) were never read and have been erased", purged)
 
 
+def reconcile_tick(runtime: Runtime) -> None:
+    from .reconcile import run_pass
+    interval = runtime.settings.reconcile_interval
+
+    def one_pass() -> str:
+        run = run_pass(runtime, trigger="schedule")
+        return f"run {run.id}: {run.state}"
+
+    run_gated(runtime, "reconcile", interval, one_pass)
+
+
+def notify_tick(runtime: Runtime) -> None:
+    from .notifications import deliver_due
+    deliver_due(runtime)
+
+
 def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
+    settings = runtime.settings
     scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
-    interval = max(1.0, runtime.settings.job_lease_seconds / 3)
-    scheduler.add_job(sweep_tick, "interval", seconds=interval, args=[runtime], id="lease-sweep",
-                      name="rescue jobs whose worker died")
+    scheduler.add_job(sweep_tick, "interval", seconds=max(1.0, settings.job_lease_seconds / 3),
+                      args=[runtime], id="lease-sweep", name="rescue jobs whose worker died")
     scheduler.add_job(purge_tick, "interval", seconds=60, args=[runtime], id="secret-purge",
                       name="erase one-time secrets nobody read")
+    # Checked every tenth of its interval so a slot missed by one worker is taken by another.
+    scheduler.add_job(reconcile_tick, "interval", seconds=max(1.0, settings.reconcile_interval / 10),
+                      args=[runtime], id="reconcile", name="expiry, suspension, renewals, drift and usage")
+    scheduler.add_job(notify_tick, "interval", seconds=settings.notify_interval, args=[runtime],
+                      id="notify", name="deliver callbacks to the billing system")
     return scheduler

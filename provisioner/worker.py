@@ -19,6 +19,7 @@ from .jobs import Claim, Outcome
 from .lifecycle import converge, record_observation
 from .metrics import JOB_DURATION
 from .models import Service
+from .notifications import notify
 from .providers.errors import Pending, ProviderError
 from .runtime import Runtime
 
@@ -59,6 +60,13 @@ def execute(runtime: Runtime, claim: Claim) -> Outcome:
         return Outcome("retry", code, message, f"{type(exc).__name__}")
 
 
+def notify_failed(runtime: Runtime, session, job) -> None:
+    """Tell the billing system a job failed for good (same transaction as the failure)."""
+    notify(session, runtime, "job.failed", job.service_id,
+           {"job_id": job.id, "reason": job.reason, "attempts": job.attempts,
+            "error": {"code": job.error_code, "message": job.error_message}})
+
+
 def _pending_poll(runtime: Runtime) -> float:
     return min(30.0, max(0.2, runtime.settings.job_backoff_base))
 
@@ -92,7 +100,8 @@ class Worker:
                 self._active.pop(claim.job_id, None)
         JOB_DURATION.observe(time.monotonic() - started)
         jobs.finish(self.runtime.db, claim, outcome, backoff_base=settings.job_backoff_base,
-                    backoff_cap=settings.job_backoff_cap, pending_timeout=settings.job_pending_timeout)
+                    backoff_cap=settings.job_backoff_cap, pending_timeout=settings.job_pending_timeout,
+                    on_failed=lambda session, job: notify_failed(self.runtime, session, job))
         return True
 
     def drain(self, timeout: float = 30.0) -> int:

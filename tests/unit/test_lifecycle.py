@@ -234,3 +234,15 @@ def test_service_row_defaults(box):
     assert isinstance(service, Service)
     assert service.client_id == "77" and service.product_key == "p" and service.upstream == "fake"
     assert service.next_due_date == dt.date(2026, 12, 21)
+
+
+def test_a_stored_id_reused_upstream_for_another_service_is_not_adopted(box):
+    provider = FakeProvider()
+    service = apply_event(None, event(ev.CREATE), PRODUCT, {"mailboxes": 1}, box)
+    step(provider, service, box)
+    provider.accounts.clear()                       # the upstream lost everything...
+    other = AccountSpec("2000", "other.example", None, {"mailboxes": 1}, paid_until=dt.date(2026, 12, 21))
+    provider._ids = itertools.count(1)
+    provider.create_account(other)                  # ...and gave our old id to someone else
+    assert step(provider, service, box) == ["create"]
+    assert service.upstream_id == "a2" and provider.accounts["a1"].external_id == "2000"

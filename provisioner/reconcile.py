@@ -1,0 +1,275 @@
+"""A reconcile pass: due dates, upstream terms, drift, orphans and usage.
+
+``run_pass`` judges every service at one instant (``at``, now by default; an
+operator's what-if or a test passes another) and, unless ``dry_run``, acts:
+
+- **due dates** (per the product's lifecycle policy): an active service whose
+  ``next_due_date`` plus ``suspend_grace_days`` has passed is suspended as
+  overdue; one suspended as overdue for ``terminate_after_days`` is terminated,
+  or listed for an operator when the product says terminations need one;
+- **upstream terms**: a service whose upstream term ends before its paid-until
+  date is converged (the converge step renews, never past what is paid);
+- **drift**: each upstream's accounts are read page by page (never one call
+  per service) and compared with desired state; drifted or missing ones get a
+  converge job; accounts nobody owns are reported as orphans, never deleted;
+- **usage**: what each listed account uses is stored on its service.
+
+Every change goes through the same path as billing events: desired state
+moves, a converge job is queued, and the billing system is notified.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from . import jobs
+from .db import utcnow
+from .lifecycle import OVERDUE_REASON, is_overdue_suspension, suspend
+from .models import DesiredStatus, Job, JobState, ReconcileRun, Service, SuspendedBy
+from .notifications import notify
+from .products import Product
+from .providers.base import AccountStatus, Capability, UpstreamAccount
+from .providers.errors import ProviderError
+from .runtime import Runtime
+
+log = logging.getLogger("provisioner.reconcile")
+
+# Kinds of finding, as counted in the report.
+SUSPEND_OVERDUE = "suspend_overdue"
+TERMINATE_OVERDUE = "terminate_overdue"
+AWAITING_OPERATOR = "awaiting_operator_termination"
+TERM_BEHIND = "upstream_expiry_before_paid_until"
+DRIFT_STATUS = "drift_status"
+DRIFT_LIMITS = "drift_limits"
+DRIFT_MISSING = "drift_missing"
+ORPHAN = "orphan"
+DRIFT_KINDS = (DRIFT_STATUS, DRIFT_LIMITS, DRIFT_MISSING)
+
+
+@dataclass
+class Report:
+    at: dt.datetime
+    dry_run: bool
+    services: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    orphans: list[dict[str, Any]] = field(default_factory=list)
+    calls: Counter = field(default_factory=Counter)
+    jobs_queued: int = 0
+    usage_updated: int = 0
+    errors: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def add(self, kind: str, service_id: str) -> None:
+        if service_id not in self.services[kind]:
+            self.services[kind].append(service_id)
+
+    def as_dict(self) -> dict[str, Any]:
+        counts = {kind: len(ids) for kind, ids in self.services.items()}
+        if self.orphans:
+            counts[ORPHAN] = len(self.orphans)
+        return {
+            "at": self.at.isoformat(), "dry_run": self.dry_run, "counts": counts,
+            "services": {kind: sorted(ids) for kind, ids in self.services.items()},
+            "orphans": self.orphans, "calls": dict(self.calls), "jobs_queued": self.jobs_queued,
+            "usage_updated": self.usage_updated, "errors": self.errors,
+            "duration_s": round(time.monotonic() - self.started, 3),
+        }
+
+
+def _queue_converge(session, runtime: Runtime, service_id: str, reason: str, report: Report) -> None:
+    """A converge job, unless one is already waiting to run for this service."""
+    waiting = session.execute(select(Job.id).where(
+        Job.service_id == service_id, Job.state.in_(JobState.RUNNABLE)).limit(1)).first()
+    if waiting is None:
+        jobs.enqueue(session, service_id, reason=reason, max_attempts=runtime.settings.job_max_attempts)
+        report.jobs_queued += 1
+
+
+# --- due dates ---------------------------------------------------------------------------
+
+def _due_findings(service: Service, product: Product, at: dt.datetime) -> str | None:
+    policy = product.lifecycle
+    if (service.desired_status == DesiredStatus.ACTIVE and service.next_due_date is not None
+            and service.next_due_date + dt.timedelta(days=policy.suspend_grace_days) < at.date()):
+        return SUSPEND_OVERDUE
+    if (is_overdue_suspension(service) and service.suspended_at is not None
+            and service.suspended_at + dt.timedelta(days=policy.terminate_after_days) <= at):
+        return AWAITING_OPERATOR if policy.terminate_requires_operator else TERMINATE_OVERDUE
+    return None
+
+
+def _apply_due(runtime: Runtime, service_id: str, kind: str, at: dt.datetime, report: Report) -> None:
+    """Act on a due-date finding, re-checking it under the service's row lock."""
+    with runtime.db.transaction() as session:
+        service = session.get(Service, service_id, with_for_update=True)
+        product = runtime.catalog.products.get(service.product_key)
+        if product is None or _due_findings(service, product, at) != kind:
+            return  # an event changed it meanwhile
+        if kind == SUSPEND_OVERDUE:
+            suspend(service, SuspendedBy.SCHEDULER, OVERDUE_REASON, at)
+            notify(session, runtime, "service.suspended", service.id,
+                   {"reason": OVERDUE_REASON, "next_due_date": service.next_due_date.isoformat()})
+        else:
+            service.desired_status = DesiredStatus.TERMINATED
+            service.pending_password = None
+            notify(session, runtime, "service.terminated", service.id,
+                   {"reason": f"{OVERDUE_REASON} for {product.lifecycle.terminate_after_days} days"})
+        _queue_converge(session, runtime, service.id, f"reconcile:{kind}", report)
+
+
+def check_due_dates(runtime: Runtime, services: list[Service], at: dt.datetime, report: Report) -> None:
+    for service in services:
+        product = runtime.catalog.products.get(service.product_key)
+        if product is None:
+            report.errors.append(f"service {service.id}: product {service.product_key!r} is no longer configured")
+            continue
+        kind = _due_findings(service, product, at)
+        if kind is None:
+            continue
+        report.add(kind, service.id)
+        if not report.dry_run and kind != AWAITING_OPERATOR:
+            _apply_due(runtime, service.id, kind, at, report)
+
+
+# --- drift, orphans, usage, terms ----------------------------------------------------------
+
+def _drift(service: Service, account: UpstreamAccount, compare_limits: bool) -> list[str]:
+    if account.status == AccountStatus.PENDING:
+        return []  # still being set up: a job is (or was) on it
+    kinds = []
+    desired = service.desired_status
+    if account.status == AccountStatus.DELETED:
+        if desired != DesiredStatus.TERMINATED:
+            kinds.append(DRIFT_MISSING)
+        return kinds
+    if ((desired == DesiredStatus.ACTIVE and account.status != AccountStatus.ACTIVE)
+            or (desired == DesiredStatus.SUSPENDED and account.status != AccountStatus.SUSPENDED)
+            or desired == DesiredStatus.TERMINATED):
+        kinds.append(DRIFT_STATUS)
+    if compare_limits and desired != DesiredStatus.TERMINATED and any(
+            key in account.limits and account.limits[key] != value
+            for key, value in (service.limits or {}).items()):
+        kinds.append(DRIFT_LIMITS)
+    return kinds
+
+
+def _list_everything(runtime: Runtime, upstream: str, report: Report):
+    provider = runtime.provider(upstream)
+    page, per_page = 1, runtime.settings.reconcile_page_size
+    while True:
+        batch = provider.list_accounts(page=page, per_page=per_page)
+        report.calls[upstream] += 1
+        yield from batch.items
+        if not batch.has_more or not batch.items:
+            return
+        page += 1
+
+
+def check_upstream(runtime: Runtime, upstream: str, services: list[Service], at: dt.datetime,
+                   report: Report) -> None:
+    provider = runtime.provider(upstream)
+    if not provider.supports(Capability.BULK_LIST):
+        report.errors.append(f"upstream {upstream}: no bulk listing, drift not checked")
+        return
+    ours = {s.upstream_id: s for s in services if s.upstream_id}
+    seen: set[str] = set()
+    drifted: dict[str, list[str]] = {}
+    usage: dict[str, dict[str, int]] = {}
+    compare_limits = provider.supports(Capability.LIMITS)
+    terms = provider.supports(Capability.TERMS)
+    try:
+        for account in _list_everything(runtime, upstream, report):
+            service = ours.get(account.id)
+            if service is None:
+                if account.status != AccountStatus.DELETED:
+                    report.orphans.append({"upstream": upstream, "id": account.id, "domain": account.domain,
+                                           "status": account.status.value})
+                continue
+            seen.add(account.id)
+            kinds = _drift(service, account, compare_limits)
+            if (terms and service.desired_status != DesiredStatus.TERMINATED and account.paid_until
+                    and service.next_due_date and account.paid_until < service.next_due_date):
+                kinds.append(TERM_BEHIND)
+            for kind in kinds:
+                report.add(kind, service.id)
+            if kinds:
+                drifted[service.id] = kinds
+            if account.status != AccountStatus.DELETED:
+                usage[service.id] = account.usage.as_dict()
+    except ProviderError as exc:
+        report.errors.append(f"upstream {upstream}: listing failed ({exc.code}); drift not judged")
+        return
+    with runtime.db.read() as session:
+        queued = set(session.execute(select(Job.service_id).where(
+            Job.state.in_((*JobState.RUNNABLE, JobState.RUNNING)))).scalars())
+    for service in services:
+        live = service.desired_status != DesiredStatus.TERMINATED
+        # Gone upstream, or never created (its create job failed) and nothing queued to fix it.
+        gone = service.upstream_id and service.upstream_id not in seen
+        never = not service.upstream_id and service.id not in queued
+        if live and (gone or never):
+            report.add(DRIFT_MISSING, service.id)
+            drifted[service.id] = [DRIFT_MISSING]
+    if report.dry_run:
+        return
+    with runtime.db.transaction() as session:
+        for service_id, kinds in drifted.items():
+            _queue_converge(session, runtime, service_id, "reconcile:drift", report)
+            if any(kind in DRIFT_KINDS for kind in kinds):
+                notify(session, runtime, "service.drift", service_id, {"kinds": kinds})
+        for service_id, used in usage.items():
+            service = session.get(Service, service_id)
+            service.usage = used
+            service.usage_at = at
+            report.usage_updated += 1
+
+
+# --- the pass --------------------------------------------------------------------------------
+
+def evaluate(runtime: Runtime, at: dt.datetime, dry_run: bool) -> Report:
+    report = Report(at=at, dry_run=dry_run)
+    with runtime.db.read() as session:
+        services = list(session.execute(select(Service)).scalars())
+    check_due_dates(runtime, services, at, report)
+    by_upstream: dict[str, list[Service]] = defaultdict(list)
+    for service in services:
+        by_upstream[service.upstream].append(service)
+    for upstream in sorted(runtime.catalog.upstreams):
+        # Re-read: the due-date step may just have changed some of them.
+        with runtime.db.read() as session:
+            current = list(session.execute(select(Service).where(Service.upstream == upstream)).scalars())
+        try:
+            check_upstream(runtime, upstream, current, at, report)
+        except ProviderError as exc:
+            report.errors.append(f"upstream {upstream}: {exc.code}")
+    return report
+
+
+def run_pass(runtime: Runtime, *, at: dt.datetime | None = None, dry_run: bool = False,
+             trigger: str = "cli", run_id: str | None = None) -> ReconcileRun:
+    """Run one pass and store its report; ``run_id`` continues a run created by the API."""
+    at = at or utcnow()
+    with runtime.db.transaction() as session:
+        run = session.get(ReconcileRun, run_id) if run_id else None
+        if run is None:
+            run = ReconcileRun(trigger=trigger, at=at, dry_run=dry_run, state="running", started_at=utcnow())
+            session.add(run)
+            session.flush()
+        run_id = run.id
+    try:
+        report = evaluate(runtime, at, dry_run).as_dict()
+        state = "finished"
+    except Exception as exc:
+        log.exception("reconcile run %s failed", run_id)
+        report, state = {"errors": [f"the pass failed: {type(exc).__name__}"]}, "failed"
+    with runtime.db.transaction() as session:
+        run = session.get(ReconcileRun, run_id)
+        run.state, run.report, run.finished_at = state, report, utcnow()
+    log.info("reconcile run %s (%s%s): %s", run_id, trigger, ", dry run" if dry_run else "",
+             report.get("counts", report.get("errors")))
+    return run
