@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Sequence
 
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, and_, false, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from . import jobs
 from .db import Database, utcnow
-from .models import ApiKey, Event, Job, JobState, Service
+from .lifecycle import lift_suspension, suspend
+from .models import (ApiKey, DesiredStatus, Event, Job, JobState, Notification, ReconcileRun, Service,
+                     SuspendedBy)
 from .products import Catalog
 from .providers.errors import ProviderError
 from .runtime import Runtime
@@ -78,7 +81,8 @@ def touch_api_key(db: Database, key: ApiKey, now: dt.datetime | None = None) -> 
 
 # --- services --------------------------------------------------------------------------------
 
-def list_services(session: Session, query: dict[str, Any]) -> Page:
+def list_services(session: Session, query: dict[str, Any], catalog: Catalog | None = None,
+                  now: dt.datetime | None = None) -> Page:
     stmt = select(Service).order_by(Service.created_at, Service.id)
     if "domain" in query:
         stmt = stmt.where(Service.domain == query["domain"].lower())
@@ -96,6 +100,10 @@ def list_services(session: Session, query: dict[str, Any]) -> Page:
         stmt = stmt.where(Service.next_due_date < query["expires_before"])
     if "expires_after" in query:
         stmt = stmt.where(Service.next_due_date > query["expires_after"])
+    if "awaiting_termination" in query:
+        awaiting = awaiting_termination(catalog, now or utcnow())
+        stmt = stmt.where(Service.id.in_(awaiting) if query["awaiting_termination"]
+                          else Service.id.not_in(awaiting))
     return _paginate(session, stmt, query["page"], query["per_page"])
 
 
@@ -202,3 +210,163 @@ def check_upstream(runtime: Runtime, name: str) -> dict[str, Any]:
         return {"ok": False, "error": {"code": "internal_error",
                                        "message": "The connection test failed with an internal error."}}
     return {"ok": True}
+
+
+# --- scheduler: awaiting termination, usage, operator suspensions, reconcile runs, callbacks ----
+
+def awaiting_termination(catalog: Catalog | None, now: dt.datetime) -> Select:
+    """Ids of services suspended as overdue for their product's ``terminate_after_days``
+    whose product leaves termination to an operator (the reconcile report's
+    ``awaiting_operator_termination``, as a query)."""
+    products = catalog.products.values() if catalog is not None else ()
+    due = [and_(Service.product_key == product.id,
+                Service.suspended_at <= now - dt.timedelta(days=product.lifecycle.terminate_after_days))
+           for product in products if product.lifecycle.terminate_requires_operator]
+    # lifecycle.is_overdue_suspension in SQL
+    overdue = or_(Service.suspended_by == SuspendedBy.SCHEDULER,
+                  and_(Service.suspended_by == SuspendedBy.BILLING,
+                       func.lower(func.coalesce(Service.suspend_reason, "")).contains("overdue")))
+    return select(Service.id).where(Service.desired_status == DesiredStatus.SUSPENDED, overdue,
+                                    or_(false(), *due))
+
+
+@dataclass
+class UsageRecord:
+    service_id: str
+    usage: dict[str, Any]
+    limits: dict[str, Any]
+    #: when the usage was last read upstream: a reconcile pass, or a converge job
+    #: that saw the account (it refreshes usage too)
+    collected_at: dt.datetime | None
+
+
+def usage_record(service: Service) -> UsageRecord:
+    read_at = [service.usage_at]
+    if service.observed:  # the last converge saw the account and stored its usage
+        read_at.append(service.converged_at)
+    known = [t for t in read_at if t is not None]
+    return UsageRecord(service.id, dict(service.usage or {}), dict(service.limits or {}),
+                       max(known) if known else None)
+
+
+def _service(session: Session, service_id: str, *, for_update: bool = False) -> Service:
+    service = session.get(Service, service_id, with_for_update=for_update or None)
+    if service is None:
+        raise ApiError(404, "service_not_found", f"No service with id {service_id!r}.")
+    return service
+
+
+def get_usage(session: Session, service_id: str) -> UsageRecord:
+    return usage_record(_service(session, service_id))
+
+
+def list_usage(session: Session, query: dict[str, Any]) -> Page:
+    """Every service's usage (a billing system's daily usage update), oldest service first."""
+    stmt = select(Service).order_by(Service.created_at, Service.id)
+    if "upstream" in query:
+        stmt = stmt.where(Service.upstream == query["upstream"])
+    if "product_id" in query:
+        stmt = stmt.where(Service.billing_product_id == query["product_id"])
+    if "client_id" in query:
+        stmt = stmt.where(Service.client_id == query["client_id"])
+    if "status" in query:
+        stmt = stmt.where(Service.desired_status.in_(query["status"]))
+    page = _paginate(session, stmt, query["page"], query["per_page"])
+    page.items = [usage_record(service) for service in page.items]
+    return page
+
+
+def _operator_job(session: Session, service: Service, action: str, max_attempts: int) -> Job:
+    job = jobs.enqueue(session, service.id, reason=f"operator:{action}", max_attempts=max_attempts)
+    job.attempt_log = []  # a new job has none (and the answer lists them)
+    session.flush()
+    return job
+
+
+def _live_service(session: Session, service_id: str) -> Service:
+    service = _service(session, service_id, for_update=True)
+    if service.desired_status == DesiredStatus.TERMINATED:
+        raise ApiError(409, "service_terminated",
+                       f"Service {service_id!r} is terminated; only service.create can bring it back.")
+    return service
+
+
+def operator_suspend(session: Session, service_id: str, reason: str, *, max_attempts: int,
+                     now: dt.datetime | None = None) -> Job:
+    """Suspend as an operator (only an operator lifts it) and queue the converge job."""
+    service = _live_service(session, service_id)
+    suspend(service, SuspendedBy.OPERATOR, reason, now or utcnow())
+    return _operator_job(session, service, "suspend", max_attempts)
+
+
+def operator_unsuspend(session: Session, service_id: str, *, max_attempts: int) -> Job:
+    """Lift any suspension (operator, billing or overdue) and queue the converge job."""
+    service = _live_service(session, service_id)
+    lift_suspension(service)
+    return _operator_job(session, service, "unsuspend", max_attempts)
+
+
+def start_reconcile_run(session: Session, *, at: dt.datetime, dry_run: bool) -> ReconcileRun:
+    """The row of an API-started pass, ``running`` until ``run_reconcile_in_background`` ends it."""
+    run = ReconcileRun(trigger="api", at=at, dry_run=dry_run, state="running", started_at=utcnow(), report={})
+    session.add(run)
+    session.flush()
+    return run
+
+
+def run_reconcile_in_background(runtime: Runtime, run_id: str, *, at: dt.datetime,
+                                dry_run: bool) -> threading.Thread:
+    """Run the pass of ``start_reconcile_run`` in a thread of this process."""
+    from .reconcile import run_pass
+
+    def target() -> None:
+        try:
+            run_pass(runtime, at=at, dry_run=dry_run, trigger="api", run_id=run_id)
+        except Exception as exc:  # run_pass records its own failures; this is the database failing
+            log.exception("reconcile run %s could not be run or recorded", run_id)
+            try:
+                with runtime.db.transaction() as session:
+                    run = session.get(ReconcileRun, run_id)
+                    if run is not None and run.state == "running":
+                        run.state, run.finished_at = "failed", utcnow()
+                        run.report = {"errors": [f"the pass failed: {type(exc).__name__}"]}
+            except Exception:
+                log.exception("reconcile run %s: could not record the failure", run_id)
+
+    thread = threading.Thread(target=target, name=f"reconcile-{run_id[:8]}", daemon=True)
+    thread.start()
+    return thread
+
+
+def list_reconcile_runs(session: Session, query: dict[str, Any]) -> Page:
+    stmt = select(ReconcileRun).order_by(ReconcileRun.started_at.desc(), ReconcileRun.id.desc())
+    if "state" in query:
+        stmt = stmt.where(ReconcileRun.state.in_(query["state"]))
+    if "trigger" in query:
+        stmt = stmt.where(ReconcileRun.trigger.in_(query["trigger"]))
+    return _paginate(session, stmt, query["page"], query["per_page"])
+
+
+def get_reconcile_run(session: Session, run_id: str) -> ReconcileRun:
+    run = session.get(ReconcileRun, run_id)
+    if run is None:
+        raise ApiError(404, "reconcile_run_not_found", f"No reconcile run with id {run_id!r}.")
+    return run
+
+
+def list_notifications(session: Session, query: dict[str, Any]) -> Page:
+    stmt = select(Notification).order_by(Notification.created_at.desc(), Notification.id.desc())
+    if "state" in query:
+        stmt = stmt.where(Notification.state.in_(query["state"]))
+    if "type" in query:
+        stmt = stmt.where(Notification.type.in_(query["type"]))
+    if "service_id" in query:
+        stmt = stmt.where(Notification.service_id == query["service_id"])
+    return _paginate(session, stmt, query["page"], query["per_page"])
+
+
+def get_notification(session: Session, notification_id: str) -> Notification:
+    notification = session.get(Notification, notification_id)
+    if notification is None:
+        raise ApiError(404, "notification_not_found", f"No notification with id {notification_id!r}.")
+    return notification

@@ -53,7 +53,7 @@ def run_dev(host: str, port: int) -> None:
         # The environment may override a credential; simulator and product use the same one.
         options = {option: os.environ.setdefault(var, value)
                    for option, (var, value) in sim.credentials.items()}
-        server = SimulatorServer(create_simulator_app(name, **options), port=sim.port)
+        server = SimulatorServer(create_simulator_app(name, **sim.options, **options), port=sim.port)
         server.start()
         servers.append((name, server))
         # Products read the simulator's URL from this variable (see upstreams.yaml).

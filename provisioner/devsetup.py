@@ -29,6 +29,8 @@ class DevSimulator:
     #: simulator option -> (variable upstreams.yaml reads it from, value used in dev).
     #: These are the simulators' own throwaway credentials, never a real upstream's.
     credentials: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: other simulator options for a lifelike demo (e.g. activation delays)
+    options: dict[str, object] = field(default_factory=dict)
 
 
 DEV_SIMULATORS: dict[str, DevSimulator] = {
@@ -47,7 +49,7 @@ DEV_SIMULATORS: dict[str, DevSimulator] = {
     }),
     "qboxmail": DevSimulator(8705, "QBOXMAIL_URL", {
         "api_token": ("QBOXMAIL_API_TOKEN", "dev-qboxmail-token"),
-    }),
+    }, options={"verification_delay": 20.0}),  # new domains verify their DNS after 20 s
 }
 
 

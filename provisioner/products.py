@@ -245,6 +245,10 @@ _NOUNS = {
     "enhanced_mailboxes": ("enhanced mailbox", "enhanced mailboxes"),
     "aliases": ("alias", "aliases"),
     "distribution_lists": ("distribution list", "distribution lists"),
+    "light_mailboxes": ("Light mailbox", "Light mailboxes"),
+    "standard_mailboxes": ("Standard mailbox", "Standard mailboxes"),
+    "premium_mailboxes": ("Premium mailbox", "Premium mailboxes"),
+    "mailing_lists": ("mailing list", "mailing lists"),
 }
 
 
@@ -256,7 +260,8 @@ def downgrade_violations(product: Product, new_limits: Mapping[str, Any],
     """
     violations: dict[str, str] = {}
     for name in product.limits:
-        if name not in COUNTED_LIMITS:
+        # Providers report usage under their own counted limits too (plan tiers).
+        if name not in COUNTED_LIMITS and name not in usage:
             continue
         limit, used = new_limits.get(name), usage.get(name)
         if not isinstance(limit, int) or isinstance(limit, bool) or used is None:

@@ -9,15 +9,19 @@ answers are serialised by them, inside the read transaction.
 """
 from __future__ import annotations
 
+import csv
+import io
 import logging
+import re
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from marshmallow import Schema, ValidationError
 
 from .. import admin, apikeys
+from ..db import utcnow
 from ..events import flatten_errors
 from ..providers.base import Capability
-from ..providers.errors import ProviderError
+from ..providers.errors import NotFound, ProviderError
 from . import current_runtime, openapi
 from .hooks import reveal_secrets
 from . import schemas as sch
@@ -84,7 +88,8 @@ def _read():
 def list_services():
     query = _query(sch.ServiceQuery)
     with _read() as session:
-        return jsonify(sch.ServicePageSchema().dump(admin.list_services(session, query)))
+        page = admin.list_services(session, query, current_runtime().catalog)
+        return jsonify(sch.ServicePageSchema().dump(page))
 
 
 @bp.get("/services/<service_id>")
@@ -165,11 +170,167 @@ def upstream_pricing(name: str):
     return jsonify(sch.PriceTableSchema().dump({"upstream": name, "provider": provider.kind, "items": rows}))
 
 
+# --- upstream invoices (extension) -----------------------------------------------------------
+
+def _from_invoicing_upstream(name: str, call):
+    """``call(provider)`` for an upstream whose provider has invoices, with its errors as answers."""
+    runtime = current_runtime()
+    if name not in runtime.catalog.upstreams:
+        raise ApiError(404, "upstream_not_found", f"No upstream named {name!r} is configured.")
+    try:
+        provider = runtime.provider(name)
+        if not provider.supports(Capability.INVOICES):
+            raise ApiError(409, "not_supported", f"Upstream {name!r} ({provider.kind}) has no invoices.")
+        return call(provider)
+    except NotFound:
+        raise ApiError(404, "invoice_not_found", f"Upstream {name!r} has no such invoice.") from None
+    except ProviderError as exc:
+        log.warning("upstream %s: invoices failed: %s (%s)", name, exc.code, exc.message)
+        raise ApiError(502, exc.code, exc.safe_message) from None
+
+
+def _download_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "invoice"
+
+
+def _csv_cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    text = str(value)
+    # A spreadsheet would run a cell starting with these as a formula.
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+@bp.get("/upstreams/<name>/invoices")
+def upstream_invoices(name: str):
+    query = _query(sch.PageQuery)
+    invoices = _from_invoicing_upstream(name, lambda provider: provider.list_invoices())
+    start = (query["page"] - 1) * query["per_page"]
+    page = admin.Page(invoices[start:start + query["per_page"]], query["page"], query["per_page"], len(invoices))
+    return jsonify(sch.InvoicePageSchema().dump(page))
+
+
+@bp.get("/upstreams/<name>/invoices.csv")
+def upstream_invoices_csv(name: str):
+    invoices = _from_invoicing_upstream(name, lambda provider: provider.list_invoices())
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(sch.INVOICE_CSV_COLUMNS)
+    for row in sch.InvoiceSchema(many=True).dump(invoices):
+        writer.writerow([_csv_cell(row[column]) for column in sch.INVOICE_CSV_COLUMNS])
+    return Response(out.getvalue(), mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="{_download_name(name)}-invoices.csv"',
+        "Cache-Control": "private, no-store"})
+
+
+@bp.get("/upstreams/<name>/invoices/<invoice_id>.pdf")
+def upstream_invoice_pdf(name: str, invoice_id: str):
+    pdf = _from_invoicing_upstream(name, lambda provider: provider.invoice_pdf(invoice_id))
+    return Response(pdf, mimetype="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="{_download_name(invoice_id)}.pdf"',
+        "Cache-Control": "private, no-store"})
+
+
 @bp.get("/products")
 def list_products():
     query = _query(sch.PageQuery)
     page = admin.list_products(current_runtime().catalog, query["page"], query["per_page"])
     return jsonify(sch.ProductPageSchema().dump(page))
+
+
+# --- scheduler: reconcile runs, usage, operator suspensions, callbacks --------------------------
+
+def _body(schema: type[Schema]) -> dict:
+    """A JSON object body validated by ``schema``; no body at all counts as ``{}``."""
+    if not request.get_data(cache=True).strip():
+        data = {}
+    else:
+        data = request.get_json(force=True, silent=True)
+        if not isinstance(data, dict):
+            raise ApiError(400, "malformed_json", "The body must be a JSON object.")
+    try:
+        return schema().load(data)
+    except ValidationError as exc:
+        problems = flatten_errors(exc.messages)
+        raise ApiError(400, "invalid_body", f"Invalid field(s): {', '.join(sorted(problems))}.",
+                       problems) from None
+
+
+@bp.post("/reconcile")
+def start_reconcile():
+    body = _body(sch.ReconcileRequestSchema)
+    runtime = current_runtime()
+    at = body["at"] or utcnow()
+    with runtime.db.transaction() as session:
+        run = admin.start_reconcile_run(session, at=at, dry_run=body["dry_run"])
+        run_id, answer = run.id, sch.ReconcileRunDetailSchema().dump(run)
+    admin.run_reconcile_in_background(runtime, run_id, at=at, dry_run=body["dry_run"])
+    log.info("reconcile run %s started by API key %s", run_id, g.api_key.prefix)
+    return jsonify(answer), 202, {"Location": f"/api/v1/reconcile/runs/{run_id}"}
+
+
+@bp.get("/reconcile/runs")
+def list_reconcile_runs():
+    query = _query(sch.ReconcileRunQuery)
+    with _read() as session:
+        return jsonify(sch.ReconcileRunPageSchema().dump(admin.list_reconcile_runs(session, query)))
+
+
+@bp.get("/reconcile/runs/<run_id>")
+def get_reconcile_run(run_id: str):
+    with _read() as session:
+        return jsonify(sch.ReconcileRunDetailSchema().dump(admin.get_reconcile_run(session, run_id)))
+
+
+@bp.get("/services/<service_id>/usage")
+def service_usage(service_id: str):
+    with _read() as session:
+        return jsonify(sch.UsageSchema().dump(admin.get_usage(session, service_id)))
+
+
+@bp.get("/usage")
+def list_usage():
+    query = _query(sch.UsageQuery)
+    with _read() as session:
+        return jsonify(sch.UsagePageSchema().dump(admin.list_usage(session, query)))
+
+
+def _operator_action(service_id: str, action: str, reason: str | None = None):
+    runtime = current_runtime()
+    max_attempts = runtime.settings.job_max_attempts
+    with runtime.db.transaction() as session:
+        if action == "suspend":
+            job = admin.operator_suspend(session, service_id, reason, max_attempts=max_attempts)
+        else:
+            job = admin.operator_unsuspend(session, service_id, max_attempts=max_attempts)
+        body = sch.JobDetailSchema().dump(job)
+    log.info("service %s: %s by API key %s (job %s)", service_id, action, g.api_key.prefix, body["id"])
+    return jsonify(body), 202, {"Location": f"/api/v1/jobs/{body['id']}"}
+
+
+@bp.post("/services/<service_id>/suspend")
+def suspend_service(service_id: str):
+    return _operator_action(service_id, "suspend", _body(sch.SuspendRequestSchema)["reason"])
+
+
+@bp.post("/services/<service_id>/unsuspend")
+def unsuspend_service(service_id: str):
+    return _operator_action(service_id, "unsuspend")
+
+
+@bp.get("/notifications")
+def list_notifications():
+    query = _query(sch.NotificationQuery)
+    with _read() as session:
+        return jsonify(sch.NotificationPageSchema().dump(admin.list_notifications(session, query)))
+
+
+@bp.get("/notifications/<notification_id>")
+def get_notification(notification_id: str):
+    with _read() as session:
+        return jsonify(sch.NotificationDetailSchema().dump(admin.get_notification(session, notification_id)))
 
 
 @docs_bp.get("/api/openapi.json")

@@ -33,7 +33,9 @@ Billing lifecycle hooks in, converged e-mail upstreams out.
 * Extensions beyond the contract: `GET /api/v1/upstreams`, `GET /api/v1/products`,
   `GET /api/v1/events/{event_id}`, the `observed_status` and `upstream` filters of
   services, the `outcome` filter of events, comma-separated values for the `status`,
-  `observed_status`, `state`, `type` and `outcome` filters.
+  `observed_status`, `state`, `type` and `outcome` filters; the scheduler's
+  `GET /api/v1/reconcile/runs`, usage (`/api/v1/usage`, `/api/v1/services/{service_id}/usage`),
+  operator suspensions and `GET /api/v1/notifications` (callbacks to the billing system).
 * Every error answers `{"error": {"code", "message", "fields"?}}`.
 """
 
@@ -137,10 +139,101 @@ def _admin_paths() -> dict[str, dict]:
             parameters=[_path("name", "Upstream name of upstreams.yaml.")],
             description="Read live from the upstream (ResellerClub: products/reseller-price.json "
                         "for the cost, products/customer-price.json for the price).")},
+        **_invoice_paths(),
+        **_scheduler_paths(),
         "/api/v1/products": {"get": _admin(
             "Configured products: billing product ids, upstream, limit specs (extension)",
             {"200": _ok(sch.ProductPageSchema), "400": "BadRequest"},
             parameters=[_query(sch.PageQuery)])},
+    }
+
+
+def _invoice_paths() -> dict[str, dict]:
+    """The reseller's invoices at an upstream whose provider has them (extension)."""
+    name = _path("name", "Upstream name of upstreams.yaml.")
+    errors = {"404": _error_ref("No such upstream (`upstream_not_found`) or invoice (`invoice_not_found`)."),
+              "409": _error_ref("The upstream's provider has no invoices (`not_supported`)."),
+              "502": _error_ref("The upstream could not be asked; `code` names the error.")}
+    read_live = "Read live from the upstream (mailbox.org: account.invoice.list of every customer account)."
+    return {
+        "/api/v1/upstreams/{name}/invoices": {"get": _admin(
+            "An upstream's invoices, newest first (extension)",
+            {"200": _ok(sch.InvoicePageSchema), "400": "BadRequest", **errors},
+            parameters=[name, _query(sch.PageQuery)], description=read_live)},
+        "/api/v1/upstreams/{name}/invoices.csv": {"get": _admin(
+            "An upstream's invoices as CSV (extension)",
+            {"200": {"description": "A `text/csv` attachment with the header row "
+                                    + ", ".join(sch.INVOICE_CSV_COLUMNS) + ", newest first.",
+                     "content": {"text/csv": {"schema": {"type": "string"}}}}, **errors},
+            parameters=[name], description=read_live)},
+        "/api/v1/upstreams/{name}/invoices/{invoice_id}.pdf": {"get": _admin(
+            "One invoice as PDF (extension)",
+            {"200": {"description": "The invoice, an `application/pdf` attachment.",
+                     "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}},
+             **errors},
+            parameters=[name, _path("invoice_id", "The invoice's `id` from the invoice list.")])},
+    }
+
+
+def _scheduler_paths() -> dict[str, dict]:
+    """Reconcile runs, usage, operator suspensions and callbacks to billing (issue 5)."""
+    service_id = _path("service_id", "The billing service id.")
+    run_location = {"Location": {"description": "The run's URL in the admin API.", "schema": {"type": "string"}}}
+
+    def body(schema, required: bool) -> dict:
+        return {"required": required, "content": {JSON: {"schema": schema}}}
+
+    def operator(summary: str, description: str, request: dict | None = None) -> dict:
+        op = _admin(summary, {"202": _ok(sch.JobDetailSchema, "Desired state moved; the converge job is queued.",
+                                          LOCATION),
+                              "400": "BadRequest", "404": "NotFound",
+                              "409": _error_ref("The service is terminated (`service_terminated`).")},
+                    parameters=[service_id], write=True, description=description)
+        if request:
+            op["requestBody"] = request
+        return op
+
+    return {
+        "/api/v1/reconcile": {"post": {**_admin(
+            "Start a reconcile pass in the background",
+            {"202": _ok(sch.ReconcileRunDetailSchema, "Started; poll the run until it is not `running`.",
+                        run_location), "400": "BadRequest"},
+            write=True,
+            description="Due dates, upstream terms, drift, orphans and usage, as the scheduled pass. "
+                        "`dry_run` reports without acting; `at` judges due dates at another instant. "
+                        "The body is optional."),
+            "requestBody": body(sch.ReconcileRequestSchema, False)}},
+        "/api/v1/reconcile/runs": {"get": _admin(
+            "List reconcile runs (scheduled, API and CLI)",
+            {"200": _ok(sch.ReconcileRunPageSchema), "400": "BadRequest"},
+            parameters=[_query(sch.ReconcileRunQuery)], description="Newest first.")},
+        "/api/v1/reconcile/runs/{run_id}": {"get": _admin(
+            "One reconcile run with its report",
+            {"200": _ok(sch.ReconcileRunDetailSchema), "404": "NotFound"},
+            parameters=[_path("run_id", "The run id.")])},
+        "/api/v1/services/{service_id}/usage": {"get": _admin(
+            "A service's usage as last read upstream, with its limits",
+            {"200": _ok(sch.UsageSchema), "404": "NotFound"}, parameters=[service_id])},
+        "/api/v1/usage": {"get": _admin(
+            "Every service's usage (a billing system's daily usage update)",
+            {"200": _ok(sch.UsagePageSchema), "400": "BadRequest"},
+            parameters=[_query(sch.UsageQuery)], description="Oldest service first. Filters combine with AND.")},
+        "/api/v1/services/{service_id}/suspend": {"post": operator(
+            "Suspend a service as an operator",
+            "Only an operator lifts it: a billing `service.unsuspend` answers 409 "
+            "`suspended_by_operator`, a renewal leaves it, and the scheduler does not terminate it.",
+            body(sch.SuspendRequestSchema, True))},
+        "/api/v1/services/{service_id}/unsuspend": {"post": operator(
+            "Lift a service's suspension (any: operator, billing or overdue)",
+            "An overdue service is suspended again by the next reconcile pass unless billing renews it.")},
+        "/api/v1/notifications": {"get": _admin(
+            "List callbacks to the billing system and their delivery",
+            {"200": _ok(sch.NotificationPageSchema), "400": "BadRequest"},
+            parameters=[_query(sch.NotificationQuery)], description="Newest first.")},
+        "/api/v1/notifications/{notification_id}": {"get": _admin(
+            "One callback with its payload",
+            {"200": _ok(sch.NotificationDetailSchema), "404": "NotFound"},
+            parameters=[_path("notification_id", "The notification id (its webhook-id).")])},
     }
 
 
@@ -226,10 +319,22 @@ COMPONENT_SCHEMAS = {
     "UpstreamTest": sch.UpstreamTestSchema,
     "PriceRow": sch.PriceRowSchema,
     "PriceTable": sch.PriceTableSchema,
+    "Invoice": sch.InvoiceSchema,
+    "InvoicePage": sch.InvoicePageSchema,
     "LimitSpec": sch.LimitSpecSchema,
     "Lifecycle": sch.LifecycleSchema,
     "Product": sch.ProductSchema,
     "ProductPage": sch.ProductPageSchema,
+    "ReconcileRequest": sch.ReconcileRequestSchema,
+    "ReconcileRun": sch.ReconcileRunSchema,
+    "ReconcileRunDetail": sch.ReconcileRunDetailSchema,
+    "ReconcileRunPage": sch.ReconcileRunPageSchema,
+    "Usage": sch.UsageSchema,
+    "UsagePage": sch.UsagePageSchema,
+    "SuspendRequest": sch.SuspendRequestSchema,
+    "Notification": sch.NotificationSchema,
+    "NotificationDetail": sch.NotificationDetailSchema,
+    "NotificationPage": sch.NotificationPageSchema,
     "Health": sch.HealthSchema,
     # The hook body under names of its own: its Service and Client are not the admin API's.
     "HookService": ev.ServiceSchema,

@@ -7,6 +7,7 @@ pending password, a lease token) never reaches an answer.
 """
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_dump, validate
@@ -79,6 +80,9 @@ class ServiceQuery(PageQuery):
                                                "(YYYY-MM-DD, exclusive)."))
     expires_after = fields.Date(metadata=_doc("Only services whose next due date is after this date "
                                               "(YYYY-MM-DD, exclusive)."))
+    awaiting_termination = fields.Boolean(metadata=_doc(
+        "true: only services suspended as overdue for their product's terminate_after_days whose "
+        "product leaves termination to an operator; false: all others (extension)."))
 
 
 class JobQuery(PageQuery):
@@ -411,3 +415,139 @@ class PriceTableSchema(Out):
     items = fields.List(fields.Nested(PriceRowSchema), metadata=_doc(
         "One row per product, account range, action and tenure, as the upstream reports them "
         "(in its currency)."))
+
+
+# --- upstream invoices (extension) -------------------------------------------------------
+
+#: columns of GET /api/v1/upstreams/{name}/invoices.csv, in order
+INVOICE_CSV_COLUMNS = ("id", "date", "amount", "currency", "status", "customer", "description")
+
+
+@_always
+class InvoiceSchema(Out):
+    id = fields.String(metadata=_doc("The upstream's invoice number; the PDF is "
+                                     "/api/v1/upstreams/{name}/invoices/{id}.pdf."))
+    date = fields.Date(allow_none=True, metadata=_doc("Invoice date (YYYY-MM-DD); null if unknown."))
+    amount = fields.Float(allow_none=True, metadata=_doc("Total in `currency`; null if the upstream "
+                                                         "does not report it."))
+    currency = fields.String(metadata=_doc("Currency code; empty if the upstream does not report it."))
+    status = fields.String(metadata=_doc("As the upstream reports it, e.g. paid or open."))
+    customer = fields.String(metadata=_doc("The upstream account the invoice bills (mailbox.org: the "
+                                           "customer account, e.g. prov-1042)."))
+    description = fields.String()
+
+
+InvoicePageSchema = page_schema("InvoicePageSchema", InvoiceSchema)
+
+
+# --- scheduler: reconcile runs, usage, operator suspensions, callbacks (issue 5) ----------------
+
+RUN_STATES = ("running", "finished", "failed")
+RUN_TRIGGERS = ("schedule", "api", "cli")
+NOTIFICATION_STATES = ("pending", "delivered", "failed")
+NOTIFICATION_TYPES = ("job.failed", "service.suspended", "service.terminated", "service.drift")
+
+
+class ReconcileRunQuery(PageQuery):
+    state = CsvChoice(RUN_STATES, metadata=_doc("Run state."))
+    trigger = CsvChoice(RUN_TRIGGERS, metadata=_doc("What started the run."))
+
+
+class UsageQuery(PageQuery):
+    upstream = Text(validate=validate.Length(max=128), metadata=_doc("Upstream name."))
+    product_id = Text(validate=validate.Length(max=64), metadata=_doc("Billing product id."))
+    client_id = Text(validate=validate.Length(max=64), metadata=_doc("Billing client id."))
+    status = CsvChoice((DesiredStatus.ACTIVE, DesiredStatus.SUSPENDED, DesiredStatus.TERMINATED),
+                       metadata=_doc("Desired status."))
+
+
+class NotificationQuery(PageQuery):
+    state = CsvChoice(NOTIFICATION_STATES, metadata=_doc("Delivery state."))
+    type = CsvChoice(NOTIFICATION_TYPES, metadata=_doc("Callback type."))
+    service_id = Text(validate=validate.Length(max=64), metadata=_doc("Billing service id."))
+
+
+class ReconcileRequestSchema(Schema):
+    """Body of POST /api/v1/reconcile (optional; ``{}`` or no body runs a real pass now)."""
+
+    class Meta:
+        unknown = RAISE
+
+    dry_run = fields.Boolean(load_default=False, metadata=_doc("Report what the pass would do; change nothing."))
+    at = fields.AwareDateTime(load_default=None, allow_none=True, default_timezone=dt.timezone.utc,
+                              metadata=_doc("Judge due dates as if it were this instant (ISO 8601; UTC "
+                                            "when no offset is given). Default: now."))
+
+
+class SuspendRequestSchema(Schema):
+    """Body of POST /api/v1/services/{id}/suspend."""
+
+    class Meta:
+        unknown = RAISE
+
+    reason = Text(required=True, validate=validate.Length(max=255), metadata=_doc(
+        "Why; kept as the service's suspend reason and sent upstream where the upstream keeps one."))
+
+
+@_always
+class ReconcileRunSchema(Out):
+    id = fields.String()
+    trigger = fields.String(validate=validate.OneOf(RUN_TRIGGERS))
+    state = fields.String(validate=validate.OneOf(RUN_STATES))
+    at = fields.DateTime(metadata=_doc("The instant due dates were judged at."))
+    dry_run = fields.Boolean()
+    started_at = fields.DateTime()
+    finished_at = fields.DateTime(allow_none=True)
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata=_doc(
+        "Findings by kind (suspend_overdue, terminate_overdue, awaiting_operator_termination, "
+        "upstream_expiry_before_paid_until, drift_status, drift_limits, drift_missing, orphan); "
+        "empty while running or when nothing was found."))
+
+    def adapt(self, run):
+        return _With(run, counts=dict((run.report or {}).get("counts") or {}))
+
+
+@_always
+class ReconcileRunDetailSchema(ReconcileRunSchema):
+    report = fields.Dict(metadata=_doc(
+        "at, dry_run, counts, services (ids by kind), orphans, calls (list calls per upstream), "
+        "jobs_queued, usage_updated, errors, duration_s; {} while running."))
+
+
+@_always
+class UsageSchema(Out):
+    service_id = fields.String()
+    usage = fields.Dict(metadata=_doc("mailboxes, enhanced_mailboxes, aliases, distribution_lists, "
+                                      "storage_mb as the upstream last reported them; {} before the first."))
+    limits = fields.Dict(metadata=_doc("The service's desired limits."))
+    collected_at = fields.DateTime(allow_none=True, metadata=_doc(
+        "When the usage was read upstream (a reconcile pass or a converge job); null if never."))
+
+
+@_always
+class NotificationSchema(Out):
+    id = fields.String(metadata=_doc("Also the webhook-id of every delivery attempt."))
+    type = fields.String(metadata=_doc(", ".join(NOTIFICATION_TYPES) + "."))
+    service_id = fields.String(allow_none=True)
+    state = fields.String(validate=validate.OneOf(NOTIFICATION_STATES))
+    attempts = fields.Integer(metadata=_doc("Delivery attempts made so far."))
+    last_status = fields.Integer(allow_none=True, metadata=_doc(
+        "HTTP status of the last attempt; null if none was made or the URL could not be reached."))
+    last_error = fields.String(allow_none=True, metadata=_doc("Why the last attempt failed."))
+    next_attempt_at = fields.DateTime(allow_none=True, metadata=_doc("Null once delivered or given up."))
+    created_at = fields.DateTime()
+    delivered_at = fields.DateTime(allow_none=True)
+
+    def adapt(self, notification):
+        pending = notification.state == "pending"
+        return _With(notification, next_attempt_at=notification.next_attempt_at if pending else None)
+
+
+@_always
+class NotificationDetailSchema(NotificationSchema):
+    payload = fields.Dict(metadata=_doc("The signed body: {type, id, occurred_at, service_id, data}."))
+
+
+ReconcileRunPageSchema = page_schema("ReconcileRunPageSchema", ReconcileRunSchema)
+UsagePageSchema = page_schema("UsagePageSchema", UsageSchema)
+NotificationPageSchema = page_schema("NotificationPageSchema", NotificationSchema)

@@ -663,3 +663,12 @@ def test_downgrade_wording_for_the_other_counted_limits():
 def test_module_has_no_import_time_state():
     # Loading twice from different dirs must not leak between calls.
     assert products.check_configs(SHIPPED, {}) == products.check_configs(SHIPPED, {})
+
+
+def test_downgrade_checks_provider_counted_limits_found_in_usage():
+    tiers = Product(id="t", billing_product_ids=["1"], upstream="u", limits={
+        "premium_mailboxes": LimitSpec("premium_mailboxes", option="Premium", default=0),
+        "mailbox_quota_gb": LimitSpec("mailbox_quota_gb", option="Quota", default=5)})
+    assert downgrade_violations(tiers, {"premium_mailboxes": 1, "mailbox_quota_gb": 1},
+                                {"premium_mailboxes": 3, "storage_mb": 9000}) == {
+        "premium_mailboxes": "3 Premium mailboxes are in use, above the new limit of 1"}

@@ -34,9 +34,9 @@ class Target:
 
 def _discover() -> dict[str, Target]:
     targets = {}
+    # Keyed by module, so one provider kind may have several targets (product kinds).
     for module in pkgutil.iter_modules(__path__):
-        target = importlib.import_module(f"{__name__}.{module.name}").TARGET
-        targets[target.kind] = target
+        targets[module.name] = importlib.import_module(f"{__name__}.{module.name}").TARGET
     return targets
 
 

@@ -1,0 +1,897 @@
+"""Simulator of the mailbox.org Business (reseller) API (docs/providers/mailboxorg.md).
+
+JSON-RPC 2.0, always ``POST /v1/`` (``/v1`` too): ``{"jsonrpc": "2.0", "id", "method",
+"params"}`` in, ``{"jsonrpc": "2.0", "id", "result"}`` or ``{..., "error": {"code",
+"message"}}`` out, with HTTP 200 either way. ``auth {user, pass}`` opens a session
+(``{"session", "level"}``) that every other call sends in the header ``HPLS-AUTH``; it
+expires ``session_ttl`` seconds after its last use (20 minutes, as the real API).
+An unknown or expired session answers error 253 "This Auth-ID is invalid"; bad
+credentials error 2 "Access denied" (both documented). The other error codes are this
+simulator's own (the real ones are not published): the adapter reads their messages.
+
+The reseller's customer accounts (``account.*``) carry the seed's plan restrictions:
+``tarifflimits`` (how many mailboxes of each plan, light / standard / premium),
+``max_mailinglist`` and the account ``plan`` (the service package). ``mail.add`` /
+``mail.set`` and ``mailinglist.add`` enforce them. Each account gets a few invoices
+(``account.invoice.list`` / ``account.invoice.get``: a real PDF, gzip-compressed and
+base64-encoded). State lives in memory in a :class:`MailboxOrgSimulator`.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import gzip
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from flask import Flask, Response, jsonify, request
+
+from .control import ControlError, SimulatorBase, UnknownAccount, install
+
+API_PATHS = ("/v1/", "/v1")
+PLANS = ("light", "standard", "premium")                 # mailbox plans (mail.add plan)
+#: account plans: the documented ones and the seed's service packages (unverified spellings)
+ACCOUNT_PLANS = ("basic", "profi", "profixl", "reseller", "silver", "gold", "platinum")
+ACCOUNT_STATUSES = ("aktiv", "nopop", "disabled", "deleted")
+#: mail storage a plan includes, GB (unverified: mailbox.org's public price list)
+PLAN_MAIL_GB = {"light": 2, "standard": 10, "premium": 50}
+#: what the simulated invoices charge per month (EUR, invented for the simulator)
+PLAN_PRICES = {"light": 1.0, "standard": 3.0, "premium": 9.0}
+PACKAGE_PRICES = {"reseller": 0.0, "silver": 10.0, "gold": 25.0, "platinum": 50.0}
+INVOICES_PER_ACCOUNT = 3
+
+# Error codes. 2 and 253 are documented; JSON-RPC's own codes are standard; the rest
+# are this simulator's (the real API's are unpublished).
+ACCESS_DENIED, INVALID_SESSION = 2, 253
+NOT_FOUND, EXISTS, LIMIT_REACHED, NOT_ALLOWED = 1001, 1002, 1003, 1004
+PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR = (
+    -32700, -32600, -32601, -32602, -32603)
+RATE_LIMITED = -32000
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+_DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_LOCAL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9._+-]{0,62}[a-z0-9_+-])?$")
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MIN_PASSWORD = 8
+
+
+class RpcError(Exception):
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, 1000)
+    return f"pbkdf2_sha256$1000${salt.hex()}${digest.hex()}"
+
+
+def check_password(stored: str, password: str) -> bool:
+    _, rounds, salt, digest = stored.split("$")
+    candidate = hashlib.pbkdf2_hmac("sha256", password.encode(), bytes.fromhex(salt), int(rounds))
+    return hmac.compare_digest(candidate.hex(), digest)
+
+
+def _flag(value: bool) -> str:
+    return "1" if value else "0"
+
+
+# --- invoices: a real, minimal PDF ------------------------------------------------------
+
+def _pdf_text(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+
+def minimal_pdf(lines: list[str]) -> bytes:
+    """A one-page PDF 1.4 showing ``lines`` (Helvetica), with a correct xref table."""
+    content = "BT /F1 12 Tf 72 770 Td 16 TL " + " ".join(f"({_pdf_text(line)}) '" for line in lines) + " ET"
+    stream = content.encode("latin-1", "replace")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+def pack_invoice(pdf: bytes) -> str:
+    """How account.invoice.get ships a PDF: gzip-compressed, then base64."""
+    return base64.b64encode(gzip.compress(pdf, mtime=0)).decode()
+
+
+# --- the data ------------------------------------------------------------------------
+
+@dataclass
+class Mailbox:
+    mail: str
+    password_hash: str = field(repr=False)
+    plan: str
+    first_name: str = ""
+    last_name: str = ""
+    active: bool = True
+    inboxsave: bool = True
+    forwards: list[str] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)
+    additional_mail_quota: int = 0          # GB on top of the plan's
+    memo: str = ""
+    language: str = "en_US"
+    creation_date: str = ""
+
+    def record(self) -> dict[str, Any]:
+        """One entry of mail.list / the answer of mail.get (field names as public clients read them)."""
+        return {"mail": self.mail, "domain": self.mail.partition("@")[2], "plan": self.plan,
+                "type": "inbox", "first_name": self.first_name, "last_name": self.last_name,
+                "status": "active" if self.active else "inactive", "active": _flag(self.active),
+                "inboxsave": _flag(self.inboxsave), "forwards": list(self.forwards),
+                "aliases": list(self.aliases), "additional_mail_quota": str(self.additional_mail_quota),
+                "additional_cloud_quota": "0", "memo": self.memo, "language": self.language,
+                "creation_date": self.creation_date, "plansavailable": list(PLANS)}
+
+
+@dataclass
+class MailingList:
+    mailinglist: str
+    password_hash: str = field(repr=False)
+    adminmail: str = ""
+    members: list[str] = field(default_factory=list)    # unverified: see the docs
+
+    def record(self) -> dict[str, Any]:
+        return {"mailinglist": self.mailinglist, "adminmail": self.adminmail, "members": list(self.members)}
+
+
+@dataclass
+class Domain:
+    name: str
+    password_hash: str = field(repr=False)
+    memo: str = ""
+    context_id: str = ""
+
+    def record(self, account: str) -> dict[str, Any]:
+        return {"domain": self.name, "account": account, "memo": self.memo, "context_id": self.context_id}
+
+
+@dataclass
+class Invoice:
+    invoice_id: str
+    date: str
+    status: str
+    token: str = field(repr=False)
+    amount: float
+    currency: str
+    pdf: bytes = field(repr=False)
+
+    def record(self) -> dict[str, Any]:
+        # invoice_id, date, status, token: as public clients read them; amount and
+        # currency: the simulator's (unverified) extras for the CSV export.
+        return {"invoice_id": self.invoice_id, "date": self.date, "status": self.status,
+                "token": self.token, "amount": f"{self.amount:.2f}", "currency": self.currency}
+
+
+@dataclass
+class Account:
+    name: str
+    password_hash: str = field(repr=False)
+    plan: str = "reseller"
+    status: str = "aktiv"
+    tarifflimits: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PLANS, 0))
+    max_mailinglist: int = 0
+    memo: str = ""
+    language: str = "en"
+    company: str = ""
+    contact: dict[str, str] = field(default_factory=dict)
+    address_main: dict[str, str] = field(default_factory=dict)
+    domains: dict[str, Domain] = field(default_factory=dict)
+    mailboxes: dict[str, Mailbox] = field(default_factory=dict)        # by address
+    lists: dict[str, MailingList] = field(default_factory=dict)        # by address
+    invoices: list[Invoice] = field(default_factory=list)
+
+    def record(self) -> dict[str, Any]:
+        """The answer of account.get (field names from the API documentation)."""
+        return {"account": self.name, "type": "BMBO", "status": self.status, "plan": self.plan,
+                "old_customer": "0", "company": self.company, "ustid": "",
+                "address_main": dict(self.address_main),
+                "address_payment": {"same_as_main": "1"}, "contact": dict(self.contact),
+                "memo": self.memo, "monthly_fee": f"{self.monthly_fee():.2f}", "invoice_type": "mail",
+                "payment_type": "invoice", "tarifflimits": dict(self.tarifflimits),
+                "max_mailinglist": self.max_mailinglist, "language": self.language}
+
+    def list_entry(self) -> dict[str, Any]:
+        """One entry of account.list."""
+        return {"account": self.name, "type": "BMBO", "status": self.status, "plan": self.plan,
+                "memo": self.memo, "tarifflimits": dict(self.tarifflimits),
+                "max_mailinglist": self.max_mailinglist}
+
+    def used(self, plan: str) -> int:
+        return sum(1 for m in self.mailboxes.values() if m.plan == plan)
+
+    def monthly_fee(self) -> float:
+        return (sum(PLAN_PRICES[p] * self.tarifflimits.get(p, 0) for p in PLANS)
+                + PACKAGE_PRICES.get(self.plan, 0.0))
+
+    def addresses(self) -> set[str]:
+        taken = set(self.mailboxes) | set(self.lists)
+        for mailbox in self.mailboxes.values():
+            taken.update(mailbox.aliases)
+        return taken
+
+
+# --- the simulator ---------------------------------------------------------------------
+
+_NORMALISED = {"aktiv": "active", "nopop": "active", "disabled": "suspended", "deleted": "deleted"}
+_NATIVE_STATUS = {"active": "aktiv", "suspended": "disabled", "deleted": "deleted"}
+_LIMIT_KEYS = {"light_mailboxes": "light", "standard_mailboxes": "standard", "premium_mailboxes": "premium"}
+
+
+class MailboxOrgSimulator(SimulatorBase):
+    name: ClassVar[str] = "mailboxorg"
+
+    def __init__(self, *, username: str, password: str, activation_delay: float = 0.0,
+                 session_ttl: float = 1200.0, seed: int | None = None,
+                 clock: Callable[[], float] = time.time, taken_domains: Iterable[str] = ()):
+        super().__init__(seed=seed)
+        self.username = username
+        self.password = password
+        # Accepted for a uniform factory signature; mailbox.org accounts are usable at once.
+        self.activation_delay = activation_delay
+        self.session_ttl = session_ttl
+        self.clock = clock
+        self.taken_domains = frozenset(d.strip().lower() for d in taken_domains)
+        self.reset_state()
+
+    # --- control hooks -----------------------------------------------------------
+    def action_name(self, req) -> str:
+        if req.path in API_PATHS:
+            body = req.get_json(silent=True, force=True)
+            method = body.get("method") if isinstance(body, dict) else None
+            return method if isinstance(method, str) and method else "unknown"
+        return req.path.strip("/") or "unknown"
+
+    def error_response(self, status: int, message: str, code: str) -> Response:
+        rpc_code = {429: RATE_LIMITED, 404: METHOD_NOT_FOUND, 405: METHOD_NOT_FOUND}.get(
+            status, INTERNAL_ERROR if status >= 500 else INVALID_REQUEST)
+        response = jsonify({"jsonrpc": "2.0", "id": None, "error": {"code": rpc_code, "message": message}})
+        response.status_code = status
+        return response
+
+    def malformed_response(self) -> Response:
+        return Response('{"jsonrpc": "2.0", "id": 1, "result": {"account": "ac', status=200,
+                        mimetype="application/json")
+
+    def state(self) -> dict[str, Any]:
+        return {"accounts": [self.state_entry(a) for a in self.accounts.values()]}
+
+    def state_entry(self, a: Account) -> dict[str, Any]:
+        limits: dict[str, Any] = {f"{p}_mailboxes": a.tarifflimits.get(p, 0) for p in PLANS}
+        limits.update(mailboxes=sum(a.tarifflimits.get(p, 0) for p in PLANS),
+                      mailing_lists=a.max_mailinglist, service_package=a.plan)
+        return {
+            "id": a.name, "domain": next(iter(a.domains), None), "status": _NORMALISED[a.status],
+            "limits": limits,
+            "mailboxes": [{"id": m.mail, "address": m.mail, "name": f"{m.first_name} {m.last_name}".strip(),
+                           "plan": m.plan, "type": m.plan, "enabled": m.active,
+                           "quota_gb": PLAN_MAIL_GB[m.plan] + m.additional_mail_quota}
+                          for m in a.mailboxes.values()],
+            "aliases": [{"id": alias, "address": alias, "target": m.mail}
+                        for m in a.mailboxes.values() for alias in m.aliases],
+            "lists": [{"id": lst.mailinglist, "address": lst.mailinglist, "members": list(lst.members)}
+                      for lst in a.lists.values()],
+            "native": {**a.record(), "domains": [d.record(a.name) for d in a.domains.values()],
+                       "mailboxes": [m.record() for m in a.mailboxes.values()],
+                       "mailinglists": [lst.record() for lst in a.lists.values()],
+                       "invoices": [{k: v for k, v in i.record().items() if k != "token"} for i in a.invoices]},
+        }
+
+    def reset_state(self) -> None:
+        with self.lock:
+            self.accounts: dict[str, Account] = {}
+            self.sessions: dict[str, float] = {}       # session id -> expiry (clock seconds)
+            self._invoice_serial = 1000
+
+    def mutate(self, account_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        a = self.accounts.get(account_id)
+        if a is None:
+            raise UnknownAccount(account_id)
+        if "status" in changes:
+            if changes["status"] not in _NATIVE_STATUS:
+                raise ControlError("status: mailbox.org accounts are never pending", "status")
+            if changes["status"] == "deleted":
+                self.delete_account(a)
+            else:
+                a.status = _NATIVE_STATUS[changes["status"]]
+        if "limits" in changes:
+            self._mutate_limits(a, changes["limits"])
+        return self.state_entry(a)
+
+    @staticmethod
+    def _mutate_limits(a: Account, limits: dict[str, Any]) -> None:
+        allowed = sorted([*_LIMIT_KEYS, "mailing_lists", "service_package"])
+        for key, value in limits.items():
+            if key in _LIMIT_KEYS or key == "mailing_lists":
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise ControlError(f"limits.{key}: must be a whole number >= 0", "limits")
+                if key == "mailing_lists":
+                    a.max_mailinglist = value
+                else:
+                    a.tarifflimits[_LIMIT_KEYS[key]] = value
+            elif key == "service_package":
+                if value not in ACCOUNT_PLANS:
+                    raise ControlError(f"limits.service_package: one of {', '.join(ACCOUNT_PLANS)}", "limits")
+                a.plan = value
+            else:
+                raise ControlError(f"limits.{key}: cannot be mutated (allowed: {', '.join(allowed)})", "limits")
+
+    # --- sessions ----------------------------------------------------------------------
+    def open_session(self) -> str:
+        now = self.clock()
+        self.sessions = {s: exp for s, exp in self.sessions.items() if exp > now}
+        session = secrets.token_hex(16)
+        self.sessions[session] = now + self.session_ttl
+        return session
+
+    def use_session(self, session: str) -> None:
+        """Accept ``session`` and renew it (every use does), or refuse with error 253."""
+        now = self.clock()
+        expires = self.sessions.get(session) if session else None
+        if expires is None or expires <= now:
+            self.sessions.pop(session, None)
+            raise RpcError(INVALID_SESSION, "This Auth-ID is invalid")
+        self.sessions[session] = now + self.session_ttl
+
+    # --- look-ups ------------------------------------------------------------------------
+    def account(self, params: dict[str, Any], key: str = "account", *, live: bool = True) -> Account:
+        name = _text(params, key).lower()
+        a = self.accounts.get(name)
+        if a is None or (live and a.status == "deleted"):
+            raise RpcError(NOT_FOUND, "Account does not exist")
+        return a
+
+    def domain_owner(self, domain: str) -> Account | None:
+        return next((a for a in self.accounts.values() if domain in a.domains), None)
+
+    def mailbox(self, address: str) -> tuple[Account, Mailbox]:
+        address = address.strip().lower()
+        for a in self.accounts.values():
+            if address in a.mailboxes:
+                return a, a.mailboxes[address]
+        raise RpcError(NOT_FOUND, "Mail address does not exist")
+
+    def delete_account(self, a: Account) -> None:
+        """account.del: recursive; the account stays visible as ``deleted``, invoices kept."""
+        a.status = "deleted"
+        a.domains.clear()
+        a.mailboxes.clear()
+        a.lists.clear()
+
+    def add_invoices(self, a: Account) -> None:
+        today = dt.datetime.fromtimestamp(self.clock(), dt.timezone.utc).date()
+        for months_ago in range(INVOICES_PER_ACCOUNT, 0, -1):
+            self._invoice_serial += 1
+            day = (today.replace(day=1) - dt.timedelta(days=28 * (months_ago - 1))).replace(day=1)
+            invoice_id = f"BMBO-{self._invoice_serial:04d}-{day.year}"
+            amount = round(a.monthly_fee() + 1.0, 2)
+            status = "open" if months_ago == 1 else "paid"
+            pdf = minimal_pdf([f"mailbox.org invoice {invoice_id}", f"Customer account: {a.name}",
+                               f"Date: {day.isoformat()}", f"Amount: {amount:.2f} EUR", f"Status: {status}"])
+            a.invoices.append(Invoice(invoice_id=invoice_id, date=day.isoformat(), status=status,
+                                      token=secrets.token_hex(16), amount=amount, currency="EUR", pdf=pdf))
+
+
+# --- parameters -----------------------------------------------------------------------------
+
+def _text(params: dict[str, Any], key: str, *, required: bool = True) -> str:
+    value = params.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise RpcError(INVALID_PARAMS, f"Invalid params: {key} is required")
+        return ""
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise RpcError(INVALID_PARAMS, f"Invalid params: {key} must be a string")
+    return str(value).strip()
+
+
+def _bool(params: dict[str, Any], key: str, default: bool) -> bool:
+    """Booleans arrive as true/false, 1/0 or "1"/"0" (the API's own answers use "1"/"0")."""
+    value = params.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if str(value).strip().lower() in ("1", "true"):
+        return True
+    if str(value).strip().lower() in ("0", "false", ""):
+        return False
+    raise RpcError(INVALID_PARAMS, f"Invalid params: {key} must be a boolean")
+
+
+def _count(value: Any, what: str) -> int:
+    try:
+        number = int(str(value).strip()) if not isinstance(value, bool) else -1
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise RpcError(INVALID_PARAMS, f"Invalid params: {what} must be a whole number >= 0")
+    return number
+
+
+def _password(params: dict[str, Any], key: str = "password") -> str:
+    value = params.get(key)
+    if not isinstance(value, str) or not value:
+        raise RpcError(INVALID_PARAMS, f"Invalid params: {key} is required")
+    if len(value) < MIN_PASSWORD:
+        raise RpcError(INVALID_PARAMS, f"Invalid params: {key} must have at least {MIN_PASSWORD} characters")
+    return value
+
+
+def _tarifflimits(value: Any) -> dict[str, int]:
+    """``tarifflimits``: "plan limit as array with plan as key and limit is value"."""
+    if not isinstance(value, dict):
+        raise RpcError(INVALID_PARAMS, "Invalid params: tarifflimits must be an array of plan => limit")
+    limits = {}
+    for plan, limit in value.items():
+        if plan not in PLANS:
+            raise RpcError(INVALID_PARAMS, f"Invalid params: tarifflimits: unknown plan {plan}")
+        limits[plan] = _count(limit, f"tarifflimits.{plan}")
+    return limits
+
+
+def _plan(value: str, allowed: tuple[str, ...], what: str) -> str:
+    if value not in allowed:
+        raise RpcError(INVALID_PARAMS, f"Invalid params: {what} must be one of {', '.join(allowed)}")
+    return value
+
+
+def _address(params: dict[str, Any], key: str) -> tuple[str, str]:
+    address = _text(params, key).lower()
+    local, _, domain = address.partition("@")
+    if not _LOCAL_RE.match(local) or not _DOMAIN_RE.match(domain):
+        raise RpcError(INVALID_PARAMS, f"Invalid params: {key} is not a valid address")
+    return address, domain
+
+
+def _addresses(value: Any, what: str) -> list[str]:
+    if value in (None, ""):
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise RpcError(INVALID_PARAMS, f"Invalid params: {what} must be an array of addresses")
+    out = []
+    for item in value:
+        item = item.strip().lower()
+        if not _EMAIL_RE.match(item):
+            raise RpcError(INVALID_PARAMS, f"Invalid params: {what}: {item} is not a valid address")
+        if item not in out:
+            out.append(item)
+    return out
+
+
+# --- the API methods ---------------------------------------------------------------------------
+
+Handler = Callable[[MailboxOrgSimulator, dict[str, Any]], Any]
+METHODS: dict[str, Handler] = {}
+
+
+def method(*names: str):
+    def register(fn: Handler) -> Handler:
+        for name in names:
+            METHODS[name] = fn
+        return fn
+    return register
+
+
+@method("hello.innerworld")
+def hello_innerworld(sim, params):
+    return "Hello inner World!"
+
+
+@method("deauth")
+def deauth(sim, params):
+    sim.sessions.pop(request.headers.get("HPLS-AUTH", ""), None)
+    return True
+
+
+# accounts
+
+def _apply_account_fields(a: Account, params: dict[str, Any]) -> None:
+    if "plan" in params:
+        a.plan = _plan(_text(params, "plan"), ACCOUNT_PLANS, "plan")
+    if "tarifflimits" in params:
+        a.tarifflimits = {**dict.fromkeys(PLANS, 0), **_tarifflimits(params["tarifflimits"])}
+    if "max_mailinglist" in params:
+        a.max_mailinglist = _count(params["max_mailinglist"], "max_mailinglist")
+    if "memo" in params:
+        a.memo = _text(params, "memo", required=False)
+    if "language" in params:
+        a.language = _text(params, "language", required=False) or a.language
+    if "company" in params:
+        a.company = _text(params, "company", required=False)
+    for key in ("mail", "phone", "fax", "mobile"):
+        if f"contact_{key}" in params:
+            a.contact[key] = _text(params, f"contact_{key}", required=False)
+    for key in ("salutation", "first_name", "last_name", "street", "zipcode", "town", "country"):
+        if f"address_main_{key}" in params:
+            a.address_main[key] = _text(params, f"address_main_{key}", required=False)
+
+
+@method("account.add")
+def account_add(sim, params):
+    name = _text(params, "account").lower()
+    if not _NAME_RE.match(name):
+        raise RpcError(INVALID_PARAMS, "Invalid params: account is not a valid account name")
+    password = _password(params)
+    _plan(_text(params, "plan"), ACCOUNT_PLANS, "plan")
+    if name in sim.accounts:                   # deleted accounts keep their name
+        raise RpcError(EXISTS, "Account already exists")
+    a = Account(name=name, password_hash=_hash_password(password))
+    _apply_account_fields(a, params)
+    sim.accounts[name] = a
+    sim.add_invoices(a)
+    return a.record()
+
+
+@method("account.get")
+def account_get(sim, params):
+    return sim.account(params, live=False).record()
+
+
+@method("account.list")
+def account_list(sim, params):
+    return [a.list_entry() for a in sim.accounts.values()]
+
+
+@method("account.set")
+def account_set(sim, params):
+    a = sim.account(params)
+    if "password" in params:
+        a.password_hash = _hash_password(_password(params))
+    if "status" in params:
+        # Unverified: account.set's published parameters name no status (see the docs).
+        a.status = _plan(_text(params, "status"), ("aktiv", "nopop", "disabled"), "status")
+    _apply_account_fields(a, params)
+    return a.record()
+
+
+@method("account.del")
+def account_del(sim, params):
+    sim.delete_account(sim.account(params))
+    return True
+
+
+@method("account.invoice.list")
+def account_invoice_list(sim, params):
+    return [i.record() for i in sim.account(params, live=False).invoices]
+
+
+@method("account.invoice.get")
+def account_invoice_get(sim, params):
+    token = _text(params, "token")
+    for a in sim.accounts.values():
+        for invoice in a.invoices:
+            if hmac.compare_digest(invoice.token, token):
+                if params.get("account") and _text(params, "account").lower() != a.name:
+                    break
+                return {"bin": pack_invoice(invoice.pdf)}
+    raise RpcError(NOT_FOUND, "Invoice does not exist")
+
+
+# domains
+
+@method("domain.add")
+def domain_add(sim, params):
+    a = sim.account(params)
+    name = _text(params, "domain").lower()
+    if not _DOMAIN_RE.match(name):
+        raise RpcError(INVALID_PARAMS, "Invalid params: domain is not a valid domain name")
+    password = _password(params)
+    if name in sim.taken_domains or sim.domain_owner(name) is not None:
+        raise RpcError(EXISTS, "Domain already exists")
+    a.domains[name] = Domain(name=name, password_hash=_hash_password(password),
+                             memo=_text(params, "memo", required=False),
+                             context_id=_text(params, "context_id", required=False) or secrets.token_hex(4))
+    return a.domains[name].record(a.name)
+
+
+@method("domain.get")
+def domain_get(sim, params):
+    name = _text(params, "domain").lower()
+    owner = sim.domain_owner(name)
+    if owner is None:
+        raise RpcError(NOT_FOUND, "Domain does not exist")
+    return owner.domains[name].record(owner.name)
+
+
+@method("domain.list")
+def domain_list(sim, params):
+    a = sim.account(params)
+    needle = _text(params, "filter", required=False).lower()
+    return [d.record(a.name) for d in a.domains.values() if needle in d.name]
+
+
+@method("domain.set")
+def domain_set(sim, params):
+    name = _text(params, "domain").lower()
+    owner = sim.domain_owner(name)
+    if owner is None:
+        raise RpcError(NOT_FOUND, "Domain does not exist")
+    d = owner.domains[name]
+    if "password" in params:
+        d.password_hash = _hash_password(_password(params))
+    if "memo" in params:
+        d.memo = _text(params, "memo", required=False)
+    return d.record(owner.name)
+
+
+@method("domain.del")
+def domain_del(sim, params):
+    a = sim.account(params)
+    name = _text(params, "domain").lower()
+    if name not in a.domains:
+        raise RpcError(NOT_FOUND, "Domain does not exist")
+    del a.domains[name]
+    for address in [m for m in a.mailboxes if m.endswith("@" + name)]:
+        del a.mailboxes[address]
+    for address in [m for m in a.lists if m.endswith("@" + name)]:
+        del a.lists[address]
+    return True
+
+
+# mailboxes
+
+def _check_plan_limit(a: Account, plan: str) -> None:
+    if a.used(plan) >= a.tarifflimits.get(plan, 0):
+        raise RpcError(LIMIT_REACHED, f"Plan limit reached: no more {plan} mailboxes allowed for this account")
+
+
+def _quota(params: dict[str, Any]) -> int:
+    return _count(params.get("additional_mail_quota") or 0, "additional_mail_quota")
+
+
+def _mailbox_aliases(sim: MailboxOrgSimulator, a: Account, mailbox: Mailbox, value: Any) -> list[str]:
+    aliases = _addresses(value, "aliases")
+    taken = a.addresses() - {mailbox.mail, *mailbox.aliases}
+    for alias in aliases:
+        if alias.partition("@")[2] not in a.domains:
+            raise RpcError(INVALID_PARAMS, f"Invalid params: aliases: {alias} is not in a domain of the account")
+        if alias == mailbox.mail or alias in taken:
+            raise RpcError(EXISTS, f"Mail address {alias} already exists")
+    return aliases
+
+
+@method("mail.add")
+def mail_add(sim, params):
+    address, domain = _address(params, "mail")
+    a = sim.domain_owner(domain)
+    if a is None:
+        raise RpcError(NOT_FOUND, "Domain does not exist")
+    password = _password(params)
+    plan = _plan(_text(params, "plan"), PLANS, "plan")
+    for key in ("first_name", "last_name"):
+        if key not in params:
+            raise RpcError(INVALID_PARAMS, f"Invalid params: {key} is required")
+    if address in a.addresses():
+        raise RpcError(EXISTS, "Mail address already exists")
+    _check_plan_limit(a, plan)
+    today = dt.datetime.fromtimestamp(sim.clock(), dt.timezone.utc).date().isoformat()
+    mailbox = Mailbox(mail=address, password_hash=_hash_password(password), plan=plan,
+                      first_name=_text(params, "first_name", required=False),
+                      last_name=_text(params, "last_name", required=False),
+                      inboxsave=_bool(params, "inboxsave", True),
+                      forwards=_addresses(params.get("forwards"), "forwards"),
+                      additional_mail_quota=_quota(params), memo=_text(params, "memo", required=False),
+                      language=_text(params, "language", required=False) or "en_US", creation_date=today)
+    a.mailboxes[address] = mailbox
+    return mailbox.record()
+
+
+@method("mail.get")
+def mail_get(sim, params):
+    return sim.mailbox(_text(params, "mail"))[1].record()
+
+
+@method("mail.set")
+def mail_set(sim, params):
+    a, mailbox = sim.mailbox(_text(params, "mail"))
+    if params.get("password") is not None:
+        mailbox.password_hash = _hash_password(_password(params))
+    if params.get("plan") is not None:
+        plan = _plan(_text(params, "plan"), PLANS, "plan")
+        if plan != mailbox.plan:
+            _check_plan_limit(a, plan)
+            mailbox.plan = plan
+    if "additional_mail_quota" in params:
+        mailbox.additional_mail_quota = _quota(params)
+    for key in ("first_name", "last_name", "memo", "language"):
+        if key in params:
+            setattr(mailbox, key, _text(params, key, required=False))
+    if "aliases" in params:
+        mailbox.aliases = _mailbox_aliases(sim, a, mailbox, params["aliases"])
+    if "forwards" in params:
+        mailbox.forwards = _addresses(params["forwards"], "forwards")
+    mailbox.active = _bool(params, "active", mailbox.active)
+    mailbox.inboxsave = _bool(params, "inboxsave", mailbox.inboxsave)
+    return mailbox.record()
+
+
+@method("mail.del")
+def mail_del(sim, params):
+    a, mailbox = sim.mailbox(_text(params, "mail"))
+    del a.mailboxes[mailbox.mail]
+    return True
+
+
+@method("mail.list")
+def mail_list(sim, params):
+    domain = _text(params, "domain").lower()
+    a = sim.domain_owner(domain)
+    if a is None:
+        raise RpcError(NOT_FOUND, "Domain does not exist")
+    records = sorted((m.record() for m in a.mailboxes.values() if m.mail.endswith("@" + domain)),
+                     key=lambda r: r["mail"])
+    page_size = _count(params.get("page_size") or 0, "page_size")
+    if page_size > 0:
+        page = _count(params.get("page") or 0, "page")
+        if page < 1:
+            raise RpcError(INVALID_PARAMS, "Invalid params: page must be at least 1 with page_size")
+        records = records[(page - 1) * page_size:page * page_size]
+    return records
+
+
+# mailing lists
+
+def _mailinglist(sim: MailboxOrgSimulator, params: dict[str, Any]) -> tuple[Account, MailingList]:
+    a = sim.account(params)
+    address = _text(params, "mailinglist").lower()
+    lst = a.lists.get(address)
+    if lst is None:
+        raise RpcError(NOT_FOUND, "Mailing list does not exist")
+    return a, lst
+
+
+@method("mailinglist.list")
+def mailinglist_list(sim, params):
+    return [lst.record() for lst in sim.account(params).lists.values()]
+
+
+@method("mailinglist.add")
+def mailinglist_add(sim, params):
+    a = sim.account(params)
+    address, domain = _address(params, "mailinglist")
+    if domain not in a.domains:
+        raise RpcError(INVALID_PARAMS, "Invalid params: mailinglist is not in a domain of the account")
+    password = _password(params)
+    if address in a.addresses():
+        raise RpcError(EXISTS, "Mail address already exists")
+    if len(a.lists) >= a.max_mailinglist:
+        raise RpcError(LIMIT_REACHED, "Maximum number of mailing lists reached for this account")
+    adminmail = _text(params, "adminmail", required=False).lower()
+    a.lists[address] = MailingList(mailinglist=address, password_hash=_hash_password(password),
+                                   adminmail=adminmail, members=_addresses(params.get("members"), "members"))
+    return True
+
+
+@method("mailinglist.get")
+def mailinglist_get(sim, params):
+    return _mailinglist(sim, params)[1].record()
+
+
+@method("mailinglist.set")
+def mailinglist_set(sim, params):
+    _, lst = _mailinglist(sim, params)
+    if params.get("password") is not None:
+        lst.password_hash = _hash_password(_password(params))
+    if "adminmail" in params:
+        lst.adminmail = _text(params, "adminmail", required=False).lower()
+    if "members" in params:
+        lst.members = _addresses(params["members"], "members")
+    return True
+
+
+@method("mailinglist.delete", "mailinglist.del")
+def mailinglist_delete(sim, params):
+    a, lst = _mailinglist(sim, params)
+    del a.lists[lst.mailinglist]
+    return True
+
+
+# --- routes --------------------------------------------------------------------------------------
+
+#: callable without a session
+OPEN_METHODS = frozenset({"auth", "hello.world"})
+
+
+def _answer(request_id: Any, *, result: Any = None, error: RpcError | None = None) -> Response:
+    body: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id}
+    if error is not None:
+        body["error"] = {"code": error.code, "message": error.message}
+    else:
+        body["result"] = result
+    return jsonify(body)
+
+
+def _auth(sim: MailboxOrgSimulator, params: dict[str, Any]) -> dict[str, Any]:
+    good_user = hmac.compare_digest(str(params.get("user", "")).encode(), sim.username.encode())
+    good_pass = hmac.compare_digest(str(params.get("pass", "")).encode(), sim.password.encode())
+    if not (good_user and good_pass):
+        raise RpcError(ACCESS_DENIED, "Access denied")
+    return {"session": sim.open_session(), "level": "reseller"}
+
+
+def _dispatch(sim: MailboxOrgSimulator, body: Any) -> Response:
+    if not isinstance(body, dict) or body.get("jsonrpc") != "2.0" or not isinstance(body.get("method"), str):
+        return _answer(body.get("id") if isinstance(body, dict) else None,
+                       error=RpcError(INVALID_REQUEST, "Invalid Request"))
+    request_id, name = body.get("id"), body["method"]
+    params = body.get("params")
+    if params in (None, "", []):
+        params = {}
+    try:
+        if not isinstance(params, dict):
+            raise RpcError(INVALID_PARAMS, "Invalid params: params must be an object")
+        with sim.lock:
+            if name == "auth":
+                return _answer(request_id, result=_auth(sim, params))
+            if name == "hello.world":
+                return _answer(request_id, result="Hello World!")
+            handler = METHODS.get(name)
+            if handler is None:
+                raise RpcError(METHOD_NOT_FOUND, "Method not found")
+            sim.use_session(request.headers.get("HPLS-AUTH", ""))
+            return _answer(request_id, result=handler(sim, params))
+    except RpcError as exc:
+        return _answer(request_id, error=exc)
+
+
+def _register_routes(app: Flask, sim: MailboxOrgSimulator) -> None:
+    @app.post("/v1/")
+    @app.post("/v1")
+    def rpc():
+        body = request.get_json(silent=True, force=True)
+        if body is None:
+            return _answer(None, error=RpcError(PARSE_ERROR, "Parse error"))
+        return _dispatch(sim, body)
+
+
+def create_app(*, username: str = "dev-reseller", password: str = "dev-mailboxorg-password",
+               activation_delay: float = 0.0, session_ttl: float = 1200.0, seed: int | None = None,
+               clock: Callable[[], float] | None = None, taken_domains: Iterable[str] = (),
+               **_ignored: Any) -> Flask:
+    """A fresh mailbox.org simulator app.
+
+    ``username``/``password``: the reseller login ``auth`` accepts; ``session_ttl``:
+    seconds a session lives after its last use; ``taken_domains``: domains other
+    mailbox.org customers already use (``domain.add`` refuses them); ``seed``: for the
+    fault dice; ``clock``: wall-clock seconds (tests). ``activation_delay`` and other
+    options (e.g. ``api_key`` from ``provisioner simulate``) are accepted and ignored:
+    mailbox.org accounts are usable at once."""
+    if session_ttl <= 0:
+        raise ValueError("session_ttl must be positive")
+    if activation_delay < 0:
+        raise ValueError("activation_delay must not be negative")
+    if not username or not password:
+        raise ValueError("username and password are required")
+    app = Flask(__name__)
+    app.json.sort_keys = False
+    sim = MailboxOrgSimulator(username=username, password=password, activation_delay=activation_delay,
+                              session_ttl=session_ttl, seed=seed, clock=clock or time.time,
+                              taken_domains=taken_domains)
+    install(app, sim)          # first: faults and call counting precede everything else
+    _register_routes(app, sim)
+    return app
