@@ -6,7 +6,7 @@ VENV   := .venv
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test install check clean
+.PHONY: run test install system-deps check clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -16,10 +16,26 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
+# Debian packages the tests drive for real: php for the WHMCS module, chromium for
+# the client area. Installed only when missing; needs root (as on CI machines).
+system-deps:
+	@missing=""; \
+	command -v php >/dev/null 2>&1 || missing="$$missing php-cli"; \
+	php -m 2>/dev/null | grep -qix curl || missing="$$missing php-curl"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing Debian packages:$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		else \
+			echo "missing Debian packages:$$missing (install them with apt-get as root; their tests are skipped)"; \
+		fi; \
+	fi
+
 run: install
 	$(VENV)/bin/provisioner dev
 
-test: install
+test: install system-deps
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 check: install
