@@ -30,4 +30,12 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.register_blueprint(api.bp)
     app.register_blueprint(api.docs_bp)
     app.register_blueprint(health.bp)
+    from . import client
+    client.init_app(app)
+    if runtime.settings.trusted_proxies:
+        # Behind a reverse proxy: take the client address from X-Forwarded-For
+        # (the SSO rate limit counts per address).
+        from werkzeug.middleware.proxy_fix import ProxyFix
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=runtime.settings.trusted_proxies,
+                                x_proto=runtime.settings.trusted_proxies)
     return app

@@ -64,6 +64,8 @@ class Settings:
     callback_url: str = ""
     callback_secret: str = ""
     log_level: str = "INFO"
+    # How many reverse proxies in front of the web app set X-Forwarded-For (0: none).
+    trusted_proxies: int = 0
     dev: bool = False
     #: instance/.env merged under the process environment: what ${ENV} references
     #: in product configs resolve against
@@ -89,6 +91,7 @@ class Settings:
         "callback_url": "PROVISIONER_CALLBACK_URL",
         "callback_secret": "PROVISIONER_CALLBACK_SECRET",
         "log_level": "PROVISIONER_LOG_LEVEL",
+        "trusted_proxies": "PROVISIONER_TRUSTED_PROXIES",
     }
 
     @classmethod

@@ -239,6 +239,7 @@ class PolarisMailProvider(Provider):
         Capability.LISTS, Capability.DNS, Capability.SSO,
     })
     required_settings = ("base_url", "username", "password")
+    mailbox_types = {"basic": "mailboxes", "enhanced": "enhanced_mailboxes"}
 
     def __init__(self, name: str, config: dict[str, Any], *, session: requests.Session | None = None,
                  monotonic: Callable[[], float] = time.monotonic):

@@ -333,6 +333,20 @@ def get_notification(notification_id: str):
         return jsonify(sch.NotificationDetailSchema().dump(admin.get_notification(session, notification_id)))
 
 
+# --- client area single sign-on (contract sections 3 and 4) -------------------------------------
+
+@bp.post("/services/<service_id>/sso")
+def service_sso(service_id: str):
+    from ..client import sso
+    try:
+        url, expires_at = sso.issue_token(current_runtime(), service_id)
+    except sso.SsoError as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from None
+    log.info("service %s: client-area sign-in link issued to API key %s", service_id, g.api_key.prefix)
+    return jsonify(sch.SsoLinkSchema().dump({"url": url, "expires_at": expires_at})), 200, {
+        "Cache-Control": "no-store"}
+
+
 @docs_bp.get("/api/openapi.json")
 def openapi_document():
     return jsonify(openapi.document(current_app))

@@ -141,6 +141,14 @@ def _admin_paths() -> dict[str, dict]:
                         "for the cost, products/customer-price.json for the price).")},
         **_invoice_paths(),
         **_scheduler_paths(),
+        "/api/v1/services/{service_id}/sso": {"post": _admin(
+            "A single sign-on link into the client area for one service",
+            {"200": _ok(sch.SsoLinkSchema, "The link; redirect the customer to `url`."),
+             "404": "NotFound",
+             "409": _error_ref("The service is terminated (`service_terminated`).")},
+            parameters=[service_id], write=True,
+            description="The token in the link is single use and expires after 60 s; it opens a "
+                        "session cookie scoped to this one service (contract section 4).")},
         "/api/v1/products": {"get": _admin(
             "Configured products: billing product ids, upstream, limit specs (extension)",
             {"200": _ok(sch.ProductPageSchema), "400": "BadRequest"},
@@ -336,6 +344,7 @@ COMPONENT_SCHEMAS = {
     "NotificationDetail": sch.NotificationDetailSchema,
     "NotificationPage": sch.NotificationPageSchema,
     "Health": sch.HealthSchema,
+    "SsoLink": sch.SsoLinkSchema,
     # The hook body under names of its own: its Service and Client are not the admin API's.
     "HookService": ev.ServiceSchema,
     "HookClient": ev.ClientSchema,

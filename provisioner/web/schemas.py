@@ -551,3 +551,10 @@ class NotificationDetailSchema(NotificationSchema):
 ReconcileRunPageSchema = page_schema("ReconcileRunPageSchema", ReconcileRunSchema)
 UsagePageSchema = page_schema("UsagePageSchema", UsageSchema)
 NotificationPageSchema = page_schema("NotificationPageSchema", NotificationSchema)
+
+
+@_always
+class SsoLinkSchema(Out):
+    url = fields.String(metadata=_doc("`{PROVISIONER_PUBLIC_URL}/client/sso/{token}`: send the customer there; "
+                                      "it works once, within 60 seconds."))
+    expires_at = fields.DateTime(metadata=_doc("When the link stops working (60 s after it was issued)."))

@@ -1,0 +1,143 @@
+"""The client area (contract section 4): end customers manage their own service.
+
+``init_app(app)`` registers the pages (``/client/``, blueprint ``client``) and
+the JSON API (``/client/api/v1/``, blueprint ``client_api``), sets the session
+cookie's flags and renders every ``ClientError`` as JSON under
+``/client/api/`` and as a page elsewhere.
+
+Hooks for other client-area pages (DNS records, device set-up, relay, ...):
+- extend ``client/base.html`` (blocks ``title`` and ``content``); it has the nav,
+  the suspension banner and ``csrf_field()`` for forms;
+- add nav entries with ``app.extensions.setdefault("client_nav", []).append(
+  ("blueprint.endpoint", "Label"))`` or a 3-tuple whose third item is a capability
+  name ("dns", "relay", "sso", ...): shown only to services whose provider has it;
+- in views use ``session.client_service()`` and ``session.require_csrf()``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from functools import cached_property
+from typing import Any
+
+from flask import Flask, current_app, jsonify, render_template, request
+from markupsafe import Markup, escape
+
+from . import api, views
+from .service import ClientError, capabilities, suspension_reason, _status
+from .session import CSRF_FIELD, csrf_token, optional_client_service
+from .sso import RateLimiter
+
+SESSION_LIFETIME = dt.timedelta(hours=1)
+SSO_ATTEMPTS_PER_MINUTE = 10
+NAV_KEY = "client_nav"
+#: the area's own entries: (endpoint, label, capability or None)
+BASE_NAV = (("client.overview", "Overview", None), ("client.mailboxes", "Mailboxes", "mailboxes"),
+            ("client.aliases", "Aliases", "aliases"), ("client.lists", "Lists", "lists"))
+CSP = ("default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+       "frame-ancestors 'none'")
+
+
+def init_app(app: Flask) -> None:
+    runtime = app.extensions["provisioner"]
+    app.config.update(
+        SESSION_COOKIE_NAME="provisioner_client",
+        SESSION_COOKIE_PATH="/client",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=runtime.settings.public_url.lower().startswith("https://"),
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
+    )
+    app.extensions.setdefault(NAV_KEY, [])
+    app.extensions[views.LIMITER_KEY] = RateLimiter(limit=SSO_ATTEMPTS_PER_MINUTE, window=60.0)
+    app.register_blueprint(views.bp)
+    app.register_blueprint(api.bp)
+
+    @app.errorhandler(ClientError)
+    def _client_error(exc: ClientError):
+        if request.path.startswith("/client/api/"):
+            return jsonify(exc.body()), exc.status
+        return render_template("client/message.html", title=_TITLES.get(exc.status, "Something went wrong"),
+                               message=exc.message, signed_out=exc.status == 401), exc.status
+
+    @app.after_request
+    def _client_headers(response):
+        if request.path.startswith("/client"):
+            headers = response.headers
+            headers.setdefault("Cache-Control", "private, no-store")
+            headers.setdefault("X-Content-Type-Options", "nosniff")
+            headers.setdefault("X-Frame-Options", "DENY")
+            headers.setdefault("Referrer-Policy", "same-origin")
+            if response.mimetype == "text/html":
+                headers.setdefault("Content-Security-Policy", CSP)
+        return response
+
+    @app.context_processor
+    def _client_context() -> dict[str, Any]:
+        if not request.path.startswith("/client"):
+            return {}
+        return {"client": _ClientContext(), "csrf_token": csrf_token, "csrf_field": _csrf_field}
+
+
+_TITLES = {401: "Please sign in again", 403: "Not allowed", 404: "Not found", 409: "Not possible right now",
+           422: "Please check your input", 429: "Too many attempts", 502: "The e-mail platform failed",
+           503: "The e-mail platform is unavailable"}
+
+
+def _csrf_field() -> Markup:
+    return Markup(f'<input type="hidden" name="{CSRF_FIELD}" value="{escape(csrf_token())}">')
+
+
+class _ClientContext:
+    """What ``client/base.html`` shows, computed on first use (one database read)."""
+
+    def __init__(self):
+        self._loaded = False
+        self._service = None
+
+    @property
+    def service(self):
+        if not self._loaded:
+            self._service, self._loaded = optional_client_service(), True
+        return self._service
+
+    @property
+    def status(self) -> str | None:
+        return _status(self.service) if self.service else None
+
+    @property
+    def suspend_reason(self) -> str | None:
+        return suspension_reason(self.service) if self.status == "suspended" else None
+
+    @property
+    def read_only(self) -> bool:
+        return self.status in ("suspended", "terminated")
+
+    @property
+    def current(self) -> str | None:
+        """The nav entry of the page shown (a mailbox's page belongs to Mailboxes)."""
+        endpoint = request.endpoint or ""
+        for prefix, entry in (("client.mailbox", "client.mailboxes"), ("client.alias", "client.aliases"),
+                              ("client.list", "client.lists")):
+            if endpoint.startswith(prefix):
+                return entry
+        return endpoint
+
+    @cached_property
+    def capabilities(self) -> list[str]:
+        if self.service is None:
+            return []
+        return capabilities(current_app.extensions["provisioner"], self.service)
+
+    @property
+    def nav(self) -> list[tuple[str, str]]:
+        if self.service is None:
+            return []
+        caps = set(self.capabilities)
+        entries = [*BASE_NAV, *current_app.extensions.get(NAV_KEY, [])]
+        shown = []
+        for entry in entries:
+            endpoint, label = entry[0], entry[1]
+            needs = entry[2] if len(entry) > 2 else None
+            if needs is None or needs in caps:
+                shown.append((endpoint, label))
+        return shown
