@@ -235,18 +235,13 @@ class UsageRecord:
     service_id: str
     usage: dict[str, Any]
     limits: dict[str, Any]
-    #: when the usage was last read upstream: a reconcile pass, or a converge job
-    #: that saw the account (it refreshes usage too)
+    #: when the usage was last read upstream (a reconcile pass, the usage tick,
+    #: or a converge job that saw the account)
     collected_at: dt.datetime | None
 
 
 def usage_record(service: Service) -> UsageRecord:
-    read_at = [service.usage_at]
-    if service.observed:  # the last converge saw the account and stored its usage
-        read_at.append(service.converged_at)
-    known = [t for t in read_at if t is not None]
-    return UsageRecord(service.id, dict(service.usage or {}), dict(service.limits or {}),
-                       max(known) if known else None)
+    return UsageRecord(service.id, dict(service.usage or {}), dict(service.limits or {}), service.usage_at)
 
 
 def _service(session: Session, service_id: str, *, for_update: bool = False) -> Service:

@@ -59,6 +59,8 @@ class Settings:
     # seconds between callback deliveries; where callbacks go and the secret signing them.
     reconcile_interval: float = 900.0
     reconcile_page_size: int = 100
+    # Usage read account by account (upstreams whose listings carry none): daily.
+    usage_interval: float = 86400.0
     notify_interval: float = 5.0
     notify_max_attempts: int = 12
     callback_url: str = ""
@@ -86,6 +88,7 @@ class Settings:
         "worker_poll_interval": "PROVISIONER_WORKER_POLL_INTERVAL",
         "reconcile_interval": "PROVISIONER_RECONCILE_INTERVAL",
         "reconcile_page_size": "PROVISIONER_RECONCILE_PAGE_SIZE",
+        "usage_interval": "PROVISIONER_USAGE_INTERVAL",
         "notify_interval": "PROVISIONER_NOTIFY_INTERVAL",
         "notify_max_attempts": "PROVISIONER_NOTIFY_MAX_ATTEMPTS",
         "callback_url": "PROVISIONER_CALLBACK_URL",
@@ -124,6 +127,9 @@ class Settings:
         ) if not value]
         if missing:
             raise SettingsError("missing required setting: " + ", ".join(missing))
+        if self.callback_url and not self.callback_secret:
+            raise SettingsError("PROVISIONER_CALLBACK_SECRET is required when PROVISIONER_CALLBACK_URL is set "
+                                "(callbacks are signed)")
         bad = [s for s in self.webhook_secrets if not s.startswith("whsec_")]
         if bad:
             raise SettingsError("PROVISIONER_WEBHOOK_SECRETS: every secret must start with 'whsec_'")

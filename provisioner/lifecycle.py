@@ -86,7 +86,10 @@ def apply_event(service: Service | None, event: dict, product: Product | None,
         service.observed_status = None
         service.observed = {}
         service.usage = {}
-    elif kind == ev.SUSPEND:
+    elif kind == ev.SUSPEND and not (service.desired_status == DesiredStatus.SUSPENDED
+                                     and service.suspended_by == SuspendedBy.OPERATOR):
+        # An operator's suspension stays theirs: billing's own reason must not let a later
+        # billing unsuspend (or renewal) lift it.
         suspend(service, SuspendedBy.BILLING, body.get("suspend_reason") or DEFAULT_SUSPEND_REASON,
                 event["occurred_at"])
     elif kind == ev.UNSUSPEND:
@@ -239,6 +242,7 @@ def converge(provider: Provider, service: Service, box: SecretBox,
 
 def record_observation(service: Service, result: ConvergeResult, now: dt.datetime | None = None) -> None:
     """Write what the converge step saw and did onto the (attached) service row."""
+    now = now or utcnow()
     account = result.account
     if account is None:
         service.observed_status = "deleted" if service.desired_status == DesiredStatus.TERMINATED else None
@@ -257,7 +261,8 @@ def record_observation(service: Service, result: ConvergeResult, now: dt.datetim
             else (previous.get("dns_records", []) if same_account else []),
         }
         service.usage = account.usage.as_dict()
+        service.usage_at = now
     # Erase the password only if no newer one arrived while we were working.
     if result.applied_password_token and service.pending_password == result.applied_password_token:
         service.pending_password = None
-    service.converged_at = now or utcnow()
+    service.converged_at = now

@@ -78,7 +78,8 @@ def deliver_due(runtime, now: dt.datetime | None = None) -> int:
     if not runtime.settings.callback_url:
         return 0
     delivered = 0
-    for notification in _claim_due(runtime, now or utcnow()):
+    now = now or utcnow()
+    for notification in _claim_due(runtime, now):
         status, error = _post(runtime, notification)
         with runtime.db.transaction() as session:
             row = session.get(Notification, notification.id)
@@ -86,7 +87,7 @@ def deliver_due(runtime, now: dt.datetime | None = None) -> int:
             row.last_status = status
             row.last_error = error
             if error is None:
-                row.state, row.delivered_at = DELIVERED, utcnow()
+                row.state, row.delivered_at = DELIVERED, now
                 delivered += 1
             elif row.attempts >= runtime.settings.notify_max_attempts:
                 row.state = FAILED
@@ -94,5 +95,5 @@ def deliver_due(runtime, now: dt.datetime | None = None) -> int:
                             row.id, row.type, row.attempts, error)
             else:
                 delay = backoff_delay(row.attempts, 5.0, 3600.0)
-                row.next_attempt_at = utcnow() + dt.timedelta(seconds=delay)
+                row.next_attempt_at = now + dt.timedelta(seconds=delay)
     return delivered

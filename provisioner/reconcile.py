@@ -182,6 +182,11 @@ def check_upstream(runtime: Runtime, upstream: str, services: list[Service], at:
     usage: dict[str, dict[str, int]] = {}
     compare_limits = provider.supports(Capability.LIMITS)
     terms = provider.supports(Capability.TERMS)
+    # Services with a converge job waiting or running are being changed right now (an event,
+    # this pass's own due-date step): what the upstream shows of them is not drift.
+    with runtime.db.read() as session:
+        busy = set(session.execute(select(Job.service_id).where(
+            Job.state.in_((*JobState.RUNNABLE, JobState.RUNNING)))).scalars())
     try:
         for account in _list_everything(runtime, upstream, report):
             service = ours.get(account.id)
@@ -191,7 +196,7 @@ def check_upstream(runtime: Runtime, upstream: str, services: list[Service], at:
                                            "status": account.status.value})
                 continue
             seen.add(account.id)
-            kinds = _drift(service, account, compare_limits)
+            kinds = [] if service.id in busy else _drift(service, account, compare_limits)
             if (terms and service.desired_status != DesiredStatus.TERMINATED and account.paid_until
                     and service.next_due_date and account.paid_until < service.next_due_date):
                 kinds.append(TERM_BEHIND)
@@ -199,19 +204,16 @@ def check_upstream(runtime: Runtime, upstream: str, services: list[Service], at:
                 report.add(kind, service.id)
             if kinds:
                 drifted[service.id] = kinds
-            if account.status != AccountStatus.DELETED:
+            if account.status != AccountStatus.DELETED and provider.lists_usage:
                 usage[service.id] = account.usage.as_dict()
     except ProviderError as exc:
         report.errors.append(f"upstream {upstream}: listing failed ({exc.code}); drift not judged")
         return
-    with runtime.db.read() as session:
-        queued = set(session.execute(select(Job.service_id).where(
-            Job.state.in_((*JobState.RUNNABLE, JobState.RUNNING)))).scalars())
     for service in services:
         live = service.desired_status != DesiredStatus.TERMINATED
         # Gone upstream, or never created (its create job failed) and nothing queued to fix it.
-        gone = service.upstream_id and service.upstream_id not in seen
-        never = not service.upstream_id and service.id not in queued
+        gone = service.upstream_id and service.upstream_id not in seen and service.id not in busy
+        never = not service.upstream_id and service.id not in busy
         if live and (gone or never):
             report.add(DRIFT_MISSING, service.id)
             drifted[service.id] = [DRIFT_MISSING]
@@ -222,11 +224,37 @@ def check_upstream(runtime: Runtime, upstream: str, services: list[Service], at:
             _queue_converge(session, runtime, service_id, "reconcile:drift", report)
             if any(kind in DRIFT_KINDS for kind in kinds):
                 notify(session, runtime, "service.drift", service_id, {"kinds": kinds})
+        read_at = utcnow()  # when it was read, even on a what-if pass judged at another instant
         for service_id, used in usage.items():
             service = session.get(Service, service_id)
             service.usage = used
-            service.usage_at = at
+            service.usage_at = read_at
             report.usage_updated += 1
+
+
+def collect_usage(runtime: Runtime) -> int:
+    """Read usage account by account where an upstream's listing carries none
+    (a reconcile pass stores it for the others); returns how many were updated."""
+    updated = 0
+    for upstream in sorted(runtime.catalog.upstreams):
+        provider = runtime.provider(upstream)
+        if provider.lists_usage:
+            continue
+        with runtime.db.read() as session:
+            services = list(session.execute(select(Service.id, Service.upstream_id).where(
+                Service.upstream == upstream, Service.upstream_id.is_not(None),
+                Service.desired_status != DesiredStatus.TERMINATED)).all())
+        for service_id, account_id in services:
+            try:
+                account = provider.get_account(account_id)
+            except ProviderError as exc:
+                log.warning("usage of service %s not read: %s", service_id, exc.code)
+                continue
+            with runtime.db.transaction() as session:
+                service = session.get(Service, service_id)
+                service.usage, service.usage_at = account.usage.as_dict(), utcnow()
+            updated += 1
+    return updated
 
 
 # --- the pass --------------------------------------------------------------------------------

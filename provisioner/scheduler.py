@@ -91,6 +91,12 @@ def reconcile_tick(runtime: Runtime) -> None:
     run_gated(runtime, "reconcile", interval, one_pass)
 
 
+def usage_tick(runtime: Runtime) -> None:
+    from .reconcile import collect_usage
+    run_gated(runtime, "usage", runtime.settings.usage_interval,
+              lambda: f"{collect_usage(runtime)} service(s) updated")
+
+
 def notify_tick(runtime: Runtime) -> None:
     from .notifications import deliver_due
     deliver_due(runtime)
@@ -106,6 +112,9 @@ def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
     # Checked every tenth of its interval so a slot missed by one worker is taken by another.
     scheduler.add_job(reconcile_tick, "interval", seconds=max(1.0, settings.reconcile_interval / 10),
                       args=[runtime], id="reconcile", name="expiry, suspension, renewals, drift and usage")
+    scheduler.add_job(usage_tick, "interval", seconds=max(1.0, settings.usage_interval / 10),
+                      args=[runtime], id="usage",
+                      name="usage of upstreams whose listings carry none, account by account")
     scheduler.add_job(notify_tick, "interval", seconds=settings.notify_interval, args=[runtime],
                       id="notify", name="deliver callbacks to the billing system")
     return scheduler

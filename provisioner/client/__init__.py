@@ -51,6 +51,8 @@ def init_app(app: Flask) -> None:
     app.extensions[views.LIMITER_KEY] = RateLimiter(limit=SSO_ATTEMPTS_PER_MINUTE, window=60.0)
     app.register_blueprint(views.bp)
     app.register_blueprint(api.bp)
+    from . import extras  # DNS records, device set-up, SMTP relay accounts
+    extras.init_app(app)
 
     @app.errorhandler(ClientError)
     def _client_error(exc: ClientError):

@@ -226,6 +226,9 @@ class Provider:
     #: mailbox types this upstream offers -> the limit that counts them
     #: (PolarisMail: basic and enhanced; mailbox.org: light, standard, premium)
     mailbox_types: ClassVar[dict[str, str]] = {"basic": "mailboxes"}
+    #: list_accounts items carry the accounts' usage (a reconcile pass stores it); False:
+    #: only get_account does, and a pass keeps what the last converge read
+    lists_usage: ClassVar[bool] = True
 
     def __init__(self, name: str, config: dict[str, Any]):
         self.name = name

@@ -282,6 +282,7 @@ class TierUsage(Usage):
 
 class MailboxOrgProvider(Provider):
     kind = "mailboxorg"
+    lists_usage = False          # the account list carries no usage
     capabilities = frozenset({
         Capability.SUSPEND, Capability.LIMITS, Capability.PASSWORD, Capability.BULK_LIST,
         Capability.MAILBOXES, Capability.LISTS, Capability.INVOICES,

@@ -234,6 +234,7 @@ def _scrub(err: ProviderError, secret: str | None) -> ProviderError:
 
 class PolarisMailProvider(Provider):
     kind = "polarismail"
+    lists_usage = False          # the account list carries no usage
     capabilities = frozenset({
         Capability.SUSPEND, Capability.BULK_LIST, Capability.MAILBOXES, Capability.ALIASES,
         Capability.LISTS, Capability.DNS, Capability.SSO,

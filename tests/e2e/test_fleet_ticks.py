@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import socket
-import time
 from pathlib import Path
 
 import pytest

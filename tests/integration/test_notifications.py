@@ -166,9 +166,6 @@ def test_scheduler_suspension_and_termination_are_called_back_once_each(client, 
     assert {row.state for row in rows(runtime)} == {"delivered"}
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: the pass that suspends or terminates a service also "
-                                       "reports its own not-yet-converged change as drift_status and sends "
-                                       "a service.drift callback (reconcile.check_upstream; see the report)")
 def test_a_scheduler_suspension_is_not_also_called_back_as_drift(client, signer, worker, runtime, receiver):
     create(client, signer, worker, "1")
     report = run_pass(runtime, at=at("2026-12-05T00:00")).report

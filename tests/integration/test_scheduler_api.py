@@ -76,7 +76,7 @@ def wait_run(client, headers, location: str, timeout: float = 15.0) -> dict:
 
 # --- reconcile runs ------------------------------------------------------------------------------
 
-def test_reconcile_post_then_poll_until_finished(client, signer, worker, runtime, admin, reader):
+def test_reconcile_post_then_poll_until_finished(client, signer, worker, runtime, sandbox_sim, admin, reader):
     create(client, signer, worker, "1", due=TODAY - dt.timedelta(days=10))     # past its 3 days' grace
     create(client, signer, worker, "2")
 
@@ -95,13 +95,8 @@ def test_reconcile_post_then_poll_until_finished(client, signer, worker, runtime
     assert run["report"]["calls"] == {"sandbox": 1}
     assert service(runtime, "1").suspended_by == "scheduler"
     worker.drain()
-    statuses = {a["native"]["external_id"]: a["status"] for a in sim_state_of(runtime)}
+    statuses = {a["native"]["external_id"]: a["status"] for a in sim_state(sandbox_sim)}
     assert statuses == {"1": "suspended", "2": "active"}
-
-
-def sim_state_of(runtime) -> list[dict]:
-    base = runtime.catalog.upstreams["sandbox"]["base_url"]
-    return requests.get(f"{base}/_sim/state", timeout=5).json()["accounts"]
 
 
 def test_dry_run_at_an_instant_changes_nothing(client, signer, worker, runtime, admin):
@@ -204,7 +199,7 @@ def test_usage_of_one_service_and_in_bulk(client, signer, worker, runtime, sandb
     assert list(body) == ["service_id", "usage", "limits", "collected_at"]
     assert body["service_id"] == "1" and body["usage"]["mailboxes"] == 2
     assert body["limits"] == service(runtime, "1").limits and body["limits"]["mailboxes"] == 5
-    assert dt.datetime.fromisoformat(body["collected_at"]) == at
+    assert dt.datetime.fromisoformat(body["collected_at"]) >= at  # when it was read
 
     page = client.get("/api/v1/usage", headers=reader).get_json()
     assert [i["service_id"] for i in page["items"]] == ["1", "2", "3"] and page["total"] == 3
@@ -332,9 +327,6 @@ def test_suspend_of_unknown_or_terminated_services(client, signer, worker, runti
         assert not session.execute(select(Job).where(Job.reason.like("operator:%"))).first()
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: a billing service.suspend turns an operator's suspension "
-                                       "into a billing one, which a billing unsuspend then lifts "
-                                       "(lifecycle.apply_event; see the report)")
 def test_a_billing_suspend_does_not_take_over_an_operator_suspension(client, signer, worker, runtime, admin):
     create(client, signer, worker, "1")
     client.post("/api/v1/services/1/suspend", headers=admin, json={"reason": "Spam complaint"})
