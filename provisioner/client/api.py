@@ -138,6 +138,18 @@ def create_alias():
     return jsonify(svc.alias_dict(svc.create_alias(runtime, service, _body()))), 201
 
 
+@bp.get("/aliases/<alias_id>")
+def get_alias(alias_id: str):
+    runtime, service = _ctx()
+    return jsonify(svc.alias_dict(svc.get_alias(runtime, service, alias_id)))
+
+
+@bp.patch("/aliases/<alias_id>")
+def update_alias(alias_id: str):
+    runtime, service = _ctx()
+    return jsonify(svc.alias_dict(svc.update_alias(runtime, service, alias_id, _body())))
+
+
 @bp.delete("/aliases/<alias_id>")
 def delete_alias(alias_id: str):
     runtime, service = _ctx()

@@ -770,6 +770,28 @@ def create_alias(runtime: Runtime, service: Service, data: Mapping[str, Any]) ->
     return alias
 
 
+def update_alias(runtime: Runtime, service: Service, alias_id: str, data: Mapping[str, Any]) -> Alias:
+    """``{"target"}``: where the alias forwards to."""
+    _writable(service)
+    provider = provider_for(runtime, service)
+    problems = _only(data, ("target",))
+    target = _email(data.get("target"))
+    if target is None:
+        problems["target"] = "Enter the e-mail address mail should go to."
+    with service_lock(runtime, service.id):
+        alias = _find(_aliases(runtime, service, provider), alias_id, "alias")
+        if target is not None and target == alias.address.lower():
+            problems["target"] = "An alias cannot forward to itself."
+        if problems:
+            raise InvalidInput(problems)
+        try:
+            changed = provider.update_alias(_account(service), alias.id, target)
+        except perr.ProviderError as exc:
+            raise _upstream_error(exc, "change an alias") from None
+    log.info("client area: service %s pointed alias %s elsewhere", service.id, alias.address)
+    return changed
+
+
 def delete_alias(runtime: Runtime, service: Service, alias_id: str) -> Alias:
     _writable(service)
     provider = provider_for(runtime, service)

@@ -32,6 +32,7 @@ NOTICES = {
     "mailbox_deleted": "Mailbox {what} was deleted.",
     "alias_added": "Alias {what} was added.",
     "alias_deleted": "Alias {what} was deleted.",
+    "alias_saved": "Alias {what} now forwards to its new address.",
     "list_added": "Distribution list {what} was added.",
     "list_saved": "The members of {what} were saved.",
     "list_deleted": "Distribution list {what} was deleted.",
@@ -309,6 +310,26 @@ def alias_new():
         return _aliases_page(runtime, service, values, _form_errors(exc, {}, ("local_part", "target")),
                              exc.status)
     return _done("client.aliases", "alias_added", alias.address)
+
+
+@bp.route("/aliases/<alias_id>", methods=["GET", "POST"])
+def alias_edit(alias_id: str):
+    runtime, service = _ctx()
+    if request.method == "POST":
+        require_csrf()
+    alias = svc.get_alias(runtime, service, alias_id)
+    values = {"target": alias.target}
+    errors: dict[str, str] = {}
+    status = 200
+    if request.method == "POST":
+        values = {"target": request.form.get("target", "")}
+        try:
+            changed = svc.update_alias(runtime, service, alias.id, values)
+            return _done("client.aliases", "alias_saved", changed.address)
+        except ClientError as exc:
+            errors, status = _form_errors(exc, {}, ("target",)), exc.status
+    return render_template("client/alias_edit.html", alias=alias, values=values, errors=errors,
+                           notice=_notice(service)), status
 
 
 @bp.route("/aliases/<alias_id>/delete", methods=["GET", "POST"])

@@ -20,7 +20,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from .errors import NotSupported
+from .errors import NotFound, NotSupported, ProviderError
 
 
 class Capability(str, enum.Enum):
@@ -323,6 +323,20 @@ class Provider:
 
     def delete_alias(self, account_id: str, alias_id: str) -> None:
         self._unsupported("aliases")
+
+    def update_alias(self, account_id: str, alias_id: str, target: str) -> Alias:
+        """Point an alias elsewhere. The upstreams here have no call for it, so the
+        default deletes and re-adds it, putting the old one back if the re-add fails."""
+        old = next((a for a in self.list_aliases(account_id) if a.id == alias_id), None)
+        if old is None:
+            raise NotFound(f"{self.kind}: no alias {alias_id}", action="update_alias")
+        local_part = old.address.split("@")[0]
+        self.delete_alias(account_id, alias_id)
+        try:
+            return self.create_alias(account_id, local_part, target)
+        except ProviderError:
+            self.create_alias(account_id, local_part, old.target)
+            raise
 
     def list_lists(self, account_id: str) -> list[DistributionList]:
         self._unsupported("distribution lists")

@@ -582,3 +582,17 @@ def test_concurrent_creates_cannot_both_take_the_last_slot(app, runtime, service
         del provider.create_mailbox
     assert sorted(results.values()) == [201, 422, 422, 422], results
     assert len(sim_state(sandbox_sim)[0]["mailboxes"]) == 3
+
+
+def test_an_alias_can_point_elsewhere(me, runtime, service, sandbox_sim):
+    info = me.post("/aliases", {"local_part": "info", "target": "ada@elsewhere.example"}).get_json()
+    r = me.patch(f"/aliases/{info['id']}", {"target": "Bob@Elsewhere.example"})
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json()["address"] == "info@shop.example" and r.get_json()["target"] == "bob@elsewhere.example"
+    listed = me.get("/aliases").get_json()["items"]
+    assert [(a["address"], a["target"]) for a in listed] == [("info@shop.example", "bob@elsewhere.example")]
+    assert me.get(f"/aliases/{listed[0]['id']}").get_json()["target"] == "bob@elsewhere.example"
+    for body in ({"target": "nope"}, {"target": "info@shop.example"}, {}):
+        r = me.patch(f"/aliases/{listed[0]['id']}", body)
+        assert r.status_code == 422 and "target" in r.get_json()["error"]["fields"], body
+    assert me.patch("/aliases/unknown", {"target": "x@y.example"}).status_code == 404

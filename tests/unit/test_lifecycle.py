@@ -246,3 +246,37 @@ def test_a_stored_id_reused_upstream_for_another_service_is_not_adopted(box):
     provider.create_account(other)                  # ...and gave our old id to someone else
     assert step(provider, service, box) == ["create"]
     assert service.upstream_id == "a2" and provider.accounts["a1"].external_id == "2000"
+
+
+def test_the_default_alias_update_restores_the_old_alias_when_the_re_add_fails():
+    from provisioner.providers.base import Alias
+
+    class Aliases(Provider):
+        kind = "aliases"
+
+        def __init__(self):
+            super().__init__("a", {})
+            self.aliases = {"1": Alias("1", "info@x.example", "old@y.example")}
+            self.fail_target = None
+
+        def list_aliases(self, account_id):
+            return list(self.aliases.values())
+
+        def delete_alias(self, account_id, alias_id):
+            del self.aliases[alias_id]
+
+        def create_alias(self, account_id, local_part, target):
+            if target == self.fail_target:
+                raise Unavailable("boom")
+            alias = Alias(str(len(self.aliases) + 10), f"{local_part}@x.example", target)
+            self.aliases[alias.id] = alias
+            return alias
+
+    provider = Aliases()
+    provider.fail_target = "new@y.example"
+    with pytest.raises(Unavailable):
+        provider.update_alias("acc", "1", "new@y.example")
+    assert [a.target for a in provider.aliases.values()] == ["old@y.example"]
+    provider.fail_target = None
+    changed = provider.update_alias("acc", next(iter(provider.aliases)), "new@y.example")
+    assert changed.address == "info@x.example" and changed.target == "new@y.example"
