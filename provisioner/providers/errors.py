@@ -26,6 +26,17 @@ class ProviderError(Exception):
         # The upstream's answer, truncated and already masked by the HTTP client.
         self.body = body
 
+    def scrubbed(self, *secrets: str | None) -> "ProviderError":
+        """This error with ``secrets`` (passwords sent in the failed call, which an
+        upstream may echo back) masked out of its message and body."""
+        for secret in secrets:
+            if secret:
+                self.message = self.message.replace(secret, "***")
+                self.args = (self.message,)
+                if self.body:
+                    self.body = self.body.replace(secret, "***")
+        return self
+
 
 class AuthError(ProviderError):
     """Bad credentials, IP not whitelisted, access denied: an operator must act."""

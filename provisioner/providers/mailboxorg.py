@@ -171,15 +171,6 @@ def jsonrpc_error(response: requests.Response, body: Any) -> ProviderError | Non
     return None
 
 
-def _scrub(err: ProviderError, *secrets_: str | None) -> ProviderError:
-    """Remove secrets (passwords sent in this call) an upstream message may echo."""
-    for secret in secrets_:
-        if secret:
-            err.message = err.message.replace(secret, "***")
-            err.args = (err.message,)
-            if err.body:
-                err.body = err.body.replace(secret, "***")
-    return err
 
 
 # --- answers ---------------------------------------------------------------------------
@@ -421,7 +412,7 @@ class MailboxOrgProvider(Provider):
                 log.info("upstream %s %s: session no longer valid, authenticating again", self.name, method)
                 session = self._current_session(rejected=session)
             except ProviderError as err:
-                raise _scrub(err, *secrets_) from None
+                raise err.scrubbed(*secrets_) from None
         raise AssertionError("unreachable")
 
     # --- connection -------------------------------------------------------------------

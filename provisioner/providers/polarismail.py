@@ -222,14 +222,6 @@ def _fqdn(host: str, domain: str) -> str:
     return host if host == domain or host.endswith("." + domain) else f"{host}.{domain}"
 
 
-def _scrub(err: ProviderError, secret: str | None) -> ProviderError:
-    """Remove ``secret`` (a mailbox password) from an error the API may have echoed it in."""
-    if secret:
-        err.message = err.message.replace(secret, "***")
-        err.args = (err.message,)
-        if err.body:
-            err.body = err.body.replace(secret, "***")
-    return err
 
 
 class PolarisMailProvider(Provider):
@@ -367,7 +359,7 @@ class PolarisMailProvider(Provider):
                          self.name, api_action)
                 token = self._current_token(rejected=token)
             except ProviderError as err:
-                raise _scrub(err, secret) from None
+                raise err.scrubbed(secret) from None
         raise AssertionError("unreachable")
 
     # --- connection -------------------------------------------------------------------

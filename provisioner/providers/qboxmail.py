@@ -271,15 +271,6 @@ def description_for(spec: AccountSpec) -> str:
     return f"{normalise_domain(spec.domain)} (service {spec.service_id})"
 
 
-def _scrub(err: ProviderError, *values: str | None) -> ProviderError:
-    """Remove ``values`` (passwords sent in this call) from an error the API may have echoed them in."""
-    for value in values:
-        if value:
-            err.message = err.message.replace(value, "***")
-            err.args = (err.message,)
-            if err.body:
-                err.body = err.body.replace(value, "***")
-    return err
 
 
 class QboxmailProvider(Provider):
@@ -357,7 +348,7 @@ class QboxmailProvider(Provider):
         try:
             return self.http.request(method, path, action=action, **kw)
         except ProviderError as err:
-            raise _scrub(err, secret) from None
+            raise err.scrubbed(secret) from None
 
     def _get(self, path: str, action: str, params: dict[str, Any] | None = None) -> Any:
         return self._call("GET", path, action, params=params).data
