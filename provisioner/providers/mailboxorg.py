@@ -171,8 +171,6 @@ def jsonrpc_error(response: requests.Response, body: Any) -> ProviderError | Non
     return None
 
 
-
-
 # --- answers ---------------------------------------------------------------------------
 
 def _records(value: Any, what: str) -> list[dict[str, Any]]:

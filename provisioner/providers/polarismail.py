@@ -222,8 +222,6 @@ def _fqdn(host: str, domain: str) -> str:
     return host if host == domain or host.endswith("." + domain) else f"{host}.{domain}"
 
 
-
-
 class PolarisMailProvider(Provider):
     kind = "polarismail"
     lists_usage = False          # the account list carries no usage

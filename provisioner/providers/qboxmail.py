@@ -271,8 +271,6 @@ def description_for(spec: AccountSpec) -> str:
     return f"{normalise_domain(spec.domain)} (service {spec.service_id})"
 
 
-
-
 class QboxmailProvider(Provider):
     kind = "qboxmail"
     capabilities = KIND_CAPABILITIES[HOSTING] | KIND_CAPABILITIES[RELAY]
