@@ -101,7 +101,10 @@ def apply_event(service: Service | None, event: dict, product: Product | None,
         service.desired_status = DesiredStatus.TERMINATED
         service.pending_password = None
 
-    if kind in (ev.CREATE, ev.CHANGE_PASSWORD) and body.get("password"):
+    # A create for a live service only updates it: billing systems resend the service's
+    # password with every create, and it must not be pushed over the account's own.
+    new_account = kind == ev.CREATE and service.upstream_id is None
+    if (new_account or kind == ev.CHANGE_PASSWORD) and body.get("password"):
         service.pending_password = box.encrypt(body["password"])
     return service
 

@@ -280,3 +280,12 @@ def test_the_default_alias_update_restores_the_old_alias_when_the_re_add_fails()
     provider.fail_target = None
     changed = provider.update_alias("acc", next(iter(provider.aliases)), "new@y.example")
     assert changed.address == "info@x.example" and changed.target == "new@y.example"
+
+
+def test_a_create_for_a_live_service_does_not_push_the_billing_password_again(box):
+    provider = FakeProvider()
+    service = apply_event(None, event(ev.CREATE, password="first-Pw-1"), PRODUCT, {"mailboxes": 1}, box)
+    step(provider, service, box)
+    apply_event(service, event(ev.CREATE, password="resent-Pw-2"), PRODUCT, {"mailboxes": 1}, box)
+    assert service.pending_password is None
+    assert step(provider, service, box) == [] and provider.passwords["a1"] == "first-Pw-1"

@@ -1,0 +1,289 @@
+<?php
+/**
+ * What admins and customers see: single sign-on, the admin's service tab, the client area,
+ * and the server's Test Connection.
+ */
+
+namespace WHMCS\Module\Server\Provisioner;
+
+final class Panels
+{
+    /** Counted limits first, in this order, with their labels; others follow by name. */
+    private const LABELS = [
+        'mailboxes' => 'Mailboxes',
+        'enhanced_mailboxes' => 'Enhanced mailboxes',
+        'light_mailboxes' => 'Light mailboxes',
+        'standard_mailboxes' => 'Standard mailboxes',
+        'premium_mailboxes' => 'Premium mailboxes',
+        'aliases' => 'Aliases',
+        'distribution_lists' => 'Distribution lists',
+        'mailing_lists' => 'Mailing lists',
+        'relay_messages' => 'Messages',
+        'relay_max_domains' => 'Sender domains',
+    ];
+
+    // --- single sign-on -----------------------------------------------------------------------
+
+    /** POST /api/v1/services/{id}/sso -> WHMCS's ['success', 'redirectTo'] or ['success' => false, 'errorMsg']. */
+    public static function singleSignOn(string $function, array $params): array
+    {
+        $log = new ModuleLog();
+        try {
+            $connection = Connection::fromParams($params, $log);
+        } catch (ConfigError $e) {
+            $log->call($function, 'not sent', $e->getMessage());
+            return ['success' => false, 'errorMsg' => $e->getMessage()];
+        }
+        $serviceId = (string) ($params['serviceid'] ?? '');
+        $result = $connection->api($function, 'POST', '/api/v1/services/' . rawurlencode($serviceId) . '/sso');
+        $url = is_array($result->json) ? (string) ($result->json['url'] ?? '') : '';
+        if (($result->status === 200 || $result->status === 201) && $url !== '') {
+            if (!preg_match('~^https?://~i', $url)) {
+                $url = $connection->url('/' . ltrim($url, '/'));  // a path: relative to the provisioner
+            }
+            return ['success' => true, 'redirectTo' => $url];
+        }
+        if ($result->networkError()) {
+            $message = 'The mailbox management is not reachable right now (' . $result->error . ').';
+        } elseif ($result->errorCode() === 'service_not_found') {
+            $message = 'This service is not set up at the provider yet: run Create first.';
+        } elseif ($result->status === 404 || $result->status === 405) {
+            $message = 'The provisioner does not offer single sign-on (POST /api/v1/services/{id}/sso answered HTTP '
+                . $result->status . '): update it.';
+        } elseif ($result->status === 401 || $result->status === 403) {
+            $message = 'The provisioner refused the server\'s Access Hash: ' . Text::sentence($result->errorMessage())
+                . ' Single sign-on needs an API key with the admin scope.';
+        } else {
+            $message = Text::sentence($result->errorMessage()) ?: 'Single sign-on failed (HTTP ' . $result->status . ').';
+        }
+        return ['success' => false, 'errorMsg' => $message];
+    }
+
+    // --- the admin's service tab --------------------------------------------------------------
+
+    /** @return array<string, string> label => HTML */
+    public static function adminTab(array $params): array
+    {
+        $log = new ModuleLog();
+        $serviceId = (string) ($params['serviceid'] ?? '');
+        $fields = [];
+        if (Store::available() && function_exists('decrypt')) {
+            try {
+                foreach (Store::takeSecrets($serviceId) as $name => $encrypted) {
+                    $value = (string) decrypt($encrypted);
+                    $log->addSecrets([$value]);
+                    $fields['One-time ' . str_replace('_', ' ', $name)] = '<code>' . self::h($value) . '</code> '
+                        . '<strong>Shown only now: copy it; the provider will not show it again.</strong>';
+                }
+            } catch (\Throwable $e) {
+                $log->call('AdminServicesTabFields', 'one-time secrets', $e->getMessage());
+            }
+        }
+        try {
+            $connection = Connection::fromParams($params, $log);
+        } catch (ConfigError $e) {
+            return $fields + ['Provisioner' => self::h($e->getMessage())];
+        }
+        $result = $connection->api('AdminServicesTabFields', 'GET', '/api/v1/services/' . rawurlencode($serviceId));
+        if ($result->status === 404 && $result->errorCode() === 'service_not_found') {
+            return $fields + ['Provisioner' => 'Not known to the provisioner yet: run Create.'];
+        }
+        if ($result->status !== 200 || !is_array($result->json)) {
+            return $fields + ['Provisioner' => self::h('Could not read the service from the provisioner at '
+                    . $connection->url() . ' (' . $result->describe() . ').')];
+        }
+        $service = $result->json;
+        $desired = is_array($service['desired'] ?? null) ? $service['desired'] : [];
+        $observed = is_array($service['observed'] ?? null) ? $service['observed'] : [];
+        $upstream = is_array($service['upstream'] ?? null) ? $service['upstream'] : [];
+
+        $status = 'Billing wants <strong>' . self::h((string) ($desired['status'] ?? '?')) . '</strong>';
+        if (!empty($desired['suspend_reason']) && ($desired['status'] ?? '') === 'suspended') {
+            $status .= ' (' . self::h((string) $desired['suspend_reason']) . ')';
+        }
+        $status .= '; the provider has it <strong>' . self::h((string) ($observed['status'] ?? 'not yet converged'))
+            . '</strong>';
+        if (!empty($upstream['name'])) {
+            $status .= ' at ' . self::h((string) $upstream['name'])
+                . (!empty($upstream['upstream_id']) ? ' (account ' . self::h((string) $upstream['upstream_id']) . ')' : '');
+        }
+        if (!empty($observed['converged_at'])) {
+            $status .= ', checked ' . self::h(self::when((string) $observed['converged_at']));
+        }
+        if (!empty($service['password_pending'])) {
+            $status .= '; a new password is waiting to be applied';
+        }
+        $fields['Provider status'] = $status . '.';
+
+        $rows = self::limitRows(is_array($desired['limits'] ?? null) ? $desired['limits'] : [],
+            is_array($service['usage'] ?? null) ? $service['usage'] : []);
+        $fields['Use / limits'] = $rows
+            ? implode(' &middot; ', array_map(static fn ($r) => self::h($r['label'] . ' ' . $r['used'] . ' / ' . $r['limit']), $rows))
+            : 'none reported yet';
+
+        $jobs = is_array($service['jobs'] ?? null) ? $service['jobs'] : [];
+        $last = $jobs[0] ?? null;
+        if (is_array($last)) {
+            $attempts = (int) ($last['attempts'] ?? 0);
+            $fields['Last job'] = self::h(sprintf('%s: %s after %d attempt%s, %s (job %s)',
+                (string) ($last['reason'] ?? $last['kind'] ?? 'job'), (string) ($last['state'] ?? '?'), $attempts,
+                $attempts === 1 ? '' : 's', self::when((string) ($last['finished_at'] ?? $last['updated_at'] ?? '')),
+                (string) ($last['id'] ?? '?')));
+            $error = is_array($last['error'] ?? null) ? (string) ($last['error']['message'] ?? '') : '';
+            $fields['Last job error'] = $error !== '' ? self::h(Text::sentence($error)) : 'none';
+        } else {
+            $fields['Last job'] = 'none';
+        }
+        return $fields;
+    }
+
+    // --- the client area ------------------------------------------------------------------------
+
+    public static function clientArea(array $params): array
+    {
+        $log = new ModuleLog();
+        $serviceId = (string) ($params['serviceid'] ?? '');
+        $vars = [
+            'provisionerServiceId' => $serviceId,
+            'provisionerDomain' => (string) ($params['domain'] ?? ''),
+            'provisionerLimits' => [],
+            'provisionerStorageMb' => null,
+            'provisionerQuotaGb' => null,
+            'provisionerStatus' => '',
+            'provisionerError' => '',
+            'provisionerCanManage' => false,
+            'provisionerSsoLink' => 'clientarea.php?action=productdetails&id=' . rawurlencode($serviceId)
+                . '&dosinglesignon=1',
+        ];
+        try {
+            $connection = Connection::fromParams($params, $log);
+            $result = $connection->api('ClientArea', 'GET', '/api/v1/services/' . rawurlencode($serviceId), null,
+                Connection::PAGE_TIMEOUT);
+        } catch (ConfigError $e) {
+            $log->call('ClientArea', 'not sent', $e->getMessage());
+            $result = null;
+        }
+        if ($result !== null && $result->status === 200 && is_array($result->json)) {
+            $service = $result->json;
+            $desired = is_array($service['desired'] ?? null) ? $service['desired'] : [];
+            $limits = is_array($desired['limits'] ?? null) ? $desired['limits'] : [];
+            $usage = is_array($service['usage'] ?? null) ? $service['usage'] : [];
+            $vars['provisionerLimits'] = self::limitRows($limits, $usage);
+            $vars['provisionerStorageMb'] = isset($usage['storage_mb']) ? (int) $usage['storage_mb'] : null;
+            $vars['provisionerQuotaGb'] = isset($limits['mailbox_quota_gb']) && is_int($limits['mailbox_quota_gb'])
+                ? $limits['mailbox_quota_gb'] : null;
+            $vars['provisionerStatus'] = (string) ($desired['status'] ?? '');
+            $vars['provisionerCanManage'] = ($desired['status'] ?? '') === 'active';
+        } else {
+            $vars['provisionerError'] = 'Your mailbox details are not available right now. Please try again later.';
+        }
+        return [
+            'tabOverviewReplacementTemplate' => 'templates/clientarea.tpl',
+            'templateVariables' => $vars,
+        ];
+    }
+
+    /** @return list<array{key: string, label: string, used: string, limit: string}> counted limits against use */
+    public static function limitRows(array $limits, array $usage): array
+    {
+        $keys = array_keys(self::LABELS);
+        foreach ($limits as $key => $value) {
+            if (!in_array($key, $keys, true)) {
+                $keys[] = (string) $key;
+            }
+        }
+        $rows = [];
+        foreach ($keys as $key) {
+            if (!array_key_exists($key, $limits) || !is_int($limits[$key]) || in_array($key, ['mailbox_quota_gb'], true)) {
+                continue;
+            }
+            if (!isset(self::LABELS[$key]) && !array_key_exists($key, $usage)) {
+                continue;            // a setting (months, a plan number), not something counted
+            }
+            $limit = $limits[$key];
+            $used = $usage[$key] ?? null;
+            $rows[] = [
+                'key' => (string) $key,
+                'label' => self::LABELS[$key] ?? ucfirst(str_replace('_', ' ', (string) $key)),
+                'used' => is_int($used) ? (string) $used : '-',
+                'limit' => $limit < 0 ? 'unlimited' : (string) $limit,
+            ];
+        }
+        return $rows;
+    }
+
+    // --- Test Connection ------------------------------------------------------------------------
+
+    /** Both credentials: the API key (an authenticated GET) and the webhook secret (a signed probe). */
+    public static function testConnection(array $params): array
+    {
+        $log = new ModuleLog();
+        try {
+            $connection = Connection::fromParams($params, $log);
+        } catch (ConfigError $e) {
+            $log->call('TestConnection', 'not sent', $e->getMessage());
+            return ['success' => false, 'error' => $e->getMessage()];
+        }
+        $health = $connection->anonymous('TestConnection', '/healthz');
+        if ($health->status !== 200) {
+            return ['success' => false, 'error' => sprintf('The provisioner at %s is not reachable (%s). Check the '
+                . 'server\'s Hostname, SSL setting and Port.', $connection->url(), $health->describe())];
+        }
+        if (!$connection->hasApiKey()) {
+            return ['success' => false, 'error' => 'The server has no Access Hash: enter an admin API key of the '
+                . 'provisioner (provisioner api-key create whmcs --scope admin).'];
+        }
+        $api = $connection->api('TestConnection', 'GET', '/api/v1/upstreams?per_page=1');
+        if ($api->status === 401) {
+            return ['success' => false, 'error' => 'The provisioner refused the server\'s Access Hash: '
+                . Text::sentence($api->errorMessage()) . ' Enter an admin API key (provisioner api-key create whmcs '
+                . '--scope admin).'];
+        }
+        if ($api->status !== 200) {
+            return ['success' => false, 'error' => 'The admin API answered ' . $api->describe() . '.'];
+        }
+        // Scope: a read key may only GET, and single sign-on is a POST.
+        $probeId = 'whmcs-connection-test-' . bin2hex(random_bytes(4));
+        $scope = $connection->api('TestConnection', 'POST', '/api/v1/services/' . $probeId . '/sso');
+        if ($scope->status === 403) {
+            return ['success' => false, 'error' => 'The server\'s Access Hash is a read-only API key: '
+                . 'single sign-on needs one with the admin scope (provisioner api-key create whmcs --scope admin).'];
+        }
+        // The webhook secret: an event for a service that cannot exist changes nothing and
+        // must be refused as unknown (404), which proves the signature was accepted.
+        $body = Json::encode(['type' => 'service.suspend', 'occurred_at' => EventBuilder::now(),
+            'service' => ['id' => $probeId, 'product_id' => '0']]);
+        $hook = $connection->sendEvent('TestConnection', $body, 'msg_whmcs_connection_test_' . bin2hex(random_bytes(8)),
+            0, 1);
+        if ($hook->status === 404 && $hook->errorCode() === 'service_not_found') {
+            return ['success' => true, 'error' => ''];
+        }
+        if ($hook->status === 401 && $hook->errorCode() === 'stale_timestamp') {
+            return ['success' => false, 'error' => 'The provisioner refused the signed request\'s timestamp: the clock of '
+                . 'this WHMCS server is more than 5 minutes off the provisioner\'s. Fix the time (NTP).'];
+        }
+        if ($hook->status === 401) {
+            return ['success' => false, 'error' => 'The provisioner refused the signature: the server\'s Password must '
+                . 'be one of the provisioner\'s webhook secrets (PROVISIONER_WEBHOOK_SECRETS). ('
+                . Text::sentence($hook->errorMessage()) . ')'];
+        }
+        return ['success' => false, 'error' => 'Unexpected answer to a signed test event: ' . $hook->describe() . '.'];
+    }
+
+    public static function h(string $text): string
+    {
+        return htmlspecialchars($text, ENT_QUOTES | ENT_SUBSTITUTE, 'UTF-8');
+    }
+
+    private static function when(string $iso): string
+    {
+        if ($iso === '') {
+            return 'not finished';
+        }
+        try {
+            return (new \DateTimeImmutable($iso))->setTimezone(new \DateTimeZone('UTC'))->format('Y-m-d H:i') . ' UTC';
+        } catch (\Exception $e) {
+            return $iso;
+        }
+    }
+}

@@ -1,0 +1,124 @@
+"""Failures and the Module Queue: the same call again re-sends the same webhook-id."""
+from __future__ import annotations
+
+import re
+
+from tests.e2e.procs import free_port
+
+FAILED = re.compile(r"^(?P<message>.+) \(Job (?P<job>[0-9a-f]{32}) at the provisioner failed after (?P<n>\d+) attempts; "
+                    r"once the cause is fixed, use Retry in the Module Queue, or run the command again, to run the "
+                    r"same job again\.\)$")
+QUEUED = re.compile(r"^The request is queued at the provider \(job (?P<job>[0-9a-f]{32})\); use Retry in the Module "
+                    r"Queue to see the outcome\.")
+
+
+def _ids(whmcs, action: str) -> list[str]:
+    return [whmcs.header(e, "webhook-id") for e in whmcs.hook_entries(action)]
+
+
+def _status(stack, sid: str) -> str:
+    [account] = stack.accounts_for(sid)
+    return account["status"]
+
+
+def _events(stack, sid: str, kind: str) -> int:
+    return stack.admin_get(f"/api/v1/events?service_id={sid}&type={kind}").json()["total"]
+
+
+def test_a_failing_upstream_fails_the_job_and_the_module_queue_retry_succeeds(whmcs, php_stack):
+    stack, sid = php_stack, "7004"
+    params = whmcs.params(sid, "whmcs-faults.example")
+    assert whmcs.call("CreateAccount", params) == "success"
+    suspend = {**params, "suspendreason": "Overdue on Payment"}
+
+    stack.sim_faults(error_rate=1.0)            # every upstream call fails with a 5xx
+    result = whmcs.call("SuspendAccount", suspend)
+    match = FAILED.match(result)
+    assert match, result
+    assert match["message"].endswith(".") and "Job" not in match["message"]
+    assert int(match["n"]) >= 2
+    assert stack.job_state(match["job"]) == "failed"
+    assert _status(stack, sid) == "active"
+    # The request stays in flight for the retry.
+    [row] = whmcs.db()["tables"]["mod_provisioner_deliveries"]
+    assert row["webhook_id"] == _ids(whmcs, "SuspendAccount")[0] and row["action"] == "suspend"
+
+    stack.clear_faults()
+    # WHMCS's Module Queue "Retry": the same function with the same $params.
+    assert whmcs.call("SuspendAccount", suspend) == "success"
+    assert _status(stack, sid) == "suspended"
+    first, retry = _ids(whmcs, "SuspendAccount")
+    assert first == retry                                     # the same webhook-id ...
+    assert _events(stack, sid, "service.suspend") == 1        # ... so one event, one job, run again
+    job = stack.job(match["job"])
+    assert job["state"] == "succeeded" and job["attempts"] > int(match["n"])
+    assert whmcs.db()["tables"]["mod_provisioner_deliveries"] == []
+    whmcs.assert_no_secrets_logged()
+
+
+def test_a_job_still_running_is_reported_as_queued_and_the_retry_reports_the_outcome(whmcs, php_stack):
+    stack, sid = php_stack, "7005"
+    params = whmcs.params(sid, "whmcs-queued.example")
+    assert whmcs.call("CreateAccount", params) == "success"
+
+    stack.sim_faults(error_rate=1.0)
+    short_wait = {**params, "configoption1": "1"}           # the product's "Wait seconds"
+    result = whmcs.call("SuspendAccount", short_wait)
+    match = QUEUED.match(result)
+    assert match, result
+    assert whmcs.header(whmcs.hook_entries("SuspendAccount")[0], "Prefer") == "wait=1"
+    assert whmcs.hook_entries("SuspendAccount")[0]["response"].startswith("HTTP 202")
+
+    stack.clear_faults()
+    stack.wait_job(match["job"], timeout=30)
+    assert whmcs.call("SuspendAccount", short_wait) == "success"
+    first, retry = _ids(whmcs, "SuspendAccount")
+    assert first == retry
+    assert _events(stack, sid, "service.suspend") == 1
+    assert _status(stack, sid) == "suspended"
+
+
+def test_network_errors_are_retried_with_the_same_webhook_id(whmcs, php_stack):
+    stack, sid = php_stack, "7006"
+    params = whmcs.params(sid, "whmcs-network.example")
+    assert whmcs.call("CreateAccount", params) == "success"
+
+    closed = free_port()                                     # nothing listens there
+    down = {**params, **whmcs.server(serverport=str(closed)), "suspendreason": "Abuse"}
+    result = whmcs.call("SuspendAccount", down)
+    assert result.startswith(f"No answer from the provisioner at http://127.0.0.1:{closed} after 3 attempt(s): "), result
+    assert "use Retry in the Module Queue" in result
+    attempts = whmcs.hook_entries("SuspendAccount")
+    assert len(attempts) == 3
+    assert len({whmcs.header(e, "webhook-id") for e in attempts}) == 1          # one id for all three
+    assert [whmcs.header(e, "attempt") for e in attempts] == ["1 of 3", "2 of 3", "3 of 3"]
+    assert _status(stack, sid) == "active"
+
+    # The provisioner is reachable again: the Module Queue retry sends the same request.
+    assert whmcs.call("SuspendAccount", {**down, **whmcs.server()}) == "success"
+    ids = set(_ids(whmcs, "SuspendAccount"))
+    assert len(ids) == 1
+    assert _events(stack, sid, "service.suspend") == 1
+    assert _status(stack, sid) == "suspended"
+    whmcs.assert_no_secrets_logged()
+
+
+def test_a_new_command_after_a_failure_gets_a_new_webhook_id(whmcs, php_stack):
+    """A failed suspend left in flight must not swallow a later, different command."""
+    stack, sid = php_stack, "7011"
+    params = whmcs.params(sid, "whmcs-newid.example")
+    assert whmcs.call("CreateAccount", params) == "success"
+    stack.sim_faults(error_rate=1.0)
+    assert FAILED.match(whmcs.call("SuspendAccount", {**params, "suspendreason": "Abuse"}))
+    stack.clear_faults()
+
+    # Other values: a new command (the suspend reason changed).
+    assert whmcs.call("SuspendAccount", {**params, "suspendreason": "Chargeback"}) == "success"
+    assert stack.accounts_for(sid)[0]["native"]["suspend_reason"] == "Chargeback"
+    # Another action, then the first suspend's values again: each a new event.
+    assert whmcs.call("UnsuspendAccount", params) == "success"
+    assert whmcs.call("SuspendAccount", {**params, "suspendreason": "Abuse"}) == "success"
+    assert _status(stack, sid) == "suspended"
+    suspend_ids = _ids(whmcs, "SuspendAccount")
+    assert len(suspend_ids) == 3 and len(set(suspend_ids)) == 3
+    assert _events(stack, sid, "service.suspend") == 3
