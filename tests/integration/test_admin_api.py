@@ -11,6 +11,7 @@ from sqlalchemy import select
 from provisioner import apikeys
 from provisioner.config import Settings
 from provisioner.db import utcnow
+from provisioner.devsetup import new_webhook_secret
 from provisioner.models import ApiKey, Event, Job, JobAttempt, JobState, Service
 from provisioner.products import load_catalog
 from provisioner.runtime import Runtime
@@ -53,7 +54,7 @@ def runtime(tmp_path, simulator, database_url):
     settings = Settings.from_env({"PROVISIONER_INSTANCE_DIR": str(tmp_path)}, dev=True,
                                  database_url=database_url, secret_key="test-secret-key",
                                  encryption_key=new_fernet_key(),
-                                 webhook_secrets=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+                                 webhook_secrets=[new_webhook_secret()],
                                  instance_dir=str(tmp_path))
     rt = Runtime(settings, catalog=catalog)
     yield rt
