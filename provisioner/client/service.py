@@ -784,10 +784,8 @@ def update_alias(runtime: Runtime, service: Service, alias_id: str, data: Mappin
             problems["target"] = "An alias cannot forward to itself."
         if problems:
             raise InvalidInput(problems)
-        try:
+        with _calling("change an alias"):
             changed = provider.update_alias(_account(service), alias.id, target)
-        except perr.ProviderError as exc:
-            raise _upstream_error(exc, "change an alias") from None
     log.info("client area: service %s pointed alias %s elsewhere", service.id, alias.address)
     return changed
 

@@ -34,14 +34,12 @@ from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from provisioner import apikeys
-from provisioner.devsetup import dev_products_env
 from provisioner.models import Job, Service
-from provisioner.products import load_catalog
-from provisioner.runtime import Runtime
-from provisioner.simulators.qboxmail import add_months, create_app as create_qbox_app
-from provisioner.simulators.server import SimulatorServer
+from provisioner.simulators.qboxmail import add_months
 from tests.helpers import event_body
-from tests.unit.test_dns_check import LocalDns
+# The app on the sandbox and Qboxmail simulators with a local DNS server, as the extras'
+# integration tests build it.
+from tests.integration.test_client_extras import app, local_dns, qbox_sim, runtime  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 
@@ -127,37 +125,6 @@ def page(browser):
 
 
 # --- the app on real HTTP -------------------------------------------------------------------------
-
-@pytest.fixture
-def qbox_sim():
-    server = SimulatorServer(create_qbox_app()).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def runtime(settings, sandbox_sim, qbox_sim):
-    env = dev_products_env({"sandbox": sandbox_sim.url, "qboxmail": qbox_sim.url})
-    rt = Runtime(settings, catalog=load_catalog(settings.products_dir, environ=env))
-    yield rt
-    rt.close()
-
-
-@pytest.fixture
-def local_dns():
-    server = LocalDns().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def app(runtime, local_dns):
-    from provisioner import create_app
-    app = create_app(runtime=runtime)  # the client area and its extras included
-    app.config["CLIENT_DNS_NAMESERVERS"] = local_dns.address
-    app.config["CLIENT_DNS_TIMEOUT"] = 1.0
-    return app
-
 
 @pytest.fixture
 def live_url(app):
