@@ -3,6 +3,11 @@
 Plain functions over a session: filtered, paginated queries, a job retry, an
 upstream connection test. ``provisioner.web.api`` only parses requests and
 serialises what these return (``provisioner.web.schemas``).
+
+Every function takes the caller's ``Scope``: an operator key sees every billing
+source, a source-scoped key only its own, and anything of another source is a
+404 exactly like something that does not exist. A service is addressed by its
+billing id (with ``source`` when several sources have that id) or by its key.
 """
 from __future__ import annotations
 
@@ -12,12 +17,13 @@ import threading
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Sequence
 
-from sqlalchemy import Select, and_, false, func, or_, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Select, and_, false, func, or_, select, true, update
+from sqlalchemy.orm import Session, selectinload, undefer
 
 from . import jobs
 from .db import Database, utcnow
 from .lifecycle import lift_suspension, suspend
+from .notifications import notify
 from .models import (ApiKey, DesiredStatus, Event, Job, JobState, Notification, ReconcileRun, Service,
                      SuspendedBy)
 from .products import Catalog
@@ -30,6 +36,18 @@ log = logging.getLogger("provisioner.admin")
 RECENT = 20          # events and jobs shown with a service
 # last_used_at is bookkeeping: refreshing it at most this often spares a write per request.
 TOUCH_INTERVAL = dt.timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a caller may see: one billing source (a source-scoped API key) or all (None)."""
+    source: str | None = None
+
+    def allows(self, source: str | None) -> bool:
+        return self.source is None or source == self.source
+
+
+ALL_SOURCES = Scope()
 
 
 @dataclass
@@ -81,9 +99,60 @@ def touch_api_key(db: Database, key: ApiKey, now: dt.datetime | None = None) -> 
 
 # --- services --------------------------------------------------------------------------------
 
+# --- addressing a service ---------------------------------------------------------------------
+
+def _not_found(service_id: str) -> ApiError:
+    return ApiError(404, "service_not_found", f"No service with id {service_id!r}.")
+
+
+def find_service(session: Session, service_id: str, scope: Scope = ALL_SOURCES, source: str | None = None,
+                 *, for_update: bool = False) -> Service:
+    """The service ``service_id`` names for this caller: its billing id within the
+    key's source (or ``source``), else its key. 404 if the caller cannot see it; 409
+    when an operator's billing id is ambiguous (never a guess)."""
+    if source is not None and not scope.allows(source):
+        raise _not_found(service_id)
+    wanted = scope.source or source
+    stmt = select(Service).where(Service.billing_id == service_id)
+    if wanted is not None:
+        stmt = stmt.where(Service.source == wanted)
+    if for_update:
+        stmt = stmt.with_for_update()
+    found = list(session.execute(stmt.limit(10)).scalars())
+    if not found and wanted is None:
+        by_key = session.get(Service, service_id, with_for_update=for_update or None)
+        found = [by_key] if by_key is not None else []
+    if not found:
+        raise _not_found(service_id)
+    if len(found) > 1:
+        sources = ", ".join(sorted(s.source for s in found))
+        raise ApiError(409, "ambiguous_service",
+                       f"Several billing sources have a service {service_id!r} ({sources}); "
+                       "say which with ?source=NAME.", {"source": f"one of {sources}"})
+    return found[0]
+
+
+def _service_keys(service_id: str, scope: Scope, source: str | None) -> Select:
+    """Keys of the services a billing-id filter means (every source the caller sees)."""
+    stmt = select(Service.id).where(or_(Service.billing_id == service_id, Service.id == service_id))
+    if scope.source or source:
+        stmt = stmt.where(Service.source == (scope.source or source))
+    return stmt
+
+
+def _in_scope(stmt: Select, column, scope: Scope, query: dict[str, Any]) -> Select:
+    """``stmt`` limited to the caller's source and the ``source`` filter, on ``column``."""
+    if scope.source is not None:
+        stmt = stmt.where(column == scope.source)
+    if "source" in query:
+        stmt = stmt.where(column == query["source"])
+    return stmt
+
+
 def list_services(session: Session, query: dict[str, Any], catalog: Catalog | None = None,
-                  now: dt.datetime | None = None) -> Page:
-    stmt = select(Service).order_by(Service.created_at, Service.id)
+                  now: dt.datetime | None = None, scope: Scope = ALL_SOURCES,
+                  provisioner_sources: Sequence[str] | None = None) -> Page:
+    stmt = _in_scope(select(Service).order_by(Service.created_at, Service.id), Service.source, scope, query)
     if "domain" in query:
         stmt = stmt.where(Service.domain == query["domain"].lower())
     if "status" in query:
@@ -101,7 +170,7 @@ def list_services(session: Session, query: dict[str, Any], catalog: Catalog | No
     if "expires_after" in query:
         stmt = stmt.where(Service.next_due_date > query["expires_after"])
     if "awaiting_termination" in query:
-        awaiting = awaiting_termination(catalog, now or utcnow())
+        awaiting = awaiting_termination(catalog, now or utcnow(), provisioner_sources)
         stmt = stmt.where(Service.id.in_(awaiting) if query["awaiting_termination"]
                           else Service.id.not_in(awaiting))
     return _paginate(session, stmt, query["page"], query["per_page"])
@@ -113,16 +182,15 @@ def _job_id_of_event():
             .order_by(Job.created_at, Job.id).limit(1).correlate(Event).scalar_subquery())
 
 
-def get_service(session: Session, service_id: str) -> ServiceDetail:
-    service = session.get(Service, service_id)
-    if service is None:
-        raise ApiError(404, "service_not_found", f"No service with id {service_id!r}.")
+def get_service(session: Session, service_id: str, scope: Scope = ALL_SOURCES,
+                source: str | None = None) -> ServiceDetail:
+    service = find_service(session, service_id, scope, source)
     events = session.execute(
-        select(Event, _job_id_of_event()).where(Event.service_id == service_id)
+        select(Event, _job_id_of_event()).where(Event.service_id == service.id)
         .order_by(Event.received_at.desc(), Event.id.desc()).limit(RECENT)
     ).all()
     recent_jobs = session.execute(
-        select(Job).where(Job.service_id == service_id).options(selectinload(Job.attempt_log))
+        select(Job).where(Job.service_id == service.id).options(selectinload(Job.attempt_log), *JOB_NAMES)
         .order_by(Job.created_at.desc(), Job.id.desc()).limit(RECENT)
     ).scalars().all()
     return ServiceDetail(service, [EventRecord(*row) for row in events], list(recent_jobs))
@@ -130,28 +198,38 @@ def get_service(session: Session, service_id: str) -> ServiceDetail:
 
 # --- jobs ----------------------------------------------------------------------------------------
 
-def list_jobs(session: Session, query: dict[str, Any]) -> Page:
-    stmt = select(Job).order_by(Job.created_at.desc(), Job.id.desc())
+#: load the service's source and billing id with a job (its answers name them)
+JOB_NAMES = (undefer(Job.source), undefer(Job.billing_service_id))
+
+
+def _scoped_jobs(stmt: Select, scope: Scope, query: dict[str, Any]) -> Select:
+    if scope.source is not None or "source" in query:
+        stmt = stmt.where(Job.service_id.in_(_in_scope(select(Service.id), Service.source, scope, query)))
+    return stmt
+
+
+def list_jobs(session: Session, query: dict[str, Any], scope: Scope = ALL_SOURCES) -> Page:
+    stmt = select(Job).options(*JOB_NAMES).order_by(Job.created_at.desc(), Job.id.desc())
     if "state" in query:
         stmt = stmt.where(Job.state.in_(query["state"]))
     if "service_id" in query:
-        stmt = stmt.where(Job.service_id == query["service_id"])
-    return _paginate(session, stmt, query["page"], query["per_page"])
+        stmt = stmt.where(Job.service_id.in_(_service_keys(query["service_id"], scope, query.get("source"))))
+    return _paginate(session, _scoped_jobs(stmt, scope, query), query["page"], query["per_page"])
 
 
-def get_job(session: Session, job_id: str, *, for_update: bool = False) -> Job:
-    stmt = select(Job).where(Job.id == job_id).options(selectinload(Job.attempt_log))
+def get_job(session: Session, job_id: str, *, for_update: bool = False, scope: Scope = ALL_SOURCES) -> Job:
+    stmt = select(Job).where(Job.id == job_id).options(selectinload(Job.attempt_log), *JOB_NAMES)
     if for_update:
         stmt = stmt.with_for_update(of=Job)
     job = session.execute(stmt).scalar_one_or_none()
-    if job is None:
+    if job is None or not scope.allows(job.source):
         raise ApiError(404, "job_not_found", f"No job with id {job_id!r}.")
     return job
 
 
-def retry_job(session: Session, job_id: str, *, extra_attempts: int) -> Job:
+def retry_job(session: Session, job_id: str, *, extra_attempts: int, scope: Scope = ALL_SOURCES) -> Job:
     """Queue a failed job again; any other state is a 409 (it is running or done)."""
-    job = get_job(session, job_id, for_update=True)
+    job = get_job(session, job_id, for_update=True, scope=scope)
     if job.state != JobState.FAILED:
         raise ApiError(409, "job_not_retryable",
                        f"Job {job_id!r} is {job.state}; only a failed job can be retried.")
@@ -162,10 +240,11 @@ def retry_job(session: Session, job_id: str, *, extra_attempts: int) -> Job:
 
 # --- events --------------------------------------------------------------------------------------
 
-def list_events(session: Session, query: dict[str, Any]) -> Page:
-    stmt = select(Event, _job_id_of_event()).order_by(Event.received_at.desc(), Event.id.desc())
+def list_events(session: Session, query: dict[str, Any], scope: Scope = ALL_SOURCES) -> Page:
+    stmt = _in_scope(select(Event, _job_id_of_event()).order_by(Event.received_at.desc(), Event.id.desc()),
+                     Event.source, scope, query)
     if "service_id" in query:
-        stmt = stmt.where(Event.service_id == query["service_id"])
+        stmt = stmt.where(Event.service_id.in_(_service_keys(query["service_id"], scope, query.get("source"))))
     if "type" in query:
         stmt = stmt.where(Event.type.in_(query["type"]))
     if "outcome" in query:
@@ -175,9 +254,9 @@ def list_events(session: Session, query: dict[str, Any]) -> Page:
     return page
 
 
-def get_event(session: Session, event_id: str) -> EventRecord:
+def get_event(session: Session, event_id: str, scope: Scope = ALL_SOURCES) -> EventRecord:
     row = session.execute(select(Event, _job_id_of_event()).where(Event.id == event_id)).first()
-    if row is None:
+    if row is None or not scope.allows(row[0].source):
         raise ApiError(404, "event_not_found", f"No event with id {event_id!r}.")
     return EventRecord(*row)
 
@@ -191,8 +270,11 @@ def list_upstreams(catalog: Catalog, page: int, per_page: int) -> Page:
     return _in_memory_page(items, page, per_page)
 
 
-def list_products(catalog: Catalog, page: int, per_page: int) -> Page:
-    return _in_memory_page([catalog.products[key] for key in sorted(catalog.products)], page, per_page)
+def list_products(catalog: Catalog, page: int, per_page: int, scope: Scope = ALL_SOURCES) -> Page:
+    products = [catalog.products[key] for key in sorted(catalog.products)]
+    if scope.source is not None:
+        products = [product for product in products if product.sold_by(scope.source)]
+    return _in_memory_page(products, page, per_page)
 
 
 def check_upstream(runtime: Runtime, name: str) -> dict[str, Any]:
@@ -214,14 +296,21 @@ def check_upstream(runtime: Runtime, name: str) -> dict[str, Any]:
 
 # --- scheduler: awaiting termination, usage, operator suspensions, reconcile runs, callbacks ----
 
-def awaiting_termination(catalog: Catalog | None, now: dt.datetime) -> Select:
+def awaiting_termination(catalog: Catalog | None, now: dt.datetime,
+                         provisioner_sources: Sequence[str] | None = None) -> Select:
     """Ids of services suspended as overdue for their product's ``terminate_after_days``
-    whose product leaves termination to an operator (the reconcile report's
-    ``awaiting_operator_termination``, as a query)."""
+    whose product leaves termination to an operator, where the provisioner owns the
+    lifecycle (the reconcile report's ``awaiting_operator_termination``, as a query).
+
+    ``provisioner_sources``: the billing sources whose lifecycle_authority is
+    provisioner (None: every source)."""
     products = catalog.products.values() if catalog is not None else ()
+    by_source = true() if provisioner_sources is None else Service.source.in_(list(provisioner_sources))
     due = [and_(Service.product_key == product.id,
-                Service.suspended_at <= now - dt.timedelta(days=product.lifecycle.terminate_after_days))
-           for product in products if product.lifecycle.terminate_requires_operator]
+                Service.suspended_at <= now - dt.timedelta(days=product.lifecycle.terminate_after_days),
+                true() if product.lifecycle.lifecycle_authority == "provisioner" else by_source)
+           for product in products if product.lifecycle.terminate_requires_operator
+           and product.lifecycle.lifecycle_authority != "billing"]
     # lifecycle.is_overdue_suspension in SQL
     overdue = or_(Service.suspended_by == SuspendedBy.SCHEDULER,
                   and_(Service.suspended_by == SuspendedBy.BILLING,
@@ -232,7 +321,8 @@ def awaiting_termination(catalog: Catalog | None, now: dt.datetime) -> Select:
 
 @dataclass
 class UsageRecord:
-    service_id: str
+    service_id: str            # the billing id
+    source: str
     usage: dict[str, Any]
     limits: dict[str, Any]
     #: when the usage was last read upstream (a reconcile pass, the usage tick,
@@ -241,23 +331,18 @@ class UsageRecord:
 
 
 def usage_record(service: Service) -> UsageRecord:
-    return UsageRecord(service.id, dict(service.usage or {}), dict(service.limits or {}), service.usage_at)
+    return UsageRecord(service.billing_id, service.source, dict(service.usage or {}), dict(service.limits or {}),
+                       service.usage_at)
 
 
-def _service(session: Session, service_id: str, *, for_update: bool = False) -> Service:
-    service = session.get(Service, service_id, with_for_update=for_update or None)
-    if service is None:
-        raise ApiError(404, "service_not_found", f"No service with id {service_id!r}.")
-    return service
+def get_usage(session: Session, service_id: str, scope: Scope = ALL_SOURCES,
+              source: str | None = None) -> UsageRecord:
+    return usage_record(find_service(session, service_id, scope, source))
 
 
-def get_usage(session: Session, service_id: str) -> UsageRecord:
-    return usage_record(_service(session, service_id))
-
-
-def list_usage(session: Session, query: dict[str, Any]) -> Page:
+def list_usage(session: Session, query: dict[str, Any], scope: Scope = ALL_SOURCES) -> Page:
     """Every service's usage (a billing system's daily usage update), oldest service first."""
-    stmt = select(Service).order_by(Service.created_at, Service.id)
+    stmt = _in_scope(select(Service).order_by(Service.created_at, Service.id), Service.source, scope, query)
     if "upstream" in query:
         stmt = stmt.where(Service.upstream == query["upstream"])
     if "product_id" in query:
@@ -275,11 +360,12 @@ def _operator_job(session: Session, service: Service, action: str, max_attempts:
     job = jobs.enqueue(session, service.id, reason=f"operator:{action}", max_attempts=max_attempts)
     job.attempt_log = []  # a new job has none (and the answer lists them)
     session.flush()
+    session.refresh(job, ["source", "billing_service_id"])
     return job
 
 
-def _live_service(session: Session, service_id: str) -> Service:
-    service = _service(session, service_id, for_update=True)
+def _live_service(session: Session, service_id: str, scope: Scope, source: str | None) -> Service:
+    service = find_service(session, service_id, scope, source, for_update=True)
     if service.desired_status == DesiredStatus.TERMINATED:
         raise ApiError(409, "service_terminated",
                        f"Service {service_id!r} is terminated; only service.create can bring it back.")
@@ -287,36 +373,58 @@ def _live_service(session: Session, service_id: str) -> Service:
 
 
 def operator_suspend(session: Session, service_id: str, reason: str, *, max_attempts: int,
-                     now: dt.datetime | None = None) -> Job:
+                     now: dt.datetime | None = None, scope: Scope = ALL_SOURCES,
+                     source: str | None = None) -> Job:
     """Suspend as an operator (only an operator lifts it) and queue the converge job."""
-    service = _live_service(session, service_id)
+    service = _live_service(session, service_id, scope, source)
     suspend(service, SuspendedBy.OPERATOR, reason, now or utcnow())
     return _operator_job(session, service, "suspend", max_attempts)
 
 
-def operator_unsuspend(session: Session, service_id: str, *, max_attempts: int) -> Job:
+def operator_unsuspend(session: Session, service_id: str, *, max_attempts: int, scope: Scope = ALL_SOURCES,
+                       source: str | None = None) -> Job:
     """Lift any suspension (operator, billing or overdue) and queue the converge job."""
-    service = _live_service(session, service_id)
+    service = _live_service(session, service_id, scope, source)
     lift_suspension(service)
     return _operator_job(session, service, "unsuspend", max_attempts)
 
 
-def start_reconcile_run(session: Session, *, at: dt.datetime, dry_run: bool) -> ReconcileRun:
-    """The row of an API-started pass, ``running`` until ``run_reconcile_in_background`` ends it."""
-    run = ReconcileRun(trigger="api", at=at, dry_run=dry_run, state="running", started_at=utcnow(), report={})
+def operator_terminate(session: Session, runtime: Runtime, service_id: str, *, confirm: str, reason: str,
+                       scope: Scope = ALL_SOURCES, source: str | None = None) -> Job:
+    """Terminate on an operator's explicit confirmation (``confirm`` repeats the service
+    id): deletes the upstream account and its mail. The billing system is told."""
+    service = _live_service(session, service_id, scope, source)
+    if confirm.strip() != service.billing_id:
+        raise ApiError(422, "confirmation_mismatch",
+                       f"Terminating deletes the service's mail upstream: repeat its id {service.billing_id!r} "
+                       "in confirm.", {"confirm": "must repeat the service id"})
+    service.desired_status = DesiredStatus.TERMINATED
+    service.pending_password = None
+    notify(session, runtime, "service.terminated", service.id, {"reason": reason, "by": "operator"})
+    log.warning("service %s: terminated by an operator (%s)", service.id, reason)
+    return _operator_job(session, service, "terminate", runtime.settings.job_max_attempts)
+
+
+def start_reconcile_run(session: Session, *, at: dt.datetime, dry_run: bool,
+                        scope: Scope = ALL_SOURCES) -> ReconcileRun:
+    """The row of an API-started pass, ``running`` until ``run_reconcile_in_background`` ends it.
+
+    A source-scoped caller's pass judges that source's services only."""
+    run = ReconcileRun(trigger="api", at=at, dry_run=dry_run, source=scope.source, state="running",
+                       started_at=utcnow(), report={})
     session.add(run)
     session.flush()
     return run
 
 
 def run_reconcile_in_background(runtime: Runtime, run_id: str, *, at: dt.datetime,
-                                dry_run: bool) -> threading.Thread:
+                                dry_run: bool, source: str | None = None) -> threading.Thread:
     """Run the pass of ``start_reconcile_run`` in a thread of this process."""
     from .reconcile import run_pass
 
     def target() -> None:
         try:
-            run_pass(runtime, at=at, dry_run=dry_run, trigger="api", run_id=run_id)
+            run_pass(runtime, at=at, dry_run=dry_run, trigger="api", run_id=run_id, source=source)
         except Exception as exc:  # run_pass records its own failures; this is the database failing
             log.exception("reconcile run %s could not be run or recorded", run_id)
             try:
@@ -333,35 +441,80 @@ def run_reconcile_in_background(runtime: Runtime, run_id: str, *, at: dt.datetim
     return thread
 
 
-def list_reconcile_runs(session: Session, query: dict[str, Any]) -> Page:
+@dataclass
+class RunRecord:
+    """A reconcile run with its report as the caller may see it."""
+    run: ReconcileRun
+    report: dict[str, Any]
+
+
+def _report_keys(report: dict[str, Any]) -> set[str]:
+    keys = {key for ids in (report.get("services") or {}).values() for key in ids}
+    return keys | set(report.get("service_errors") or {})
+
+
+def _scoped_reports(session: Session, runs: list[ReconcileRun], scope: Scope) -> list[RunRecord]:
+    """Reports cut down to the caller's source: its own services under their billing ids;
+    no orphans (they belong to no source) and no other source's services."""
+    if scope.source is None:
+        return [RunRecord(run, run.report or {}) for run in runs]
+    keys = set().union(*(_report_keys(run.report or {}) for run in runs)) if runs else set()
+    mine: dict[str, str] = {}
+    for chunk in [sorted(keys)[i:i + 500] for i in range(0, len(keys), 500)]:
+        mine.update(session.execute(select(Service.id, Service.billing_id).where(
+            Service.source == scope.source, Service.id.in_(chunk))).all())
+    records = []
+    for run in runs:
+        report = dict(run.report or {})
+        if "services" in report:
+            services = {kind: sorted(mine[k] for k in ids if k in mine)
+                        for kind, ids in report["services"].items()}
+            services = {kind: ids for kind, ids in services.items() if ids}
+            report["services"] = services
+            report["counts"] = {kind: len(ids) for kind, ids in services.items()}
+            report["orphans"] = []
+            report["service_errors"] = {mine[k]: v for k, v in (report.get("service_errors") or {}).items()
+                                        if k in mine}
+        records.append(RunRecord(run, report))
+    return records
+
+
+def list_reconcile_runs(session: Session, query: dict[str, Any], scope: Scope = ALL_SOURCES) -> Page:
     stmt = select(ReconcileRun).order_by(ReconcileRun.started_at.desc(), ReconcileRun.id.desc())
+    if scope.source is not None:
+        # Every-source passes (the schedule's) and this source's own; never another's.
+        stmt = stmt.where(or_(ReconcileRun.source.is_(None), ReconcileRun.source == scope.source))
     if "state" in query:
         stmt = stmt.where(ReconcileRun.state.in_(query["state"]))
     if "trigger" in query:
         stmt = stmt.where(ReconcileRun.trigger.in_(query["trigger"]))
-    return _paginate(session, stmt, query["page"], query["per_page"])
+    page = _paginate(session, stmt, query["page"], query["per_page"])
+    page.items = _scoped_reports(session, list(page.items), scope)
+    return page
 
 
-def get_reconcile_run(session: Session, run_id: str) -> ReconcileRun:
+def get_reconcile_run(session: Session, run_id: str, scope: Scope = ALL_SOURCES) -> RunRecord:
     run = session.get(ReconcileRun, run_id)
-    if run is None:
+    if run is None or (run.source is not None and not scope.allows(run.source)):
         raise ApiError(404, "reconcile_run_not_found", f"No reconcile run with id {run_id!r}.")
-    return run
+    return _scoped_reports(session, [run], scope)[0]
 
 
-def list_notifications(session: Session, query: dict[str, Any]) -> Page:
-    stmt = select(Notification).order_by(Notification.created_at.desc(), Notification.id.desc())
+def list_notifications(session: Session, query: dict[str, Any], scope: Scope = ALL_SOURCES) -> Page:
+    stmt = _in_scope(select(Notification).order_by(Notification.created_at.desc(), Notification.id.desc()),
+                     Notification.source, scope, query)
     if "state" in query:
         stmt = stmt.where(Notification.state.in_(query["state"]))
     if "type" in query:
         stmt = stmt.where(Notification.type.in_(query["type"]))
     if "service_id" in query:
-        stmt = stmt.where(Notification.service_id == query["service_id"])
+        stmt = stmt.where(or_(Notification.service_id == query["service_id"], Notification.service_id.in_(
+            _service_keys(query["service_id"], scope, query.get("source")))))
     return _paginate(session, stmt, query["page"], query["per_page"])
 
 
-def get_notification(session: Session, notification_id: str) -> Notification:
+def get_notification(session: Session, notification_id: str, scope: Scope = ALL_SOURCES) -> Notification:
     notification = session.get(Notification, notification_id)
-    if notification is None:
+    if notification is None or not scope.allows(notification.source):
         raise ApiError(404, "notification_not_found", f"No notification with id {notification_id!r}.")
     return notification

@@ -170,15 +170,77 @@ def api_key() -> None:
 @api_key.command("create", help="Create an API key and print it once.")
 @click.argument("name")
 @click.option("--scope", type=click.Choice(["admin", "read"]), required=True)
-def api_key_create(name: str, scope: str) -> None:
-    from .apikeys import create_api_key
+@click.option("--source", default=None, metavar="SOURCE",
+              help="only this billing source's services (billing.yaml); without it: every source")
+def api_key_create(name: str, scope: str, source: str | None) -> None:
+    from .apikeys import ApiKeyError, create_api_key
+    from .billing.sources import configured_names
+    from .db import Database
+    settings = _settings()
+    if source is not None:
+        known = configured_names(settings.products_dir)
+        if source not in known:
+            raise click.BadParameter(f"no billing source {source!r} (configured: {', '.join(known)})",
+                                     param_hint="--source")
+    database = Database(settings.database_url)
+    try:
+        with database.transaction() as session:
+            row, key = create_api_key(session, name, scope, source)
+    except ApiKeyError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        database.dispose()
+    click.echo(key)
+    where = f"billing source {source!r} only" if source else "every billing source"
+    click.echo(f"created key {row.prefix}… ({scope}, {where}) for {name!r}; it is not stored and cannot be "
+               "shown again", err=True)
+
+
+@api_key.command("list", help="API keys: id, prefix, scope, source, name, created, last used.")
+@click.option("--all", "include_revoked", is_flag=True, help="revoked keys too")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
+def api_key_list(include_revoked: bool, as_json: bool) -> None:
+    from .apikeys import list_api_keys
     from .db import Database
     database = Database(_settings().database_url)
-    with database.transaction() as session:
-        row, key = create_api_key(session, name, scope)
-    click.echo(key)
-    click.echo(f"created key {row.prefix}… ({scope}) for {name!r}; it is not stored and cannot be shown again",
-               err=True)
+    try:
+        with database.read() as session:
+            rows = list_api_keys(session, include_revoked=include_revoked)
+    finally:
+        database.dispose()
+
+    def when(value) -> str:
+        return value.isoformat(timespec="seconds") if value else "-"
+
+    for row in rows:
+        fields = {"id": row.id, "prefix": row.prefix, "scope": row.scope, "source": row.source,
+                  "name": row.name, "created_at": when(row.created_at), "last_used_at": when(row.last_used_at),
+                  "revoked_at": when(row.revoked_at) if row.revoked_at else None}
+        if as_json:
+            click.echo(json.dumps(fields))
+        else:
+            click.echo(f"{row.id:>4}  {row.prefix}…  {row.scope:<5}  {row.source or '(every source)':<16}  "
+                       f"created {fields['created_at']}  last used {fields['last_used_at']}"
+                       + (f"  REVOKED {fields['revoked_at']}" if row.revoked_at else "") + f"  {row.name}")
+    if not rows and not as_json:
+        click.echo("no API keys", err=True)
+
+
+@api_key.command("revoke", help="Revoke an API key by its id or prefix (see api-key list); it stops working at once.")
+@click.argument("key_id")
+def api_key_revoke(key_id: str) -> None:
+    from .apikeys import ApiKeyError, revoke_api_key
+    from .db import Database
+    database = Database(_settings().database_url)
+    try:
+        with database.transaction() as session:
+            row = revoke_api_key(session, key_id)
+            prefix, name = row.prefix, row.name
+    except ApiKeyError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        database.dispose()
+    click.echo(f"revoked key {prefix}… ({name!r})")
 
 
 # --- jobs ---------------------------------------------------------------------
@@ -235,11 +297,13 @@ def jobs_retry(job_id: str) -> None:
 @main.command(help="One reconcile pass now: due dates, upstream terms, drift, orphans, usage.")
 @click.option("--dry-run", is_flag=True, help="report what the pass would do, change nothing")
 @click.option("--at", "at", default=None, metavar="ISO8601",
-              help="judge due dates as if it were this instant (e.g. 2027-01-05T00:00:00Z)")
-def reconcile(dry_run: bool, at: str | None) -> None:
+              help="judge due dates as if it were this instant (e.g. 2027-01-05T00:00:00Z); "
+                   "an instant in the future needs --dry-run")
+@click.option("--source", default=None, metavar="SOURCE", help="judge only this billing source's services")
+def reconcile(dry_run: bool, at: str | None, source: str | None) -> None:
     import datetime as dt
 
-    from .reconcile import run_pass
+    from .reconcile import InvalidInstant, check_instant, run_pass
     instant = None
     if at:
         try:
@@ -248,9 +312,17 @@ def reconcile(dry_run: bool, at: str | None) -> None:
             raise click.BadParameter(f"not an ISO 8601 instant: {at!r}", param_hint="--at") from None
         if instant.tzinfo is None:
             instant = instant.replace(tzinfo=dt.timezone.utc)
-    runtime = _runtime()
     try:
-        run = run_pass(runtime, at=instant, dry_run=dry_run, trigger="cli")
+        check_instant(instant, dry_run)
+    except InvalidInstant as exc:
+        raise click.BadParameter(exc.message, param_hint="--at") from None
+    runtime = _runtime()
+    if source is not None and runtime.source(source) is None:
+        runtime.close()
+        raise click.BadParameter(f"no billing source {source!r} (configured: {', '.join(runtime.sources.names())})",
+                                 param_hint="--source")
+    try:
+        run = run_pass(runtime, at=instant, dry_run=dry_run, trigger="cli", source=source)
     finally:
         runtime.close()
     click.echo(json.dumps({"id": run.id, "state": run.state, **run.report}, indent=2))

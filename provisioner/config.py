@@ -118,10 +118,22 @@ class Settings:
             setattr(settings, key, value)
         return settings
 
+    def billing_sources_file(self) -> Path | None:
+        """``billing.yaml`` (or ``.yml``) of the products directory, if there is one."""
+        for name in ("billing.yaml", "billing.yml"):
+            path = Path(self.products_dir) / name
+            if path.is_file():
+                return path
+        return None
+
     def require_secrets(self) -> None:
-        """Outside ``dev`` a missing secret is a start-up error naming the variable."""
+        """Outside ``dev`` a missing secret is a start-up error naming the variable.
+
+        With a billing.yaml, webhook secrets may come from its sources instead of
+        PROVISIONER_WEBHOOK_SECRETS (the runtime checks that some source has one)."""
+        webhooks = self.webhook_secrets or self.billing_sources_file() is not None
         missing = [var for var, value in (
-            ("PROVISIONER_WEBHOOK_SECRETS", self.webhook_secrets),
+            ("PROVISIONER_WEBHOOK_SECRETS", webhooks),
             ("PROVISIONER_SECRET_KEY", self.secret_key),
             ("PROVISIONER_ENCRYPTION_KEY", self.encryption_key),
         ) if not value]

@@ -1,6 +1,7 @@
 """The billing hook body (contract section 2): its schema and event types."""
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from marshmallow import (RAISE, Schema, ValidationError, fields, validate, validates,
@@ -13,7 +14,19 @@ TERMINATE = "service.terminate"
 CHANGE_PACKAGE = "service.change_package"
 RENEW = "service.renew"
 CHANGE_PASSWORD = "service.change_password"
-TYPES = (CREATE, SUSPEND, UNSUSPEND, TERMINATE, CHANGE_PACKAGE, RENEW, CHANGE_PASSWORD)
+# What changed in the billing system without a package change: due date, cycle,
+# client, username, auto-suspend override, domain (an extension of the contract).
+UPDATE = "service.update"
+TYPES = (CREATE, SUSPEND, UNSUSPEND, TERMINATE, CHANGE_PACKAGE, RENEW, CHANGE_PASSWORD, UPDATE)
+
+# Dates a billing system can mean. Outside them a value is a typo or a placeholder
+# ("9999-12-31" for "never"), and date arithmetic on it would overflow.
+FIRST_YEAR, LAST_YEAR = 1970, 2199
+DATE_WINDOW = f"Must be between {FIRST_YEAR}-01-01 and {LAST_YEAR}-12-31."
+
+
+def in_window(value: dt.date | dt.datetime) -> bool:
+    return FIRST_YEAR <= value.year <= LAST_YEAR
 
 # A DNS name of at least two labels: letters, digits and hyphens (IDNs arrive as punycode).
 DOMAIN_RE = re.compile(
@@ -35,6 +48,41 @@ class IdString(fields.String):
         return value
 
 
+class WindowDate(fields.Date):
+    """A YYYY-MM-DD date within the window billing systems mean."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        date = super()._deserialize(value, attr, data, **kwargs)
+        if not in_window(date):
+            raise ValidationError(DATE_WINDOW)
+        return date
+
+
+class WindowDateTime(fields.AwareDateTime):
+    """An ISO 8601 instant with an offset, within the window (so converting it to UTC
+    cannot overflow)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        instant = super()._deserialize(value, attr, data, **kwargs)
+        if not in_window(instant):
+            raise ValidationError(DATE_WINDOW)
+        return instant
+
+
+class AutoSuspendSchema(Schema):
+    """Billing's per-service override of automatic suspension (WHMCS: "Override
+    Auto-Suspend" with "Suspend Until")."""
+
+    class Meta:
+        unknown = RAISE
+
+    enabled = fields.Boolean(required=True, metadata={"description": (
+        "false: the provisioner's scheduler does not suspend this service for non-payment "
+        "(until `until`, if given, else indefinitely).")})
+    until = WindowDate(load_default=None, allow_none=True, metadata={"description": (
+        "With enabled false: automatic suspension resumes after this date (YYYY-MM-DD).")})
+
+
 class ServiceSchema(Schema):
     class Meta:
         unknown = RAISE
@@ -47,8 +95,9 @@ class ServiceSchema(Schema):
     config_options = fields.Dict(keys=fields.String(), load_default=dict)
     custom_fields = fields.Dict(keys=fields.String(), load_default=dict)
     billing_cycle = fields.String(allow_none=True, validate=validate.Length(max=32))
-    next_due_date = fields.Date(allow_none=True)
+    next_due_date = WindowDate(allow_none=True)
     suspend_reason = fields.String(allow_none=True, validate=validate.Length(max=255))
+    auto_suspend = fields.Nested(AutoSuspendSchema, allow_none=True)
 
     @validates("domain")
     def _domain(self, value: str, **_kw) -> None:
@@ -80,7 +129,7 @@ class EventSchema(Schema):
         unknown = RAISE
 
     type = fields.String(required=True, validate=validate.OneOf(TYPES))
-    occurred_at = fields.AwareDateTime(required=True, default_timezone=None)
+    occurred_at = WindowDateTime(required=True, default_timezone=None)
     service = fields.Nested(ServiceSchema, required=True)
     client = fields.Nested(ClientSchema, load_default=None, allow_none=True)
 

@@ -1,9 +1,11 @@
-"""Receiving a billing hook: verify, validate, store the event and its job.
+"""Receiving a billing hook: verify, validate, judge, store the event and its job.
 
-``verify_signature`` and ``receive`` are plain functions; the Flask view in
-``provisioner.web.hooks`` only moves bytes and headers in and JSON out.
+``verify_signature`` tells which billing source signed the hook; ``judge``
+makes every check an event must pass against the database and writes nothing;
 ``receive`` commits the event, the desired-state change and the job in one
-transaction, so a 2xx is only ever sent for something durable.
+transaction, so a 2xx is only ever sent for something durable; ``validate``
+answers what ``receive`` would, storing nothing. The Flask view in
+``provisioner.web.hooks`` only moves bytes and headers in and JSON out.
 """
 from __future__ import annotations
 
@@ -21,10 +23,14 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from . import events as ev
 from . import jobs
+from .billing.keys import DEFAULT_SOURCE, service_key
+from .billing.sources import BillingSource, authority_for
 from .db import utcnow
 from .lifecycle import apply_event
 from .models import DesiredStatus, Event, Job, JobState, Service, SuspendedBy
-from .products import OptionError, compute_limits, downgrade_violations
+from .products import OptionError, Product, compute_limits, downgrade_violations
+from .providers import registry
+from .providers.base import Capability
 from .runtime import Runtime
 from .secrets import body_digest
 
@@ -50,9 +56,10 @@ class HookError(Exception):
         return {"error": error}
 
 
-def verify_signature(secrets: list[str], body: bytes, headers: Mapping[str, str],
-                     now: float | None = None) -> None:
-    """Standard Webhooks verification against every configured secret (rotation)."""
+def verify_signature(sources: list[BillingSource], body: bytes, headers: Mapping[str, str],
+                     now: float | None = None) -> BillingSource:
+    """Standard Webhooks verification against every source's secrets (several per
+    source during a rotation); the source whose secret verified is the hook's source."""
     lowered = {k.lower(): v for k, v in headers.items()}
     missing = [h for h in ("webhook-id", "webhook-timestamp", "webhook-signature") if not lowered.get(h)]
     if missing:
@@ -64,17 +71,19 @@ def verify_signature(secrets: list[str], body: bytes, headers: Mapping[str, str]
     if abs((now or time.time()) - timestamp) > TOLERANCE_SECONDS:
         raise HookError(401, "stale_timestamp",
                         f"webhook-timestamp is more than {TOLERANCE_SECONDS} s from the server's clock.")
-    if not secrets:
+    if not any(source.webhook_secrets for source in sources):
         raise HookError(401, "invalid_signature", "No webhook secret is configured.")
-    for secret in secrets:
-        try:
-            Webhook(secret).verify(body, lowered, json_parse=False)
-            return
-        except WebhookVerificationError:
-            continue
-        except (ValueError, UnicodeDecodeError):
-            # Malformed signature entries or a body that is not UTF-8.
-            break
+    for source in sources:
+        for secret in source.webhook_secrets:
+            try:
+                Webhook(secret).verify(body, lowered, json_parse=False)
+                return source
+            except WebhookVerificationError:
+                continue
+            except (ValueError, UnicodeDecodeError):
+                # Malformed signature entries or a body that is not UTF-8: no secret can verify it.
+                raise HookError(401, "invalid_signature",
+                                "No valid signature for this body and webhook-id.") from None
     raise HookError(401, "invalid_signature", "No valid signature for this body and webhook-id.")
 
 
@@ -95,9 +104,21 @@ def parse_body(body: bytes) -> dict[str, Any]:
 @dataclass
 class Receipt:
     event_id: str
-    service_id: str
+    service_id: str        # the billing system's service id
+    source: str            # the billing source it came from
     job_id: str
     created: bool          # False for a redelivery of an event already stored
+
+
+@dataclass
+class Verdict:
+    """What intake decided about an event before writing anything."""
+    key: str                         # the service's key (provisioner.billing.keys)
+    service: Service | None          # the service as it is, None before its first create
+    product: Product | None          # for events that set the product (create, change_package)
+    limits: dict[str, Any] | None
+    stale: bool                      # older than an event already applied: stored as skipped
+    authority: str                   # who owns its lifecycle (billing | provisioner)
 
 
 def _sanitised(event: dict[str, Any]) -> dict[str, Any]:
@@ -107,30 +128,46 @@ def _sanitised(event: dict[str, Any]) -> dict[str, Any]:
         service["password"] = "***"
     if service.get("next_due_date"):
         service["next_due_date"] = service["next_due_date"].isoformat()
+    if service.get("auto_suspend"):
+        override = dict(service["auto_suspend"])
+        if override.get("until"):
+            override["until"] = override["until"].isoformat()
+        service["auto_suspend"] = override
     return {"type": event["type"], "occurred_at": event["occurred_at"].isoformat(),
             "service": service, "client": event.get("client")}
 
 
-def _redelivery(runtime: Runtime, session, existing: Event, digest: str) -> Receipt:
+def _existing_event(session, source: BillingSource, webhook_id: str) -> Event | None:
+    return session.execute(select(Event).where(Event.source == source.name,
+                                               Event.webhook_id == webhook_id)).scalar_one_or_none()
+
+
+def _check_redelivery(existing: Event, digest: str) -> None:
     if existing.body_digest != digest:
         raise HookError(422, "idempotency_key_reused",
                         "This webhook-id was already used for a different body.")
+
+
+def _redelivery(runtime: Runtime, session, source: BillingSource, existing: Event, digest: str) -> Receipt:
+    _check_redelivery(existing, digest)
     job = session.execute(select(Job).where(Job.event_id == existing.id)).scalar_one()
     if job.state == JobState.FAILED:
         jobs.requeue(session, job, extra_attempts=runtime.settings.job_max_attempts)
         log.info("event %s redelivered: failed job %s queued again", existing.id, job.id)
-    return Receipt(existing.id, existing.service_id, job.id, created=False)
+    billing_id = (existing.payload.get("service") or {}).get("id", existing.service_id)
+    return Receipt(existing.id, str(billing_id), source.name, job.id, created=False)
 
 
-def _limits_for(runtime: Runtime, event: dict, service: Service | None):
+def _limits_for(runtime: Runtime, source: BillingSource, event: dict, service: Service | None):
     """The product and computed limits for events that set them, else (None, None)."""
     body = event["service"]
     if event["type"] not in (ev.CREATE, ev.CHANGE_PACKAGE):
         return None, None
-    product = runtime.catalog.product_for_billing_id(body["product_id"])
+    product = runtime.catalog.product_for_billing_id(body["product_id"], source.name)
     if product is None:
         raise HookError(422, "unknown_product",
-                        f"No product is configured for billing product id {body['product_id']!r}.",
+                        f"No product is configured for billing product id {body['product_id']!r}"
+                        + ("" if source.name == DEFAULT_SOURCE else f" of billing source {source.name!r}") + ".",
                         {"service.product_id": "unknown product"})
     if service is not None and service.upstream and service.upstream != product.upstream \
             and service.desired_status != DesiredStatus.TERMINATED:
@@ -153,50 +190,119 @@ def _limits_for(runtime: Runtime, event: dict, service: Service | None):
     return product, limits
 
 
-def _store(runtime: Runtime, session, webhook_id: str, digest: str, event: dict) -> Receipt:
-    existing = session.execute(select(Event).where(Event.webhook_id == webhook_id)).scalar_one_or_none()
-    if existing is not None:
-        return _redelivery(runtime, session, existing, digest)
+def _domain_taken_by_another_source(session, source: BillingSource, upstream: str, domain: str,
+                                    key: str) -> bool:
+    """A live service of another billing source has ``domain`` on ``upstream``: the two
+    would find (and adopt, and delete) the same upstream account. The answer names
+    neither the other source nor its service."""
+    return session.execute(select(Service.id).where(
+        Service.upstream == upstream, Service.domain == domain, Service.source != source.name,
+        Service.id != key, Service.desired_status != DesiredStatus.TERMINATED).limit(1)).first() is not None
 
+
+def _check_update(runtime: Runtime, session, source: BillingSource, event: dict, service: Service,
+                  key: str) -> None:
     body = event["service"]
-    service = session.get(Service, body["id"], with_for_update=True)
-    if service is None and event["type"] != ev.CREATE:
+    if body["product_id"] != service.billing_product_id:
+        raise HookError(422, "product_change_requires_change_package",
+                        f"service.update cannot change the product (billing product "
+                        f"{service.billing_product_id!r} to {body['product_id']!r}); send "
+                        "service.change_package.", {"service.product_id": "differs from the service's product"})
+    domain = body.get("domain")
+    if domain is None or domain == service.domain:
+        return
+    config = runtime.catalog.upstreams.get(service.upstream)
+    if config is None:
+        raise HookError(422, "upstream_not_configured",
+                        f"The service's upstream {service.upstream!r} is no longer configured; its domain "
+                        "cannot be changed.", {"service.domain": "upstream not configured"})
+    kind = str(config.get("provider", ""))
+    if Capability.RENAME_DOMAIN not in registry.provider_class(kind).capabilities:
+        raise HookError(422, "domain_change_not_supported",
+                        f"The upstream {service.upstream!r} ({kind}) cannot rename a service's domain "
+                        f"in place; {service.domain} stays. Order a new service for {domain} instead.",
+                        {"service.domain": f"{kind} cannot rename a domain"})
+    if _domain_taken_by_another_source(session, source, service.upstream, domain, key):
+        raise HookError(409, "domain_in_use",
+                        f"{domain} is already served on this upstream for another billing source.",
+                        {"service.domain": "in use"})
+
+
+def judge(runtime: Runtime, session, source: BillingSource, event: dict, *, lock: bool) -> Verdict:
+    """Every check an event must pass, against the database as it is; writes nothing.
+
+    Raises HookError with the answer to give. ``lock`` takes the service's row lock
+    (intake, which then writes); ``validate`` judges without it."""
+    body = event["service"]
+    kind = event["type"]
+    key = service_key(source.name, body["id"])
+    service = session.get(Service, key, with_for_update=lock or None)
+    if service is not None and (service.source, service.billing_id) != (source.name, body["id"]):
+        raise HookError(409, "service_key_taken",
+                        f"Service {body['id']!r} cannot be told apart from another billing source's "
+                        f"service (both would be {key!r}); give it another id.")
+    if service is None and kind != ev.CREATE:
         raise HookError(404, "service_not_found",
                         f"Service {body['id']!r} was never created; send service.create first.")
-    if (service is not None and service.desired_status == DesiredStatus.TERMINATED
-            and event["type"] not in (ev.CREATE, ev.TERMINATE)):
+    live = service is not None and service.desired_status != DesiredStatus.TERMINATED
+    if service is not None and not live and kind not in (ev.CREATE, ev.TERMINATE):
         raise HookError(409, "service_terminated",
                         f"Service {body['id']!r} is terminated; only service.create can bring it back.")
-    if (event["type"] == ev.UNSUSPEND and service.desired_status == DesiredStatus.SUSPENDED
+    if (kind == ev.UNSUSPEND and service.desired_status == DesiredStatus.SUSPENDED
             and service.suspended_by == SuspendedBy.OPERATOR):
         raise HookError(409, "suspended_by_operator",
                         f"Service {body['id']!r} was suspended by an operator "
                         f"({service.suspend_reason or 'no reason given'}); only an operator can lift it.")
-    product, limits = _limits_for(runtime, event, service)
-
+    if kind == ev.CREATE and live and service.domain != body["domain"]:
+        raise HookError(409, "service_exists",
+                        f"Service {body['id']!r} already exists with the domain {service.domain}; a create "
+                        f"cannot change it to {body['domain']}. Send service.update to rename it.",
+                        {"service.domain": f"the service has {service.domain}"})
+    if kind == ev.UPDATE:
+        _check_update(runtime, session, source, event, service, key)
+    product, limits = _limits_for(runtime, source, event, service)
+    if kind == ev.CREATE and not live and _domain_taken_by_another_source(
+            session, source, product.upstream, body["domain"], key):
+        raise HookError(409, "domain_in_use",
+                        f"{body['domain']} is already served on this upstream for another billing source.",
+                        {"service.domain": "in use"})
     occurred_at: dt.datetime = event["occurred_at"]
     stale = service is not None and service.last_event_at is not None and occurred_at < service.last_event_at
-    if not stale:
-        service = apply_event(service, event, product, limits, runtime.box)
+    current = product or (runtime.catalog.products.get(service.product_key) if service is not None else None)
+    return Verdict(key=key, service=service, product=product, limits=limits, stale=stale,
+                   authority=authority_for(source, current))
+
+
+def _store(runtime: Runtime, session, source: BillingSource, webhook_id: str, digest: str,
+           event: dict) -> Receipt:
+    existing = _existing_event(session, source, webhook_id)
+    if existing is not None:
+        return _redelivery(runtime, session, source, existing, digest)
+    verdict = judge(runtime, session, source, event, lock=True)
+    body = event["service"]
+    occurred_at: dt.datetime = event["occurred_at"]
+    if not verdict.stale:
+        service = apply_event(verdict.service, event, verdict.product, verdict.limits, runtime.box,
+                              key=verdict.key, source=source.name, authority=verdict.authority)
         service.last_event_at = occurred_at
         session.add(service)
         session.flush()
-    stored = Event(webhook_id=webhook_id, body_digest=digest, type=event["type"], service_id=body["id"],
-                   occurred_at=occurred_at, received_at=utcnow(), payload=_sanitised(event),
-                   outcome="skipped" if stale else "applied")
+    stored = Event(source=source.name, webhook_id=webhook_id, body_digest=digest, type=event["type"],
+                   service_id=verdict.key, occurred_at=occurred_at, received_at=utcnow(),
+                   payload=_sanitised(event), outcome="skipped" if verdict.stale else "applied")
     session.add(stored)
     session.flush()
-    job = jobs.enqueue(session, body["id"], reason=event["type"], event_id=stored.id,
+    job = jobs.enqueue(session, verdict.key, reason=event["type"], event_id=stored.id,
                        max_attempts=runtime.settings.job_max_attempts,
-                       state=JobState.SKIPPED if stale else JobState.QUEUED)
-    if stale:
+                       state=JobState.SKIPPED if verdict.stale else JobState.QUEUED)
+    if verdict.stale:
         log.info("event %s (%s) for service %s is older than one already applied: skipped",
-                 stored.id, event["type"], body["id"])
+                 stored.id, event["type"], verdict.key)
     session.flush()
-    return Receipt(stored.id, body["id"], job.id, created=True)
+    return Receipt(stored.id, body["id"], source.name, job.id, created=True)
 
 
-def receive(runtime: Runtime, webhook_id: str, raw_body: bytes, event: dict) -> Receipt:
+def receive(runtime: Runtime, source: BillingSource, webhook_id: str, raw_body: bytes, event: dict) -> Receipt:
     """Store a verified, validated event and its job in one transaction.
 
     Concurrent deliveries of one webhook-id (or concurrent first creates of one
@@ -207,7 +313,7 @@ def receive(runtime: Runtime, webhook_id: str, raw_body: bytes, event: dict) -> 
     for attempt in range(5):
         try:
             with runtime.db.transaction() as session:
-                return _store(runtime, session, webhook_id, digest, event)
+                return _store(runtime, session, source, webhook_id, digest, event)
         except IntegrityError as exc:
             last_error = exc
         except OperationalError as exc:
@@ -215,3 +321,15 @@ def receive(runtime: Runtime, webhook_id: str, raw_body: bytes, event: dict) -> 
             last_error = exc
             time.sleep(0.05 * (attempt + 1))
     raise last_error  # type: ignore[misc]
+
+
+def validate(runtime: Runtime, source: BillingSource, webhook_id: str, raw_body: bytes, event: dict) -> None:
+    """Judge an event exactly as ``receive`` would, storing nothing and consuming no
+    webhook-id; raises the HookError ``receive`` would answer with."""
+    digest = body_digest(runtime.settings.secret_key, raw_body)
+    with runtime.db.read() as session:
+        existing = _existing_event(session, source, webhook_id)
+        if existing is not None:
+            _check_redelivery(existing, digest)   # a redelivery is answered, not judged again
+            return
+        judge(runtime, session, source, event, lock=False)

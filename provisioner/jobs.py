@@ -71,6 +71,15 @@ def enqueue(session: Session, service_id: str, *, reason: str, max_attempts: int
     return job
 
 
+def report_outcome_later(db: Database, job_id: str) -> bool:
+    """Ask for a job.succeeded / job.failed callback when ``job_id`` ends (its hook is
+    being answered 202). False if it has already ended: the answer can report it."""
+    with db.transaction() as session:
+        result = session.execute(update(Job).where(Job.id == job_id, Job.state.not_in(JobState.FINISHED))
+                                 .values(report_outcome=True))
+        return result.rowcount == 1
+
+
 def requeue(session: Session, job: Job, *, extra_attempts: int) -> Job:
     """Queue a failed job again (an operator's retry or a billing redelivery).
 
@@ -137,14 +146,16 @@ def _open_attempt(session: Session, job: Job) -> JobAttempt | None:
 
 
 OnFailed = Callable[[Session, Job], None]
+OnFinished = Callable[[Session, Job], None]
 
 
 def finish(db: Database, claim_: Claim, outcome: Outcome, *, backoff_base: float,
            backoff_cap: float, pending_timeout: float, rng: random.Random | None = None,
-           on_failed: OnFailed | None = None) -> str | None:
+           on_failed: OnFailed | None = None, on_finished: OnFinished | None = None) -> str | None:
     """Record an attempt's outcome; returns the job's new state, or None if the lease was lost.
 
-    ``on_failed(session, job)`` runs in the same transaction when the job fails for good."""
+    ``on_failed(session, job)`` runs in the same transaction when the job fails for
+    good; ``on_finished(session, job)`` when it succeeds or fails for good."""
     now = utcnow()
     with db.transaction() as session:
         job = session.get(Job, claim_.job_id, with_for_update=True)
@@ -193,6 +204,8 @@ def finish(db: Database, claim_: Claim, outcome: Outcome, *, backoff_base: float
             if outcome.retry_after:
                 delay = max(delay, min(outcome.retry_after, backoff_cap))
             job.run_after = now + dt.timedelta(seconds=delay)
+        if on_finished and kind in ("succeeded", "failed"):
+            on_finished(session, job)
         if attempt is not None:
             attempt.finished_at = now
             attempt.outcome = {"retry": "retrying"}.get(kind, kind)

@@ -11,14 +11,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from . import events as ev
+from .billing.keys import DEFAULT_SOURCE, service_key
+from .billing.sources import AUTHORITY_PROVISIONER
 from .db import utcnow
 from .models import DesiredStatus, Service, SuspendedBy
 from .products import Product
 from .providers.base import AccountSpec, AccountStatus, Capability, ClientInfo, Provider, UpstreamAccount
-from .providers.errors import NotFound
+from .providers.errors import Conflict, NotFound
 from .secrets import SecretBox
 
 log = logging.getLogger("provisioner.lifecycle")
@@ -53,12 +55,18 @@ def is_overdue_suspension(service: Service) -> bool:
 
 
 def apply_event(service: Service | None, event: dict, product: Product | None,
-                limits: dict[str, Any] | None, box: SecretBox) -> Service:
-    """Move the desired state of ``service`` (None for a first create) by one event."""
+                limits: dict[str, Any] | None, box: SecretBox, *, key: str | None = None,
+                source: str = DEFAULT_SOURCE, authority: str = AUTHORITY_PROVISIONER) -> Service:
+    """Move the desired state of ``service`` (None for a first create) by one event.
+
+    ``key`` and ``source`` name a new service (provisioner.billing.keys); ``authority``
+    says who owns its lifecycle: under ``billing`` a renewal never lifts a suspension
+    (the billing system sends service.unsuspend when it wants one)."""
     kind = event["type"]
     body = event["service"]
     if service is None:
-        service = Service(id=body["id"], desired_status=DesiredStatus.ACTIVE,
+        service = Service(id=key or service_key(source, body["id"]), source=source, billing_id=body["id"],
+                          desired_status=DesiredStatus.ACTIVE, auto_suspend_enabled=True,
                           client={}, config_options={}, custom_fields={}, observed={}, usage={})
     if event.get("client"):
         service.client = dict(event["client"])
@@ -68,6 +76,15 @@ def apply_event(service: Service | None, event: dict, product: Product | None,
             setattr(service, attr, body[attr])
     if body.get("username"):
         service.username = body["username"]
+    if body.get("auto_suspend") is not None:
+        service.auto_suspend_enabled = bool(body["auto_suspend"]["enabled"])
+        service.auto_suspend_until = None if service.auto_suspend_enabled else body["auto_suspend"].get("until")
+    if kind == ev.UPDATE and body.get("domain") and body["domain"] != service.domain:
+        # Renamed upstream by the converge step (intake checked the provider can); it
+        # recognises the account by the domain it had.
+        service.observed = {**(service.observed or {}), "domain": (service.observed or {}).get("domain")
+                            or service.domain}
+        service.domain = body["domain"]
 
     if kind in (ev.CREATE, ev.CHANGE_PACKAGE):
         assert product is not None and limits is not None
@@ -95,7 +112,7 @@ def apply_event(service: Service | None, event: dict, product: Product | None,
     elif kind == ev.UNSUSPEND:
         # The caller refuses this for an operator's suspension (see intake).
         lift_suspension(service)
-    elif kind == ev.RENEW and is_overdue_suspension(service):
+    elif kind == ev.RENEW and authority == AUTHORITY_PROVISIONER and is_overdue_suspension(service):
         lift_suspension(service)
     elif kind == ev.TERMINATE:
         service.desired_status = DesiredStatus.TERMINATED
@@ -146,11 +163,20 @@ def _belongs_to(account: UpstreamAccount, service: Service) -> bool:
     """Upstreams may reuse the id of a deleted account for someone else's."""
     if account.external_id is not None and account.external_id != service.id:
         return False
-    return not account.domain or account.domain.lower() == (service.domain or "").lower()
+    known = {(service.domain or "").lower(), ((service.observed or {}).get("domain") or "").lower()}
+    return not account.domain or account.domain.lower() in known
 
 
-def _locate(provider: Provider, service: Service, spec: AccountSpec) -> UpstreamAccount | None:
-    """The live upstream account of this service: by the stored id, else by look-up."""
+IsTaken = Callable[[str], bool]
+
+
+def _locate(provider: Provider, service: Service, spec: AccountSpec,
+            is_taken: IsTaken | None) -> UpstreamAccount | None:
+    """The live upstream account of this service: by the stored id, else by look-up.
+
+    A looked-up account that another service already holds is never this one's
+    (two services, or two billing sources, with one domain): treating it as ours
+    would change, suspend or delete someone else's mail."""
     if service.upstream_id:
         try:
             account = provider.get_account(service.upstream_id)
@@ -158,7 +184,18 @@ def _locate(provider: Provider, service: Service, spec: AccountSpec) -> Upstream
                 return account
         except NotFound:
             pass
-    return provider.find_account(spec)
+    account = provider.find_account(spec)
+    if account is not None and is_taken is not None and is_taken(account.id):
+        log.warning("service %s: upstream account %s found by look-up belongs to another service; "
+                    "not adopted", service.id, account.id)
+        return None
+    return account
+
+
+def _held_elsewhere(service: Service) -> Conflict:
+    return Conflict(f"service {service.id}: the upstream answered with an account another service holds",
+                    safe_message="This domain is already set up on the e-mail platform for another service.",
+                    action="create_account")
 
 
 def _limits_differ(desired: dict[str, Any], observed: dict[str, Any]) -> bool:
@@ -166,18 +203,20 @@ def _limits_differ(desired: dict[str, Any], observed: dict[str, Any]) -> bool:
 
 
 def converge(provider: Provider, service: Service, box: SecretBox,
-             on_account=None) -> ConvergeResult:
+             on_account=None, is_taken: IsTaken | None = None) -> ConvergeResult:
     """Bring the upstream to ``service``'s desired state.
 
     ``service`` is a detached snapshot; the caller writes the result back.
     ``on_account(account)`` is called as soon as an account is created or
     adopted, so that a failure later in the same run loses neither its id nor
     a secret the upstream showed only once (``account.one_time_secrets``).
+    ``is_taken(account_id)`` says whether another service holds that upstream
+    account; such an account is never adopted, changed or deleted for this one.
     """
     result = ConvergeResult()
     password = box.decrypt(service.pending_password) if service.pending_password else None
     spec = account_spec(service, password)
-    account = _locate(provider, service, spec)
+    account = _locate(provider, service, spec, is_taken)
 
     if service.desired_status == DesiredStatus.TERMINATED:
         if account is not None:
@@ -190,6 +229,9 @@ def converge(provider: Provider, service: Service, box: SecretBox,
 
     if account is None:
         account = provider.create_account(spec)
+        if is_taken is not None and is_taken(account.id):
+            # The upstream adopted an existing order (one per domain, say) held by someone else.
+            raise _held_elsewhere(service)
         result.did("create")
         if on_account:
             on_account(account)
@@ -212,6 +254,12 @@ def converge(provider: Provider, service: Service, box: SecretBox,
     if account.status == AccountStatus.PENDING:
         # Asynchronous activation: nothing more can be done until it is active.
         return result
+
+    if (provider.supports(Capability.RENAME_DOMAIN) and account.domain and service.domain
+            and account.domain.lower() != service.domain.lower()):
+        account = provider.rename_domain(account.id, service.domain)
+        result.account = account
+        result.did("rename_domain")
 
     if provider.supports(Capability.LIMITS) and _limits_differ(service.limits or {}, account.limits):
         provider.set_limits(account.id, dict(service.limits))
@@ -257,6 +305,7 @@ def record_observation(service: Service, result: ConvergeResult, now: dt.datetim
         service.observed_status = account.status.value
         service.observed = {
             "status": account.status.value,
+            "domain": account.domain or None,
             "limits": account.limits,
             "paid_until": account.paid_until.isoformat() if account.paid_until else None,
             "native": account.native,

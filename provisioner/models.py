@@ -12,10 +12,14 @@ import uuid
 from typing import Any
 
 from sqlalchemy import (JSON, BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text,
-                        UniqueConstraint)
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+                        UniqueConstraint, select)
+from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
+from .billing.keys import DEFAULT_SOURCE, MAX_KEY, MAX_SOURCE_NAME
 from .db import Base, UTCDateTime, utcnow
+
+SERVICE_KEY = String(MAX_KEY)
+SOURCE_NAME = String(MAX_SOURCE_NAME)
 
 
 def new_id() -> str:
@@ -49,8 +53,15 @@ class JobState:
 
 class Service(Base):
     __tablename__ = "services"
+    __table_args__ = (UniqueConstraint("source", "billing_id"),)
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the billing service id
+    # The provisioner's key: provisioner.billing.keys.service_key(source, billing_id).
+    id: Mapped[str] = mapped_column(SERVICE_KEY, primary_key=True)
+    # The billing source (billing.yaml) and that billing system's own service id.
+    source: Mapped[str] = mapped_column(SOURCE_NAME, default=DEFAULT_SOURCE, server_default=DEFAULT_SOURCE,
+                                        index=True)
+    # Defaults to the key: the default source's rule, for rows made without intake.
+    billing_id: Mapped[str] = mapped_column(String(64), default=lambda ctx: ctx.get_current_parameters()["id"])
     billing_product_id: Mapped[str] = mapped_column(String(64), index=True)
     product_key: Mapped[str] = mapped_column(String(128))
     upstream: Mapped[str] = mapped_column(String(128))
@@ -60,6 +71,11 @@ class Service(Base):
     client: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     billing_cycle: Mapped[str | None] = mapped_column(String(32))
     next_due_date: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    # Billing's per-service override of automatic suspension (WHMCS "Override
+    # Auto-Suspend" / "Suspend Until"): disabled, the scheduler does not suspend
+    # for non-payment, until ``auto_suspend_until`` if set, else indefinitely.
+    auto_suspend_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    auto_suspend_until: Mapped[dt.date | None] = mapped_column(Date)
     config_options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     custom_fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
@@ -90,14 +106,17 @@ class Service(Base):
 
 class Event(Base):
     __tablename__ = "events"
+    # A webhook-id is unique within its billing source: two billing systems may use the same.
+    __table_args__ = (UniqueConstraint("source", "webhook_id"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    webhook_id: Mapped[str] = mapped_column(String(255), unique=True)
+    source: Mapped[str] = mapped_column(SOURCE_NAME, default=DEFAULT_SOURCE, server_default=DEFAULT_SOURCE)
+    webhook_id: Mapped[str] = mapped_column(String(255))
     # Keyed digest of the raw body: tells a redelivery from a reused id
     # without keeping the body (which may carry a password).
     body_digest: Mapped[str] = mapped_column(String(64))
     type: Mapped[str] = mapped_column(String(40), index=True)
-    service_id: Mapped[str] = mapped_column(ForeignKey("services.id"), index=True)
+    service_id: Mapped[str] = mapped_column(SERVICE_KEY, ForeignKey("services.id"), index=True)
     occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     # The validated body with any password replaced by a marker.
@@ -110,7 +129,7 @@ class Job(Base):
     __table_args__ = (Index("ix_jobs_claim", "state", "run_after"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    service_id: Mapped[str] = mapped_column(ForeignKey("services.id"), index=True)
+    service_id: Mapped[str] = mapped_column(SERVICE_KEY, ForeignKey("services.id"), index=True)
     event_id: Mapped[str | None] = mapped_column(ForeignKey("events.id"), index=True)
     kind: Mapped[str] = mapped_column(String(32), default="converge")
     reason: Mapped[str] = mapped_column(String(64))  # event type, "retry", "reconcile", ...
@@ -128,10 +147,22 @@ class Job(Base):
     # by the first answer that reveals them, or purged unread after a while.
     reveal_once: Mapped[str | None] = mapped_column(Text)
     reveal_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Its hook was answered 202 (still running): the billing source gets a
+    # job.succeeded / job.failed callback when it ends.
+    report_outcome: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    # The service as its billing system names it, read with the job where asked
+    # for (``undefer``): answers name services by source and billing id.
+    source: Mapped[str] = column_property(
+        select(Service.source).where(Service.id == service_id).correlate_except(Service).scalar_subquery(),
+        deferred=True)
+    billing_service_id: Mapped[str] = column_property(
+        select(Service.billing_id).where(Service.id == service_id).correlate_except(Service).scalar_subquery(),
+        deferred=True)
 
     service: Mapped[Service] = relationship(back_populates="jobs", lazy="raise_on_sql")
     attempt_log: Mapped[list["JobAttempt"]] = relationship(
@@ -159,6 +190,8 @@ class ApiKey(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(128))
     scope: Mapped[str] = mapped_column(String(16))  # admin | read
+    # Set: the key sees and acts on this billing source's services only. None: an operator key.
+    source: Mapped[str | None] = mapped_column(SOURCE_NAME)
     prefix: Mapped[str] = mapped_column(String(16))  # shown to operators to tell keys apart
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -188,6 +221,8 @@ class ReconcileRun(Base):
     trigger: Mapped[str] = mapped_column(String(32))  # schedule | api | cli
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime)  # the instant due dates were judged at
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Set: the pass judged this billing source's services only (started by its scoped key).
+    source: Mapped[str | None] = mapped_column(SOURCE_NAME)
     state: Mapped[str] = mapped_column(String(16))  # running | finished | failed
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -201,7 +236,10 @@ class Notification(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     type: Mapped[str] = mapped_column(String(64), index=True)
-    service_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # The billing source whose callback URL it goes to, and the service's key.
+    source: Mapped[str] = mapped_column(SOURCE_NAME, default=DEFAULT_SOURCE, server_default=DEFAULT_SOURCE,
+                                        index=True)
+    service_id: Mapped[str | None] = mapped_column(SERVICE_KEY, index=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -220,7 +258,7 @@ class SsoToken(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    service_id: Mapped[str] = mapped_column(ForeignKey("services.id"), index=True)
+    service_id: Mapped[str] = mapped_column(SERVICE_KEY, ForeignKey("services.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -17,14 +17,18 @@ from __future__ import annotations
 import copy
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate
+from marshmallow import INCLUDE, Schema, fields, validate
 
+from .billing.keys import DEFAULT_SOURCE
+from .billing.sources import AUTHORITIES, BILLING_FILES, BillingSource, check_sources
+from .configfiles import (FAILED as _FAILED, REQUIRED as _REQUIRED, STRING as _STRING,
+                          StrictSchema as _Schema, check_secrets as _check_secrets, line as _line,
+                          load as _load, read_yaml as _read_yaml, resolve as _resolve)
 from .providers import registry
 
 __all__ = [
@@ -99,7 +103,11 @@ class Lifecycle:
     suspend_grace_days: int = 3
     terminate_after_days: int = 30
     downgrade: str = "reject"        # reject | allow: a downgrade below current usage
-    terminate_requires_operator: bool = False
+    # Deleting a customer's mail after non-payment waits for an operator unless a
+    # product says otherwise, explicitly.
+    terminate_requires_operator: bool = True
+    # billing | provisioner; None: the billing source's lifecycle_authority decides
+    lifecycle_authority: str | None = None
 
 
 @dataclass
@@ -110,17 +118,27 @@ class Product:
     limits: dict[str, LimitSpec]
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     source: str = ""                 # the file it was loaded from
+    #: billing sources that sell it (billing.yaml names); None: every source
+    sources: list[str] | None = None
+
+    def sold_by(self, source: str) -> bool:
+        return self.sources is None or source in self.sources
 
 
 @dataclass
 class Catalog:
     products: dict[str, Product] = field(default_factory=dict)
     upstreams: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the billing sources of billing.yaml (the environment's default one is not here)
+    sources: dict[str, BillingSource] = field(default_factory=dict)
 
-    def product_for_billing_id(self, billing_product_id: str) -> Product | None:
+    def product_for_billing_id(self, billing_product_id: str,
+                               source: str = DEFAULT_SOURCE) -> Product | None:
+        """The product ``source``'s billing product id orders (ids are per source: two
+        billing systems may both have a product 12, selling different things)."""
         wanted = str(billing_product_id).strip()
         for product in self.products.values():
-            if wanted in product.billing_product_ids:
+            if wanted in product.billing_product_ids and product.sold_by(source):
                 return product
         return None
 
@@ -275,142 +293,6 @@ def downgrade_violations(product: Product, new_limits: Mapping[str, Any],
     return violations
 
 
-# --- loading: YAML and ${ENV} ------------------------------------------------
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys (PyYAML silently keeps the last)."""
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict:
-    loader.flatten_mapping(node)
-    seen = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            duplicate = key in seen
-            seen.add(key)
-        except TypeError:      # unhashable: construct_mapping reports it
-            continue
-        if duplicate:
-            raise yaml.constructor.ConstructorError(
-                "while constructing a mapping", node.start_mark,
-                f"found duplicate key {key!r}", key_node.start_mark)
-    return loader.construct_mapping(node, deep=True)
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-_FAILED = object()
-
-
-def _read_yaml(path: Path, problems: list[str]) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problems.append(f"{path.name}: {where}invalid YAML: {getattr(e, 'problem', None) or e}")
-    except (OSError, UnicodeDecodeError) as e:
-        problems.append(f"{path.name}: cannot read the file: {e}")
-    return _FAILED
-
-
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-# A whole value that is one reference, with at most an empty default.
-_SECRET_REF = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::-)?\}")
-
-
-def _resolve(value: Any, path: list, environ: Mapping[str, str], file: str,
-             problems: list[str]) -> Any:
-    """``value`` with ``${NAME}`` / ``${NAME:-default}`` replaced in every string.
-
-    As in a shell, ``:-`` also applies when the variable is set but empty.
-    """
-    if isinstance(value, Mapping):
-        return {k: _resolve(v, [*path, k], environ, file, problems) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_resolve(v, [*path, i], environ, file, problems) for i, v in enumerate(value)]
-    if not isinstance(value, str):
-        return value
-
-    def substitute(match: re.Match) -> str:
-        name, default = match.group(1), match.group(2)
-        found = environ.get(name)
-        if found:
-            return found
-        if default is not None:
-            return default
-        state = "is empty" if found == "" else "is not set"
-        problems.append(_line(file, path, f"environment variable {name} {state}"))
-        return match.group(0)
-
-    resolved = _ENV_REF.sub(substitute, value)
-    if "${" in _ENV_REF.sub("", value):
-        problems.append(_line(file, path, "malformed ${...} reference (use ${NAME} or ${NAME:-default})"))
-    return resolved
-
-
-def _looks_secret(name: Any) -> bool:
-    words = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", str(name)).lower()
-    parts = [p for p in re.split(r"[^a-z0-9]+", words) if p]
-    if not parts:
-        return False
-    # "api_key", "token", "client_secret", "accesshash"; not "key_file" or "token_url".
-    return (parts[-1] in {"password", "passwd", "secret", "token", "key", "apikey",
-                          "hash", "accesshash", "credentials"}
-            or any(p in {"password", "passwd", "secret"} for p in parts))
-
-
-def _check_secrets(value: Any, path: list, file: str, problems: list[str]) -> None:
-    """Secret-looking settings must be exactly one ``${ENV}`` reference."""
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            if _looks_secret(k) and v is not None and not isinstance(v, (Mapping, list)):
-                if not (isinstance(v, str) and _SECRET_REF.fullmatch(v.strip())):
-                    extra = (" (a default after :- is inline too)"
-                             if isinstance(v, str) and _ENV_REF.fullmatch(v.strip()) else "")
-                    problems.append(_line(file, [*path, k],
-                                          "secrets must be given as ${ENV} references, not inline" + extra))
-            else:
-                _check_secrets(v, [*path, k], file, problems)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            _check_secrets(v, [*path, i], file, problems)
-
-
-def _line(file: str, path: list, message: str) -> str:
-    where = ""
-    for part in path:
-        where += f"[{part}]" if isinstance(part, int) else ("." if where else "") + str(part)
-    return f"{file}: {where}: {message}" if where else f"{file}: {message}"
-
-
-def _flatten(messages: Any, path: list) -> Iterator[tuple[list, str]]:
-    """marshmallow's nested error messages as (key path, message) pairs."""
-    if isinstance(messages, Mapping):
-        for key, sub in messages.items():
-            yield from _flatten(sub, path if key == "_schema" else [*path, key])
-    elif isinstance(messages, list):
-        for message in messages:
-            yield from _flatten(message, path)
-    else:
-        yield path, str(messages)
-
-
-# --- structure (marshmallow) ----------------------------------------------------
-
-_REQUIRED = {"required": "is required", "null": "must not be empty"}
-_STRING = {**_REQUIRED, "invalid": "must be a string"}
-
-
-class _Schema(Schema):
-    error_messages = {"unknown": "unknown key", "type": "must be a mapping"}
-
-    class Meta:
-        unknown = RAISE
-
-
 class _WholeNumber(fields.Field):
     default_error_messages = {**_REQUIRED, "invalid": "must be a whole number (got {input})"}
 
@@ -473,6 +355,9 @@ class _LifecycleSchema(_Schema):
         error_messages=_STRING)
     terminate_requires_operator = fields.Boolean(
         error_messages={**_REQUIRED, "invalid": "must be true or false"})
+    lifecycle_authority = fields.String(
+        validate=validate.OneOf(AUTHORITIES, error="must be one of {choices} (got {input!r})"),
+        error_messages=_STRING)
 
 
 class _ProductSchema(_Schema):
@@ -487,16 +372,9 @@ class _ProductSchema(_Schema):
     limits = fields.Dict(load_default=dict, error_messages={
         **_REQUIRED, "invalid": "must be a mapping of limit name to its settings"})
     lifecycle = fields.Nested(_LifecycleSchema, load_default=None, allow_none=True)
-
-
-def _load(schema: Schema, data: Any, file: str, path: list, problems: list[str]) -> dict:
-    """Load with ``schema``; on errors record them and keep whatever was valid."""
-    try:
-        return schema.load(data)
-    except ValidationError as e:
-        for where, message in _flatten(e.messages, path):
-            problems.append(_line(file, where, message))
-        return e.valid_data if isinstance(e.valid_data, dict) else {}
+    sources = fields.List(fields.String(error_messages=_STRING),
+                          validate=validate.Length(min=1, error="must list at least one billing source"),
+                          error_messages={**_REQUIRED, "invalid": "must be a list of billing source names"})
 
 
 # --- semantics ---------------------------------------------------------------
@@ -671,7 +549,30 @@ def _check_product(raw: Any, environ: Mapping[str, str], file: str, source: str,
     if len(problems) > before or not {"id", "upstream", "billing_product_ids"} <= data.keys():
         return data, None
     return data, Product(id=data["id"], billing_product_ids=list(ids), upstream=upstream,
-                         limits=limits, lifecycle=lifecycle, source=source)
+                         limits=limits, lifecycle=lifecycle, source=source,
+                         sources=list(dict.fromkeys(data["sources"])) if data.get("sources") else None)
+
+
+def _read_sources(root: Path, environ: Mapping[str, str], problems: list[str]) -> dict[str, BillingSource] | None:
+    """The sources of billing.yaml (None if unreadable: product look-ups are then skipped)."""
+    present = [n for n in BILLING_FILES if (root / n).is_file()]
+    if len(present) > 1:
+        problems.append(f"{present[1]}: use either {' or '.join(present)}, not both")
+    if not present:
+        return {}
+    raw = _read_yaml(root / present[0], problems)
+    if raw is _FAILED:
+        return None
+    return check_sources(raw, environ, present[0], problems)
+
+
+def _overlap(a: list[str] | None, b: list[str] | None) -> list[str] | None:
+    """The sources two products are both sold by (None: every source); [] if none."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return [name for name in a if name in b]
 
 
 def _validate(directory: str | os.PathLike, environ: Mapping[str, str] | None
@@ -693,12 +594,14 @@ def _validate(directory: str | os.PathLike, environ: Mapping[str, str] | None
         if raw is not _FAILED:
             upstreams = _check_upstreams(raw, environ, present[0], problems)
 
-    catalog = Catalog(upstreams=upstreams or {})
+    sources = _read_sources(root, environ, problems)
+    catalog = Catalog(upstreams=upstreams or {}, sources=sources or {})
     product_files: dict[str, str] = {}     # product id -> file
-    billing_ids: dict[str, tuple[str, str]] = {}   # billing id -> (product id, file)
+    # billing id -> [(product id, file, the sources selling it or None for all)]
+    billing_ids: dict[str, list[tuple[str, str, list[str] | None]]] = {}
     for path in sorted(root.iterdir()):
         if (path.suffix not in (".yaml", ".yml") or path.name in _UPSTREAMS_FILES
-                or path.name.startswith(".") or not path.is_file()):
+                or path.name in BILLING_FILES or path.name.startswith(".") or not path.is_file()):
             continue
         raw = _read_yaml(path, problems)
         if raw is _FAILED:
@@ -712,15 +615,25 @@ def _validate(directory: str | os.PathLike, environ: Mapping[str, str] | None
                 product = None
             else:
                 product_files[product_id] = path.name
+        sold_by = list(dict.fromkeys(data["sources"])) if data.get("sources") else None
+        if sold_by is not None and sources is not None:
+            known = [DEFAULT_SOURCE, *sorted(n for n in sources if n != DEFAULT_SOURCE)]
+            for name in sold_by:
+                if name not in known:
+                    problems.append(_line(path.name, ["sources"], f"unknown billing source {name!r} "
+                                                                  f"(known: {', '.join(known)})"))
+                    product = None
         for billing_id in dict.fromkeys(data.get("billing_product_ids") or []):
-            if billing_id in billing_ids:
-                other, other_file = billing_ids[billing_id]
-                problems.append(_line(path.name, ["billing_product_ids"],
-                                      f"billing product id {billing_id!r} is already used by "
-                                      f"product {other!r} ({other_file})"))
-                product = None
-            else:
-                billing_ids[billing_id] = (product_id, path.name)
+            for other, other_file, other_sold_by in billing_ids.get(billing_id, []):
+                shared = _overlap(sold_by, other_sold_by)
+                if shared is None or shared:
+                    by = "" if shared is None else f" for source(s) {', '.join(shared)}"
+                    problems.append(_line(path.name, ["billing_product_ids"],
+                                          f"billing product id {billing_id!r} is already used{by} by "
+                                          f"product {other!r} ({other_file})"))
+                    product = None
+                    break
+            billing_ids.setdefault(billing_id, []).append((product_id, path.name, sold_by))
         if product is not None:
             catalog.products[product.id] = product
     return catalog, problems

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import threading
 
-from .config import Settings
+from .billing.sources import BillingSource, Sources
+from .config import Settings, SettingsError
 from .db import Database
 from .products import Catalog, load_catalog
 from .providers.base import Provider
@@ -21,6 +22,10 @@ class Runtime:
                  database: Database | None = None):
         self.settings = settings
         self.catalog = catalog if catalog is not None else load_catalog(settings.products_dir, settings.environ)
+        self.sources = Sources(settings, lambda: self.catalog)
+        if not settings.dev and not self.sources.any_webhook_secret():
+            raise SettingsError("missing required setting: PROVISIONER_WEBHOOK_SECRETS "
+                                "(or a source with webhook_secrets in billing.yaml)")
         self.db = database or Database(settings.database_url)
         self.box = SecretBox(settings.encryption_key)
         self._providers: dict[str, Provider] = {}
@@ -34,6 +39,10 @@ class Runtime:
                     raise ConfigurationError(f"upstream {upstream!r} is not configured")
                 self._providers[upstream] = build_provider(upstream, self.catalog.upstream_config(upstream))
             return self._providers[upstream]
+
+    def source(self, name: str) -> BillingSource | None:
+        """A billing source by name (None if it is no longer configured)."""
+        return self.sources.get(name)
 
     def close(self) -> None:
         with self._lock:

@@ -68,8 +68,8 @@ def run_gated(runtime: Runtime, task: str, interval: float, fn: Callable[[], str
 
 
 def sweep_tick(runtime: Runtime) -> None:
-    from .worker import notify_failed
-    rescued = jobs.sweep_expired(runtime.db, on_failed=lambda session, job: notify_failed(runtime, session, job))
+    from .worker import notify_outcome
+    rescued = jobs.sweep_expired(runtime.db, on_failed=lambda session, job: notify_outcome(runtime, session, job))
     if rescued:
         log.warning("lease sweep: %d job(s) handed back to the queue", rescued)
 

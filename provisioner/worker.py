@@ -13,13 +13,15 @@ import socket
 import threading
 import time
 
+from sqlalchemy import or_, select
+
 from . import jobs
 from .db import utcnow
 from .jobs import Claim, Outcome
 from .lifecycle import converge, record_observation
 from .metrics import JOB_DURATION
-from .models import Service
-from .notifications import notify
+from .models import DesiredStatus, Service
+from .notifications import notify_job_outcome
 from .providers.errors import Pending, ProviderError
 from .runtime import Runtime
 
@@ -41,7 +43,8 @@ def execute(runtime: Runtime, claim: Claim) -> Outcome:
                     jobs.keep_secrets(session, claim.job_id,
                                       runtime.box.encrypt(json.dumps(account.one_time_secrets)))
 
-        result = converge(provider, service, runtime.box, on_account)
+        result = converge(provider, service, runtime.box, on_account, lambda account_id: held_elsewhere(
+            runtime, service, account_id))
         with db.transaction() as session:
             record_observation(session.get(Service, claim.service_id, with_for_update=True), result)
         detail = ", ".join(result.actions) or "no change"
@@ -60,11 +63,18 @@ def execute(runtime: Runtime, claim: Claim) -> Outcome:
         return Outcome("retry", code, message, f"{type(exc).__name__}")
 
 
-def notify_failed(runtime: Runtime, session, job) -> None:
-    """Tell the billing system a job failed for good (same transaction as the failure)."""
-    notify(session, runtime, "job.failed", job.service_id,
-           {"job_id": job.id, "reason": job.reason, "attempts": job.attempts,
-            "error": {"code": job.error_code, "message": job.error_message}})
+def held_elsewhere(runtime: Runtime, service: Service, account_id: str) -> bool:
+    """Another service (of any billing source) holds upstream account ``account_id``."""
+    with runtime.db.read() as session:
+        return session.execute(select(Service.id).where(
+            Service.upstream == service.upstream, Service.upstream_id == account_id, Service.id != service.id,
+            or_(Service.desired_status != DesiredStatus.TERMINATED, Service.observed_status != "deleted"),
+        ).limit(1)).first() is not None
+
+
+def notify_outcome(runtime: Runtime, session, job) -> None:
+    """Tell the billing system how a job ended (same transaction as the outcome)."""
+    notify_job_outcome(session, runtime, job)
 
 
 def _pending_poll(runtime: Runtime) -> float:
@@ -101,7 +111,7 @@ class Worker:
         JOB_DURATION.observe(time.monotonic() - started)
         jobs.finish(self.runtime.db, claim, outcome, backoff_base=settings.job_backoff_base,
                     backoff_cap=settings.job_backoff_cap, pending_timeout=settings.job_pending_timeout,
-                    on_failed=lambda session, job: notify_failed(self.runtime, session, job))
+                    on_finished=lambda session, job: notify_outcome(self.runtime, session, job))
         return True
 
     def drain(self, timeout: float = 30.0) -> int:

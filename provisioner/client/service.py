@@ -421,7 +421,7 @@ def overview(runtime: Runtime, service: Service) -> dict[str, Any]:
     status = _status(service)
     types = offered_types(provider, service.limits or {}) if provider and "mailboxes" in caps else []
     return {
-        "service_id": service.id,
+        "service_id": service.billing_id,   # as the customer's billing account shows it
         "domain": service.domain,
         "product": {"id": service.product_key, "billing_product_id": service.billing_product_id},
         "status": status,
@@ -439,7 +439,7 @@ def session_info(runtime: Runtime, service: Service, csrf_token: str) -> dict[st
     """``GET /client/api/v1/session`` (contract section 4, then extras)."""
     view = overview(runtime, service)
     return {
-        "service_id": service.id, "domain": service.domain, "status": view["status"],
+        "service_id": service.billing_id, "domain": service.domain, "status": view["status"],
         "limits": dict(service.limits or {}), "usage": dict(service.usage or {}),
         "capabilities": view["capabilities"], "csrf_token": csrf_token,
         "product": view["product"], "paid_until": view["paid_until"],

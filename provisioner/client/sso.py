@@ -47,7 +47,8 @@ def token_hash(secret_key: str, token: str) -> str:
 
 def issue_token(runtime: Runtime, service_id: str, *, now: dt.datetime | None = None
                 ) -> tuple[str, dt.datetime]:
-    """A new sign-in link for ``service_id`` and when it expires.
+    """A new sign-in link for the service keyed ``service_id`` and when it expires (the
+    admin API resolves a billing id within the caller's source to the key first).
 
     Raises SsoError for an unknown (404) or terminated (409) service."""
     now = now or utcnow()
@@ -59,7 +60,7 @@ def issue_token(runtime: Runtime, service_id: str, *, now: dt.datetime | None = 
             raise SsoError(404, "service_not_found", f"No service with id {service_id!r}.")
         if service.desired_status == DesiredStatus.TERMINATED:
             raise SsoError(409, "service_terminated",
-                           f"Service {service_id} is terminated: it has no client area.")
+                           f"Service {service.billing_id} is terminated: it has no client area.")
         # Housekeeping: tokens long past their life are of no use to anyone.
         session.execute(delete(SsoToken).where(SsoToken.expires_at < now - KEEP_EXPIRED))
         session.add(SsoToken(token_hash=token_hash(runtime.settings.secret_key, token),

@@ -37,6 +37,7 @@ class Capability(str, enum.Enum):
     PRICING = "pricing"            # price_table: the upstream's prices for operators
     INVOICES = "invoices"          # list_invoices / invoice_pdf: the reseller's invoices
     RELAY = "relay"                # SMTP relay accounts (the provider's own relay_* methods)
+    RENAME_DOMAIN = "rename_domain"  # rename_domain moves the account to a new domain in place
 
 
 class AccountStatus(str, enum.Enum):
@@ -283,6 +284,10 @@ class Provider:
         Returns the account's new paid-until date, or None if nothing was due
         (upstreams selling whole months may stop short of ``until``)."""
         self._unsupported("renew")
+
+    def rename_domain(self, account_id: str, domain: str) -> UpstreamAccount:
+        """Move the account (and its addresses) to ``domain`` in place; the account after."""
+        self._unsupported("renaming a domain")
 
     def list_accounts(self, page: int = 1, per_page: int = 100) -> Page:
         self._unsupported("bulk list")

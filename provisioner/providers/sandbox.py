@@ -117,6 +117,7 @@ class SandboxProvider(Provider):
     capabilities = frozenset({
         Capability.SUSPEND, Capability.LIMITS, Capability.PASSWORD, Capability.TERMS,
         Capability.BULK_LIST, Capability.MAILBOXES, Capability.ALIASES, Capability.LISTS,
+        Capability.RENAME_DOMAIN,
     })
     required_settings = ("base_url",)
 
@@ -218,6 +219,11 @@ class SandboxProvider(Provider):
     def set_password(self, account_id: str, password: str) -> None:
         self.http.patch(self._acc(account_id), action="set_password",
                         json={"password": password}, idempotent=True)
+
+    def rename_domain(self, account_id: str, domain: str) -> UpstreamAccount:
+        # renaming to the name it already has is a no-op upstream, so a retry is safe
+        return _account(self.http.patch(self._acc(account_id), action="rename_domain",
+                                        json={"domain": domain}, idempotent=True))
 
     def renew(self, account_id: str, until: dt.date) -> dt.date | None:
         # the sandbox never moves the date backwards, so a retry is safe

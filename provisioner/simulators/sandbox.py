@@ -364,6 +364,21 @@ def _check_free(acc: Account, address: str) -> None:
         raise ApiError(409, "conflict", f"{address} already exists")
 
 
+def _rename(acc: Account, domain: str) -> None:
+    """Move the account and every address in it to ``domain`` (the local parts stay)."""
+    def moved(address: str) -> str:
+        local, at, old = address.rpartition("@")
+        return f"{local}@{domain}" if at and old == acc.domain else address
+
+    for box in acc.mailboxes.values():
+        box.address = moved(box.address)
+    for alias in acc.aliases.values():
+        alias.address, alias.target = moved(alias.address), moved(alias.target)
+    for lst in acc.lists.values():
+        lst.address, lst.members = moved(lst.address), [moved(m) for m in lst.members]
+    acc.domain = domain
+
+
 # --- routes -----------------------------------------------------------------
 
 def _register_routes(app: Flask, sim: SandboxSimulator) -> None:
@@ -461,10 +476,16 @@ def _register_routes(app: Flask, sim: SandboxSimulator) -> None:
     def accounts_update(account_id: str):
         acc = sim.live_account(account_id)
         body = _body()
-        _only(body, ("limits", "password", "paid_until"))
+        _only(body, ("limits", "password", "paid_until", "domain"))
         limits = _limits(body["limits"]) if "limits" in body else {}
         password = _string(body, "password", required="password" in body)
         paid_until = _date(body["paid_until"], "paid_until") if body.get("paid_until") is not None else None
+        domain = _string(body, "domain", required="domain" in body)
+        if domain is not None:
+            domain = domain.strip().lower()
+            if not _DOMAIN_RE.match(domain):
+                raise _invalid("domain", "not a valid domain name")
+            _rename(acc, domain)
         acc.limits.update(limits)
         if password:
             acc.password_hash = _hash_password(password)

@@ -1,7 +1,9 @@
 """Admin API (contract section 3): thin views over ``provisioner.admin``.
 
 Every request carries ``Authorization: Bearer <API key>``; keys of scope
-``read`` may only GET. Query strings are validated by the schemas of
+``read`` may only GET. A key made for one billing source (``api-key create
+--source``) sees and acts on that source's services only; anything else is a
+404, as for what does not exist. Query strings are validated by the schemas of
 ``provisioner.web.schemas`` (a bad value is a 400 naming the parameter) and
 answers are serialised by them, inside the read transaction.
 
@@ -22,6 +24,7 @@ from ..db import utcnow
 from ..events import flatten_errors
 from ..providers.base import Capability
 from ..providers.errors import NotFound, ProviderError
+from ..reconcile import InvalidInstant, check_instant
 from . import current_runtime, openapi
 from .hooks import reveal_secrets
 from . import schemas as sch
@@ -84,32 +87,48 @@ def _read():
     return current_runtime().db.read()
 
 
+def _scope() -> admin.Scope:
+    """The caller's reach: its key's billing source, or every source."""
+    return admin.Scope(g.api_key.source)
+
+
+def _source() -> str | None:
+    """``?source=`` of a request naming one service (an operator's billing id may be ambiguous)."""
+    return _query(sch.SourceQuery).get("source")
+
+
+def _provisioner_sources() -> list[str]:
+    return [s.name for s in current_runtime().sources.all() if s.lifecycle_authority == "provisioner"]
+
+
 @bp.get("/services")
 def list_services():
     query = _query(sch.ServiceQuery)
     with _read() as session:
-        page = admin.list_services(session, query, current_runtime().catalog)
+        page = admin.list_services(session, query, current_runtime().catalog, scope=_scope(),
+                                   provisioner_sources=_provisioner_sources())
         return jsonify(sch.ServicePageSchema().dump(page))
 
 
 @bp.get("/services/<service_id>")
 def get_service(service_id: str):
+    source = _source()
     with _read() as session:
-        return jsonify(sch.ServiceDetailSchema().dump(admin.get_service(session, service_id)))
+        return jsonify(sch.ServiceDetailSchema().dump(admin.get_service(session, service_id, _scope(), source)))
 
 
 @bp.get("/jobs")
 def list_jobs():
     query = _query(sch.JobQuery)
     with _read() as session:
-        return jsonify(sch.JobPageSchema().dump(admin.list_jobs(session, query)))
+        return jsonify(sch.JobPageSchema().dump(admin.list_jobs(session, query, _scope())))
 
 
 @bp.get("/jobs/<job_id>")
 def get_job(job_id: str):
     # Hook answers point here (Location); its first keys are those of the hook's job.
     with _read() as session:
-        job = admin.get_job(session, job_id)
+        job = admin.get_job(session, job_id, scope=_scope())
         body = sch.JobDetailSchema().dump(job)
     secrets = reveal_secrets(job)
     if secrets:
@@ -121,7 +140,7 @@ def get_job(job_id: str):
 def retry_job(job_id: str):
     runtime = current_runtime()
     with runtime.db.transaction() as session:
-        job = admin.retry_job(session, job_id, extra_attempts=runtime.settings.job_max_attempts)
+        job = admin.retry_job(session, job_id, extra_attempts=runtime.settings.job_max_attempts, scope=_scope())
         body = sch.JobDetailSchema().dump(job)
     log.info("job %s queued again by API key %s", job_id, g.api_key.prefix)
     return jsonify(body), 202, {"Location": f"/api/v1/jobs/{job_id}"}
@@ -131,13 +150,13 @@ def retry_job(job_id: str):
 def list_events():
     query = _query(sch.EventQuery)
     with _read() as session:
-        return jsonify(sch.EventPageSchema().dump(admin.list_events(session, query)))
+        return jsonify(sch.EventPageSchema().dump(admin.list_events(session, query, _scope())))
 
 
 @bp.get("/events/<event_id>")
 def get_event(event_id: str):
     with _read() as session:
-        return jsonify(sch.EventDetailSchema().dump(admin.get_event(session, event_id)))
+        return jsonify(sch.EventDetailSchema().dump(admin.get_event(session, event_id, _scope())))
 
 
 @bp.get("/upstreams")
@@ -173,7 +192,12 @@ def upstream_pricing(name: str):
 # --- upstream invoices (extension) -----------------------------------------------------------
 
 def _from_invoicing_upstream(name: str, call):
-    """``call(provider)`` for an upstream whose provider has invoices, with its errors as answers."""
+    """``call(provider)`` for an upstream whose provider has invoices, with its errors as answers.
+
+    The reseller's invoices cover every billing source's customers: operator keys only."""
+    if g.api_key.source is not None:
+        raise ApiError(403, "forbidden", f"API key {g.api_key.prefix}… is limited to billing source "
+                                         f"{g.api_key.source!r}; upstream invoices cover every source.")
     runtime = current_runtime()
     if name not in runtime.catalog.upstreams:
         raise ApiError(404, "upstream_not_found", f"No upstream named {name!r} is configured.")
@@ -236,7 +260,7 @@ def upstream_invoice_pdf(name: str, invoice_id: str):
 @bp.get("/products")
 def list_products():
     query = _query(sch.PageQuery)
-    page = admin.list_products(current_runtime().catalog, query["page"], query["per_page"])
+    page = admin.list_products(current_runtime().catalog, query["page"], query["per_page"], _scope())
     return jsonify(sch.ProductPageSchema().dump(page))
 
 
@@ -261,12 +285,17 @@ def _body(schema: type[Schema]) -> dict:
 @bp.post("/reconcile")
 def start_reconcile():
     body = _body(sch.ReconcileRequestSchema)
+    try:
+        check_instant(body["at"], body["dry_run"])
+    except InvalidInstant as exc:
+        raise ApiError(exc.status, exc.code, exc.message, {"at": exc.message}) from None
     runtime = current_runtime()
     at = body["at"] or utcnow()
+    scope = _scope()
     with runtime.db.transaction() as session:
-        run = admin.start_reconcile_run(session, at=at, dry_run=body["dry_run"])
+        run = admin.start_reconcile_run(session, at=at, dry_run=body["dry_run"], scope=scope)
         run_id, answer = run.id, sch.ReconcileRunDetailSchema().dump(run)
-    admin.run_reconcile_in_background(runtime, run_id, at=at, dry_run=body["dry_run"])
+    admin.run_reconcile_in_background(runtime, run_id, at=at, dry_run=body["dry_run"], source=scope.source)
     log.info("reconcile run %s started by API key %s", run_id, g.api_key.prefix)
     return jsonify(answer), 202, {"Location": f"/api/v1/reconcile/runs/{run_id}"}
 
@@ -275,44 +304,49 @@ def start_reconcile():
 def list_reconcile_runs():
     query = _query(sch.ReconcileRunQuery)
     with _read() as session:
-        return jsonify(sch.ReconcileRunPageSchema().dump(admin.list_reconcile_runs(session, query)))
+        return jsonify(sch.ReconcileRunPageSchema().dump(admin.list_reconcile_runs(session, query, _scope())))
 
 
 @bp.get("/reconcile/runs/<run_id>")
 def get_reconcile_run(run_id: str):
     with _read() as session:
-        return jsonify(sch.ReconcileRunDetailSchema().dump(admin.get_reconcile_run(session, run_id)))
+        return jsonify(sch.ReconcileRunDetailSchema().dump(admin.get_reconcile_run(session, run_id, _scope())))
 
 
 @bp.get("/services/<service_id>/usage")
 def service_usage(service_id: str):
+    source = _source()
     with _read() as session:
-        return jsonify(sch.UsageSchema().dump(admin.get_usage(session, service_id)))
+        return jsonify(sch.UsageSchema().dump(admin.get_usage(session, service_id, _scope(), source)))
 
 
 @bp.get("/usage")
 def list_usage():
     query = _query(sch.UsageQuery)
     with _read() as session:
-        return jsonify(sch.UsagePageSchema().dump(admin.list_usage(session, query)))
+        return jsonify(sch.UsagePageSchema().dump(admin.list_usage(session, query, _scope())))
 
 
-def _operator_action(service_id: str, action: str, reason: str | None = None):
+def _operator_action(service_id: str, action: str, body: dict | None = None):
     runtime = current_runtime()
     max_attempts = runtime.settings.job_max_attempts
+    where = {"scope": _scope(), "source": _source()}
     with runtime.db.transaction() as session:
         if action == "suspend":
-            job = admin.operator_suspend(session, service_id, reason, max_attempts=max_attempts)
+            job = admin.operator_suspend(session, service_id, body["reason"], max_attempts=max_attempts, **where)
+        elif action == "terminate":
+            job = admin.operator_terminate(session, runtime, service_id, confirm=body["confirm"],
+                                           reason=body["reason"], **where)
         else:
-            job = admin.operator_unsuspend(session, service_id, max_attempts=max_attempts)
-        body = sch.JobDetailSchema().dump(job)
-    log.info("service %s: %s by API key %s (job %s)", service_id, action, g.api_key.prefix, body["id"])
-    return jsonify(body), 202, {"Location": f"/api/v1/jobs/{body['id']}"}
+            job = admin.operator_unsuspend(session, service_id, max_attempts=max_attempts, **where)
+        answer = sch.JobDetailSchema().dump(job)
+    log.info("service %s: %s by API key %s (job %s)", service_id, action, g.api_key.prefix, answer["id"])
+    return jsonify(answer), 202, {"Location": f"/api/v1/jobs/{answer['id']}"}
 
 
 @bp.post("/services/<service_id>/suspend")
 def suspend_service(service_id: str):
-    return _operator_action(service_id, "suspend", _body(sch.SuspendRequestSchema)["reason"])
+    return _operator_action(service_id, "suspend", _body(sch.SuspendRequestSchema))
 
 
 @bp.post("/services/<service_id>/unsuspend")
@@ -320,17 +354,23 @@ def unsuspend_service(service_id: str):
     return _operator_action(service_id, "unsuspend")
 
 
+@bp.post("/services/<service_id>/terminate")
+def terminate_service(service_id: str):
+    return _operator_action(service_id, "terminate", _body(sch.TerminateRequestSchema))
+
+
 @bp.get("/notifications")
 def list_notifications():
     query = _query(sch.NotificationQuery)
     with _read() as session:
-        return jsonify(sch.NotificationPageSchema().dump(admin.list_notifications(session, query)))
+        return jsonify(sch.NotificationPageSchema().dump(admin.list_notifications(session, query, _scope())))
 
 
 @bp.get("/notifications/<notification_id>")
 def get_notification(notification_id: str):
     with _read() as session:
-        return jsonify(sch.NotificationDetailSchema().dump(admin.get_notification(session, notification_id)))
+        return jsonify(sch.NotificationDetailSchema().dump(
+            admin.get_notification(session, notification_id, _scope())))
 
 
 # --- client area single sign-on (contract sections 3 and 4) -------------------------------------
@@ -338,8 +378,11 @@ def get_notification(notification_id: str):
 @bp.post("/services/<service_id>/sso")
 def service_sso(service_id: str):
     from ..client import sso
+    source = _source()
+    with _read() as session:
+        key = admin.find_service(session, service_id, _scope(), source).id
     try:
-        url, expires_at = sso.issue_token(current_runtime(), service_id)
+        url, expires_at = sso.issue_token(current_runtime(), key)
     except sso.SsoError as exc:
         raise ApiError(exc.status, exc.code, exc.message) from None
     log.info("service %s: client-area sign-in link issued to API key %s", service_id, g.api_key.prefix)

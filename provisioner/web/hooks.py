@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 
@@ -11,6 +12,8 @@ from .. import intake, jobs
 from ..metrics import HOOKS
 from ..models import Job, JobState
 from . import current_runtime
+
+log = logging.getLogger("provisioner.hooks")
 
 bp = Blueprint("hooks", __name__)
 
@@ -52,25 +55,48 @@ def wait_for_job(job_id: str, seconds: float) -> Job:
         delay = min(delay * 1.5, 0.25)
 
 
+def _verified_event():
+    """(source, raw body, event) of a signed hook request, or the HookError to answer."""
+    runtime = current_runtime()
+    raw = request.get_data(cache=False)
+    source = intake.verify_signature(runtime.sources.all(), raw, request.headers)
+    return source, raw, intake.parse_body(raw)
+
+
 @bp.post("/hooks/v1/events")
 def receive_event():
     runtime = current_runtime()
     event_type = "unknown"
     try:
-        raw = request.get_data(cache=False)
-        intake.verify_signature(runtime.settings.webhook_secrets, raw, request.headers)
-        event = intake.parse_body(raw)
+        source, raw, event = _verified_event()
         event_type = event["type"]
-        receipt = intake.receive(runtime, request.headers["webhook-id"], raw, event)
+        receipt = intake.receive(runtime, source, request.headers["webhook-id"], raw, event)
     except intake.HookError as exc:
         HOOKS.labels(type=event_type, outcome=exc.code).inc()
         raise
     job = wait_for_job(receipt.job_id, requested_wait(request.headers.get("Prefer")))
+    if job.state not in JobState.FINISHED and not jobs.report_outcome_later(runtime.db, job.id):
+        job = wait_for_job(job.id, 0)     # it ended a moment ago: this answer reports it
     HOOKS.labels(type=event_type, outcome="accepted" if receipt.created else "redelivered").inc()
-    body = {"event_id": receipt.event_id, "service_id": receipt.service_id, "job": job_view(job)}
+    log.info("hook %s %s for service %s of source %s: event %s, job %s %s", request.headers["webhook-id"],
+             event_type, receipt.service_id, receipt.source, receipt.event_id, job.id, job.state)
+    body = {"event_id": receipt.event_id, "service_id": receipt.service_id, "source": receipt.source,
+            "job": job_view(job)}
     secrets = reveal_secrets(job)
     if secrets:
         body["job"]["secrets"] = secrets
     if job.state in JobState.FINISHED:
         return jsonify(body), 200
     return jsonify(body), 202, {"Location": f"/api/v1/jobs/{job.id}"}
+
+
+@bp.post("/hooks/v1/events/validate")
+def validate_event():
+    """What /hooks/v1/events would answer for this body, without storing or queuing
+    anything or using up the webhook-id (a checkout can refuse a downgrade that does
+    not fit)."""
+    runtime = current_runtime()
+    source, raw, event = _verified_event()
+    intake.validate(runtime, source, request.headers["webhook-id"], raw, event)
+    return jsonify({"valid": True, "type": event["type"], "service_id": event["service"]["id"],
+                    "source": source.name}), 200

@@ -24,9 +24,18 @@ DESCRIPTION = """\
 Billing lifecycle hooks in, converged e-mail upstreams out.
 
 * `POST /hooks/v1/events` takes the billing system's signed lifecycle events
-  (Standard Webhooks signatures, no API key).
+  (Standard Webhooks signatures, no API key). Each billing system is a *source*
+  (`product_configs/billing.yaml`; `PROVISIONER_WEBHOOK_SECRETS` alone is the source
+  `default`): the source whose secret verified the signature owns the event, and a service
+  is identified by (source, billing service id). `POST /hooks/v1/events/validate` answers
+  what `/hooks/v1/events` would, storing nothing.
 * `/api/v1/...` is the admin API: `Authorization: Bearer <API key>` (create one with
-  `provisioner api-key create NAME --scope admin|read`); `read` keys may only GET.
+  `provisioner api-key create NAME --scope admin|read [--source S]`); `read` keys may only
+  GET. A key made with `--source` sees and acts on that source's services only (anything
+  else is a 404); an operator key (no source) sees every source and names a service by its
+  billing id plus `?source=` when several sources share the id (else 409
+  `ambiguous_service`), or by its key `source:id`. Answers name services by `service_id`
+  (the billing id) and `source`.
   Lists take `page` and `per_page` (at most 500) and answer
   `{"items": [...], "page", "per_page", "total"}`; unknown or invalid query parameters
   are a 400 naming them.
@@ -35,7 +44,10 @@ Billing lifecycle hooks in, converged e-mail upstreams out.
   services, the `outcome` filter of events, comma-separated values for the `status`,
   `observed_status`, `state`, `type` and `outcome` filters; the scheduler's
   `GET /api/v1/reconcile/runs`, usage (`/api/v1/usage`, `/api/v1/services/{service_id}/usage`),
-  operator suspensions and `GET /api/v1/notifications` (callbacks to the billing system).
+  operator suspensions and terminations and `GET /api/v1/notifications` (callbacks to the
+  billing system: `job.succeeded` and `job.failed` for jobs whose hook was answered 202,
+  `job.failed` for every job that fails for good, and the scheduler's findings); the
+  `service.update` event; billing sources and source-scoped keys.
 * Every error answers `{"error": {"code", "message", "fields"?}}`.
 """
 
@@ -205,11 +217,14 @@ def _scheduler_paths() -> dict[str, dict]:
         "/api/v1/reconcile": {"post": {**_admin(
             "Start a reconcile pass in the background",
             {"202": _ok(sch.ReconcileRunDetailSchema, "Started; poll the run until it is not `running`.",
-                        run_location), "400": "BadRequest"},
+                        run_location), "400": "BadRequest",
+             "422": _error_ref("`at` is in the future without `dry_run` (`future_at_requires_dry_run`).")},
             write=True,
             description="Due dates, upstream terms, drift, orphans and usage, as the scheduled pass. "
-                        "`dry_run` reports without acting; `at` judges due dates at another instant. "
-                        "The body is optional."),
+                        "`dry_run` reports without acting; `at` judges due dates at another instant, "
+                        "between 1970 and 2199 (else 400 `invalid_at`), and an `at` in the future needs "
+                        "`dry_run` (else 422 `future_at_requires_dry_run`). A source-scoped key's pass "
+                        "judges its source's services only. The body is optional."),
             "requestBody": body(sch.ReconcileRequestSchema, False)}},
         "/api/v1/reconcile/runs": {"get": _admin(
             "List reconcile runs (scheduled, API and CLI)",
@@ -234,6 +249,13 @@ def _scheduler_paths() -> dict[str, dict]:
         "/api/v1/services/{service_id}/unsuspend": {"post": operator(
             "Lift a service's suspension (any: operator, billing or overdue)",
             "An overdue service is suspended again by the next reconcile pass unless billing renews it.")},
+        "/api/v1/services/{service_id}/terminate": {"post": _with_response(operator(
+            "Terminate a service on an operator's confirmation (deletes its mail upstream)",
+            "How a termination the scheduler left for an operator (`awaiting_operator_termination`) is "
+            "confirmed. `confirm` must repeat the service id. The billing system gets a "
+            "`service.terminated` callback.",
+            body(sch.TerminateRequestSchema, True)),
+            "422", _error_ref("`confirm` does not repeat the service id (`confirmation_mismatch`)."))},
         "/api/v1/notifications": {"get": _admin(
             "List callbacks to the billing system and their delivery",
             {"200": _ok(sch.NotificationPageSchema), "400": "BadRequest"},
@@ -250,34 +272,65 @@ def _hook_paths() -> dict[str, dict]:
         return {"in": "header", "name": name, "required": required, "schema": {"type": "string"},
                 "description": description}
 
-    return {"/hooks/v1/events": {"post": {
-        "tags": ["hooks"],
-        "summary": "Receive a billing lifecycle event",
-        "description": "Signed per Standard Webhooks; body at most 256 KiB. The event and its "
-                       "job are stored before any 2xx. A redelivery (same webhook-id, same body) "
-                       "answers the original job, queuing it again if it had failed.",
-        "security": [],
-        "parameters": [
-            header("webhook-id", "Unique per event; the idempotency key."),
-            header("webhook-timestamp", "Unix seconds; at most 300 s from the server's clock."),
-            header("webhook-signature", "Space-separated `v1,<base64 HMAC-SHA256>` entries over "
-                                        "`{webhook-id}.{webhook-timestamp}.{body}`."),
-            header("Prefer", "`wait=N` (N at most 30): hold the answer until the job ends or "
-                             "N seconds pass.", required=False),
-        ],
-        "requestBody": {"required": True, "content": {JSON: {"schema": ev.EventSchema}}},
-        "responses": {
-            "200": _ok(sch.HookResponseSchema, "The job finished (within `Prefer: wait`)."),
-            "202": _ok(sch.HookResponseSchema, "Accepted; the job has not finished yet.", LOCATION),
-            "400": "BadRequest",
-            "401": "Unauthorized",
-            "404": _error_ref("A non-create event for a service that was never created."),
-            "409": _error_ref("The service is terminated; only service.create can bring it back."),
-            "413": "TooLarge",
-            "422": _error_ref("Unknown product, option values out of range, a downgrade below "
-                              "current usage, or a webhook-id reused for a different body."),
-        },
-    }}}
+    signed = [
+        header("webhook-id", "Unique per event within its billing source; the idempotency key."),
+        header("webhook-timestamp", "Unix seconds; at most 300 s from the server's clock."),
+        header("webhook-signature", "Space-separated `v1,<base64 HMAC-SHA256>` entries over "
+                                    "`{webhook-id}.{webhook-timestamp}.{body}`, keyed with one of a billing "
+                                    "source's webhook secrets: that source owns the event."),
+    ]
+    errors = {
+        "400": "BadRequest",
+        "401": "Unauthorized",
+        "404": _error_ref("A non-create event for a service that was never created."),
+        "409": _error_ref("The service is terminated (`service_terminated`); a create for a live service "
+                          "with another domain (`service_exists`, naming its domain); an unsuspend of an "
+                          "operator's suspension (`suspended_by_operator`); a domain another billing source "
+                          "serves on this upstream (`domain_in_use`)."),
+        "413": "TooLarge",
+        "422": _error_ref("Unknown product, option values out of range, a downgrade below current usage, a "
+                          "webhook-id reused for a different body, a domain change the upstream cannot make "
+                          "(`domain_change_not_supported`, naming the provider), a service.update changing "
+                          "the product (`product_change_requires_change_package`)."),
+    }
+    body = {"required": True, "content": {JSON: {"schema": ev.EventSchema}}}
+    return {
+        "/hooks/v1/events": {"post": {
+            "tags": ["hooks"],
+            "summary": "Receive a billing lifecycle event",
+            "description": "Signed per Standard Webhooks; body at most 256 KiB. The event and its "
+                           "job are stored before any 2xx. A redelivery (same webhook-id, same body) "
+                           "answers the original job, queuing it again if it had failed. When the answer "
+                           "is 202 (the job still runs), the source's callback URL gets a signed "
+                           "`job.succeeded` or `job.failed` callback when it ends.",
+            "security": [],
+            "parameters": [*signed, header("Prefer", "`wait=N` (N at most 30): hold the answer until the "
+                                                     "job ends or N seconds pass.", required=False)],
+            "requestBody": body,
+            "responses": {
+                "200": _ok(sch.HookResponseSchema, "The job finished (within `Prefer: wait`)."),
+                "202": _ok(sch.HookResponseSchema, "Accepted; the job has not finished yet.", LOCATION),
+                **errors,
+            },
+        }},
+        "/hooks/v1/events/validate": {"post": {
+            "tags": ["hooks"],
+            "summary": "Judge an event without acting on it",
+            "description": "Signed like an event. Answers exactly what `/hooks/v1/events` would for this "
+                           "body (its 4xx error, or 200 `{\"valid\": true}`), but stores nothing, queues "
+                           "nothing and does not use up the webhook-id: a billing system can refuse, at "
+                           "checkout, a downgrade below usage.",
+            "security": [],
+            "parameters": signed,
+            "requestBody": body,
+            "responses": {"200": _ok(sch.HookValidationSchema, "The event would be accepted."), **errors},
+        }},
+    }
+
+
+def _with_response(op: dict, status: str, response: Any) -> dict:
+    op["responses"][status] = response
+    return op
 
 
 def _error_ref(description: str) -> dict:
@@ -315,6 +368,7 @@ COMPONENT_SCHEMAS = {
     "EventDetail": sch.EventDetailSchema,
     "EventPage": sch.EventPageSchema,
     "ProductRef": sch.ProductRefSchema,
+    "AutoSuspendState": sch.AutoSuspendStateSchema,
     "DesiredState": sch.DesiredSchema,
     "ObservedState": sch.ObservedSchema,
     "UpstreamRef": sch.UpstreamRefSchema,
@@ -346,11 +400,14 @@ COMPONENT_SCHEMAS = {
     "Health": sch.HealthSchema,
     "SsoLink": sch.SsoLinkSchema,
     # The hook body under names of its own: its Service and Client are not the admin API's.
+    "HookAutoSuspend": ev.AutoSuspendSchema,
     "HookService": ev.ServiceSchema,
     "HookClient": ev.ClientSchema,
     "HookEvent": ev.EventSchema,
     "HookJob": sch.HookJobSchema,
     "HookResponse": sch.HookResponseSchema,
+    "HookValidation": sch.HookValidationSchema,
+    "TerminateRequest": sch.TerminateRequestSchema,
 }
 
 

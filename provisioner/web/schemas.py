@@ -67,7 +67,24 @@ class PageQuery(Schema):
                               metadata=_doc(f"Items per page, 1 to {MAX_PER_PAGE} (default {DEFAULT_PER_PAGE})."))
 
 
+SOURCE_FILTER = _doc("Billing source (billing.yaml name; `default` for PROVISIONER_WEBHOOK_SECRETS). "
+                     "A source-scoped API key sees its own source only.")
+
+
+class SourceQuery(Schema):
+    """``?source=`` of a request naming one service by its billing id."""
+
+    class Meta:
+        unknown = RAISE
+
+    source = fields.String(validate=validate.Length(min=1, max=32), metadata=_doc(
+        "The service's billing source, when several sources have a service with this id (an operator key "
+        "gets 409 ambiguous_service without it). The path may also hold the service's key "
+        "(`source:id`)."))
+
+
 class ServiceQuery(PageQuery):
+    source = Text(validate=validate.Length(max=32), metadata=SOURCE_FILTER)
     domain = Text(validate=validate.Length(max=253), metadata=_doc("Exact domain (case-insensitive)."))
     status = CsvChoice((DesiredStatus.ACTIVE, DesiredStatus.SUSPENDED, DesiredStatus.TERMINATED),
                        metadata=_doc("Desired status (what billing wants)."))
@@ -86,11 +103,13 @@ class ServiceQuery(PageQuery):
 
 
 class JobQuery(PageQuery):
+    source = Text(validate=validate.Length(max=32), metadata=SOURCE_FILTER)
     state = CsvChoice(JobState.ALL, metadata=_doc("Job state."))
     service_id = Text(validate=validate.Length(max=64), metadata=_doc("Billing service id."))
 
 
 class EventQuery(PageQuery):
+    source = Text(validate=validate.Length(max=32), metadata=SOURCE_FILTER)
     service_id = Text(validate=validate.Length(max=64), metadata=_doc("Billing service id."))
     type = CsvChoice(ev.TYPES, metadata=_doc("Event type."))
     outcome = CsvChoice(("applied", "skipped"),
@@ -179,10 +198,15 @@ class JobAttemptSchema(Out):
         return _With(attempt, error=error)
 
 
+SERVICE_ID = _doc("The billing system's service id (within `source`).")
+SOURCE = _doc("The billing source the service belongs to (`default` for PROVISIONER_WEBHOOK_SECRETS).")
+
+
 @_always
 class JobSchema(Out):
     id = fields.String()
-    service_id = fields.String()
+    service_id = fields.String(metadata=SERVICE_ID)
+    source = fields.String(metadata=SOURCE)
     event_id = fields.String(allow_none=True, metadata=_doc("The billing event that queued it, if any."))
     kind = fields.String()
     reason = fields.String(metadata=_doc("Event type, retry, reconcile, ..."))
@@ -200,7 +224,8 @@ class JobSchema(Out):
 
     def adapt(self, job):
         error = {"code": job.error_code, "message": job.error_message} if job.error_code else None
-        return _With(job, error=error)
+        # source and billing_service_id are loaded with the job (admin.JOB_NAMES)
+        return _With(job, error=error, service_id=job.billing_service_id)
 
 
 @_always
@@ -217,15 +242,18 @@ class EventSchema(Out):
     id = fields.String()
     webhook_id = fields.String()
     type = fields.String(validate=validate.OneOf(ev.TYPES))
-    service_id = fields.String()
+    service_id = fields.String(metadata=SERVICE_ID)
+    source = fields.String(metadata=_doc("The billing source whose secret signed it."))
     occurred_at = fields.DateTime()
     received_at = fields.DateTime()
     outcome = fields.String(validate=validate.OneOf(("applied", "skipped")))
     job_id = fields.String(allow_none=True, metadata=_doc("The converge job it queued."))
 
     def adapt(self, record):
-        # admin.EventRecord: the event and the id of its job
-        return _With(record.event, job_id=record.job_id)
+        # admin.EventRecord: the event and the id of its job; the billing id is the body's
+        event = record.event
+        billing_id = (event.payload or {}).get("service", {}).get("id", event.service_id)
+        return _With(event, job_id=record.job_id, service_id=str(billing_id))
 
 
 @_always
@@ -240,6 +268,12 @@ class ProductRefSchema(Out):
 
 
 @_always
+class AutoSuspendStateSchema(Out):
+    enabled = fields.Boolean(metadata=_doc("false: the scheduler does not suspend for non-payment."))
+    until = fields.Date(allow_none=True, metadata=_doc("With enabled false: until this date; null: indefinitely."))
+
+
+@_always
 class DesiredSchema(Out):
     status = fields.String(validate=validate.OneOf(
         (DesiredStatus.ACTIVE, DesiredStatus.SUSPENDED, DesiredStatus.TERMINATED)))
@@ -247,6 +281,8 @@ class DesiredSchema(Out):
     limits = fields.Dict()
     next_due_date = fields.Date(allow_none=True)
     billing_cycle = fields.String(allow_none=True)
+    auto_suspend = fields.Nested(AutoSuspendStateSchema, metadata=_doc(
+        "Billing's auto-suspend override, as service.update last set it (extension)."))
     product = fields.Nested(ProductRefSchema)
 
 
@@ -265,7 +301,10 @@ class UpstreamRefSchema(Out):
 
 @_always
 class ServiceSchema(Out):
-    id = fields.String(metadata=_doc("The billing service id."))
+    id = fields.String(metadata=_doc("The billing service id (within `source`)."))
+    source = fields.String(metadata=SOURCE)
+    key = fields.String(metadata=_doc("The provisioner's key of the service: the billing id for the default "
+                                      "source, `source:id` for others. Jobs and logs name it; paths accept it."))
     domain = fields.String(allow_none=True)
     username = fields.String(allow_none=True)
     client_id = fields.String(allow_none=True)
@@ -279,10 +318,12 @@ class ServiceSchema(Out):
 
     def adapt(self, service):
         return _With(
-            service,
+            service, id=service.billing_id, key=service.id,
             desired={"status": service.desired_status, "suspend_reason": service.suspend_reason,
                      "limits": service.limits or {}, "next_due_date": service.next_due_date,
                      "billing_cycle": service.billing_cycle,
+                     "auto_suspend": {"enabled": service.auto_suspend_enabled is not False,
+                                      "until": service.auto_suspend_until},
                      "product": {"id": service.product_key,
                                  "billing_product_id": service.billing_product_id}},
             observed={"status": service.observed_status, "observed": service.observed or {},
@@ -330,6 +371,8 @@ class LifecycleSchema(Out):
     terminate_after_days = fields.Integer()
     downgrade = fields.String(validate=validate.OneOf(("reject", "allow")))
     terminate_requires_operator = fields.Boolean()
+    lifecycle_authority = fields.String(allow_none=True, metadata=_doc(
+        "billing or provisioner; null: the billing source's lifecycle_authority decides."))
 
 
 @_always
@@ -339,6 +382,8 @@ class ProductSchema(Out):
     upstream = fields.String()
     limits = fields.Dict(keys=fields.String(), values=fields.Nested(LimitSpecSchema))
     lifecycle = fields.Nested(LifecycleSchema)
+    sources = fields.List(fields.String(), allow_none=True, metadata=_doc(
+        "Billing sources that sell it; null: every source."))
 
 
 class UpstreamTestErrorSchema(Out):
@@ -386,8 +431,17 @@ _optional(HookJobSchema, "secrets")
 @_always
 class HookResponseSchema(Out):
     event_id = fields.String()
-    service_id = fields.String()
+    service_id = fields.String(metadata=SERVICE_ID)
+    source = fields.String(metadata=_doc("The billing source whose secret signed the hook (extension)."))
     job = fields.Nested(HookJobSchema)
+
+
+class HookValidationSchema(Out):
+    valid = fields.Boolean(required=True, metadata=_doc("Always true: an invalid event is the error answer "
+                                                        "/hooks/v1/events would give."))
+    type = fields.String(required=True)
+    service_id = fields.String(required=True, metadata=SERVICE_ID)
+    source = fields.String(required=True)
 
 
 class HealthSchema(Out):
@@ -445,7 +499,7 @@ InvoicePageSchema = page_schema("InvoicePageSchema", InvoiceSchema)
 RUN_STATES = ("running", "finished", "failed")
 RUN_TRIGGERS = ("schedule", "api", "cli")
 NOTIFICATION_STATES = ("pending", "delivered", "failed")
-NOTIFICATION_TYPES = ("job.failed", "service.suspended", "service.terminated", "service.drift")
+NOTIFICATION_TYPES = ("job.succeeded", "job.failed", "service.suspended", "service.terminated", "service.drift")
 
 
 class ReconcileRunQuery(PageQuery):
@@ -454,6 +508,7 @@ class ReconcileRunQuery(PageQuery):
 
 
 class UsageQuery(PageQuery):
+    source = Text(validate=validate.Length(max=32), metadata=SOURCE_FILTER)
     upstream = Text(validate=validate.Length(max=128), metadata=_doc("Upstream name."))
     product_id = Text(validate=validate.Length(max=64), metadata=_doc("Billing product id."))
     client_id = Text(validate=validate.Length(max=64), metadata=_doc("Billing client id."))
@@ -462,6 +517,7 @@ class UsageQuery(PageQuery):
 
 
 class NotificationQuery(PageQuery):
+    source = Text(validate=validate.Length(max=32), metadata=SOURCE_FILTER)
     state = CsvChoice(NOTIFICATION_STATES, metadata=_doc("Delivery state."))
     type = CsvChoice(NOTIFICATION_TYPES, metadata=_doc("Callback type."))
     service_id = Text(validate=validate.Length(max=64), metadata=_doc("Billing service id."))
@@ -477,6 +533,18 @@ class ReconcileRequestSchema(Schema):
     at = fields.AwareDateTime(load_default=None, allow_none=True, default_timezone=dt.timezone.utc,
                               metadata=_doc("Judge due dates as if it were this instant (ISO 8601; UTC "
                                             "when no offset is given). Default: now."))
+
+
+class TerminateRequestSchema(Schema):
+    """Body of POST /api/v1/services/{id}/terminate: an operator's confirmed termination."""
+
+    class Meta:
+        unknown = RAISE
+
+    confirm = Text(required=True, validate=validate.Length(max=64), metadata=_doc(
+        "The service's billing id again: terminating deletes its mail upstream."))
+    reason = Text(required=True, validate=validate.Length(max=255), metadata=_doc(
+        "Why; sent to the billing system with the service.terminated callback."))
 
 
 class SuspendRequestSchema(Schema):
@@ -496,27 +564,34 @@ class ReconcileRunSchema(Out):
     state = fields.String(validate=validate.OneOf(RUN_STATES))
     at = fields.DateTime(metadata=_doc("The instant due dates were judged at."))
     dry_run = fields.Boolean()
+    source = fields.String(allow_none=True, metadata=_doc(
+        "The one billing source whose services the pass judged (started by its scoped key); null: all."))
     started_at = fields.DateTime()
     finished_at = fields.DateTime(allow_none=True)
     counts = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata=_doc(
-        "Findings by kind (suspend_overdue, terminate_overdue, awaiting_operator_termination, "
-        "upstream_expiry_before_paid_until, drift_status, drift_limits, drift_missing, orphan); "
-        "empty while running or when nothing was found."))
+        "Findings by kind (suspend_overdue, suspend_overridden, billing_active_overdue, terminate_overdue, "
+        "awaiting_operator_termination, upstream_expiry_before_paid_until, drift_status, drift_limits, "
+        "drift_missing, check_failed, orphan); empty while running or when nothing was found."))
 
-    def adapt(self, run):
-        return _With(run, counts=dict((run.report or {}).get("counts") or {}))
+    def adapt(self, record):
+        # admin.RunRecord (the report as the caller may see it) or a ReconcileRun
+        run, report = (record.run, record.report) if hasattr(record, "run") else (record, record.report)
+        return _With(run, report=report or {}, counts=dict((report or {}).get("counts") or {}))
 
 
 @_always
 class ReconcileRunDetailSchema(ReconcileRunSchema):
     report = fields.Dict(metadata=_doc(
-        "at, dry_run, counts, services (ids by kind), orphans, calls (list calls per upstream), "
-        "jobs_queued, usage_updated, errors, duration_s; {} while running."))
+        "at, dry_run, source, counts, services (service ids by kind: the billing id for the default source, "
+        "`source:id` for others; a source-scoped key sees its own billing ids only), orphans, calls (list "
+        "calls per upstream), jobs_queued, usage_updated, errors, service_errors (why a service could not "
+        "be judged), duration_s; {} while running."))
 
 
 @_always
 class UsageSchema(Out):
-    service_id = fields.String()
+    service_id = fields.String(metadata=SERVICE_ID)
+    source = fields.String(metadata=SOURCE)
     usage = fields.Dict(metadata=_doc("mailboxes, enhanced_mailboxes, aliases, distribution_lists, "
                                       "storage_mb as the upstream last reported them; {} before the first."))
     limits = fields.Dict(metadata=_doc("The service's desired limits."))
@@ -528,7 +603,8 @@ class UsageSchema(Out):
 class NotificationSchema(Out):
     id = fields.String(metadata=_doc("Also the webhook-id of every delivery attempt."))
     type = fields.String(metadata=_doc(", ".join(NOTIFICATION_TYPES) + "."))
-    service_id = fields.String(allow_none=True)
+    service_id = fields.String(allow_none=True, metadata=SERVICE_ID)
+    source = fields.String(metadata=_doc("The billing source whose callback URL it goes to."))
     state = fields.String(validate=validate.OneOf(NOTIFICATION_STATES))
     attempts = fields.Integer(metadata=_doc("Delivery attempts made so far."))
     last_status = fields.Integer(allow_none=True, metadata=_doc(
@@ -540,12 +616,15 @@ class NotificationSchema(Out):
 
     def adapt(self, notification):
         pending = notification.state == "pending"
-        return _With(notification, next_attempt_at=notification.next_attempt_at if pending else None)
+        # The payload names the service as its billing system knows it.
+        billing_id = (notification.payload or {}).get("service_id", notification.service_id)
+        return _With(notification, next_attempt_at=notification.next_attempt_at if pending else None,
+                     service_id=billing_id)
 
 
 @_always
 class NotificationDetailSchema(NotificationSchema):
-    payload = fields.Dict(metadata=_doc("The signed body: {type, id, occurred_at, service_id, data}."))
+    payload = fields.Dict(metadata=_doc("The signed body: {type, id, occurred_at, service_id, source, data}."))
 
 
 ReconcileRunPageSchema = page_schema("ReconcileRunPageSchema", ReconcileRunSchema)

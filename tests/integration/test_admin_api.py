@@ -277,6 +277,7 @@ def test_service_list_item(get, services):
     item = get("/api/v1/services?domain=alpha.example").get_json()["items"][0]
     assert item["desired"] == {"status": "active", "suspend_reason": None, "limits": {"mailboxes": 5},
                                "next_due_date": "2026-12-01", "billing_cycle": None,
+                               "auto_suspend": {"enabled": True, "until": None},
                                "product": {"id": "business-mail", "billing_product_id": "12"}}
     assert item["observed"]["status"] == "active"
     assert item["upstream"] == {"name": "sandbox", "upstream_id": None}

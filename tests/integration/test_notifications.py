@@ -20,7 +20,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from provisioner.db import utcnow
 from provisioner.devsetup import new_webhook_secret
-from provisioner.models import Notification, Service
+from provisioner.models import Event, Notification, Service
 from provisioner.notifications import deliver_due, notify
 from provisioner.reconcile import run_pass
 from provisioner.simulators.server import SimulatorServer
@@ -136,9 +136,14 @@ def test_a_job_failing_for_good_is_called_back_once(client, signer, worker, runt
     [body] = receiver.delivered()
     assert len(receiver.requests) == 1
     assert body["type"] == "job.failed" and body["service_id"] == "7"
-    assert body["data"] == {"job_id": job_id, "reason": "service.create", "attempts": 1,
-                            "error": {"code": "upstream_unavailable", "message": body["data"]["error"]["message"]}}
-    assert body["data"]["error"]["message"]
+    message = body["data"]["error"]["message"]
+    with runtime.db.read() as session:
+        event = session.execute(select(Event)).scalar_one()
+    assert body["source"] == "default"
+    assert body["data"] == {"job_id": job_id, "state": "failed", "reason": "service.create", "attempts": 1,
+                            "event_id": event.id, "event_type": "service.create", "webhook_id": event.webhook_id,
+                            "message": message, "error": {"code": "upstream_unavailable", "message": message}}
+    assert message
     row = one_row(runtime)
     assert (row.state, row.attempts, row.last_status, row.last_error) == ("delivered", 1, 200, None)
     assert row.delivered_at is not None and body["id"] == row.id == receiver.requests[0]["id"]
@@ -147,6 +152,7 @@ def test_a_job_failing_for_good_is_called_back_once(client, signer, worker, runt
 
 def test_scheduler_suspension_and_termination_are_called_back_once_each(client, signer, worker, runtime,
                                                                          sandbox_sim, receiver):
+    runtime.catalog.products["sandbox-mail"].lifecycle.terminate_requires_operator = False
     create(client, signer, worker, "1")
     run_pass(runtime, at=at("2026-12-05T00:00"))
     worker.drain()
@@ -170,7 +176,8 @@ def test_a_scheduler_suspension_is_not_also_called_back_as_drift(client, signer,
     create(client, signer, worker, "1")
     report = run_pass(runtime, at=at("2026-12-05T00:00")).report
     deliver_due(runtime)
-    assert receiver.types() == [("service.suspended", "1")]
+    # (the create's hook was answered 202: its outcome is called back too)
+    assert receiver.types() == [("job.succeeded", "1"), ("service.suspended", "1")]
     assert report["counts"] == {"suspend_overdue": 1}
 
 
@@ -182,15 +189,17 @@ def test_drift_is_called_back_once(client, signer, worker, runtime, sandbox_sim,
                   timeout=5).raise_for_status()
     requests.post(f"{sandbox_sim.url}/_sim/mutate", json={"account_id": account["2"], "limits": {"mailboxes": 42}},
                   timeout=5).raise_for_status()
+    assert deliver_due(runtime) == 2                 # the creates' outcomes (answered 202)
     run_pass(runtime, at=at("2026-12-01T00:00"))
     assert deliver_due(runtime) == 2
     worker.drain()
     assert run_pass(runtime, at=at("2026-12-01T00:00")).report["counts"] == {}
     assert deliver_due(runtime, now=utcnow() + dt.timedelta(days=1)) == 0
-    data = {body["service_id"]: body["data"] for body in receiver.delivered()}
-    assert sorted(receiver.types()) == [("service.drift", "1"), ("service.drift", "2")]
+    drift = [body for body in receiver.delivered() if body["type"] == "service.drift"]
+    data = {body["service_id"]: body["data"] for body in drift}
+    assert sorted((b["type"], b["service_id"]) for b in drift) == [("service.drift", "1"), ("service.drift", "2")]
     assert data == {"1": {"kinds": ["drift_status"]}, "2": {"kinds": ["drift_limits"]}}
-    assert len(receiver.requests) == 2
+    assert len(receiver.requests) == 4               # 2 job.succeeded + 2 service.drift, each once
 
 
 def runtime_service(runtime, service_id: str) -> Service:

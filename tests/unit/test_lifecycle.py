@@ -11,7 +11,7 @@ from provisioner.lifecycle import apply_event, converge, record_observation
 from provisioner.models import Service
 from provisioner.products import LimitSpec, Product
 from provisioner.providers.base import (AccountSpec, AccountStatus, Capability, Provider, UpstreamAccount)
-from provisioner.providers.errors import NotFound, Unavailable
+from provisioner.providers.errors import Conflict, NotFound, Unavailable
 from provisioner.secrets import SecretBox, new_fernet_key
 
 
@@ -289,3 +289,46 @@ def test_a_create_for_a_live_service_does_not_push_the_billing_password_again(bo
     apply_event(service, event(ev.CREATE, password="resent-Pw-2"), PRODUCT, {"mailboxes": 1}, box)
     assert service.pending_password is None
     assert step(provider, service, box) == [] and provider.passwords["a1"] == "first-Pw-1"
+
+
+class OnePerDomain(FakeProvider):
+    """An upstream with one order per domain, found and re-used by domain (ResellerClub-like)."""
+
+    def find_account(self, spec):
+        self._call("find")
+        for account in self.accounts.values():
+            if account.domain == spec.domain and account.status != AccountStatus.DELETED:
+                return self._read(account)
+        return None
+
+    def create_account(self, spec):
+        existing = self.find_account(spec)
+        return existing if existing is not None else super().create_account(spec)
+
+
+def test_an_account_another_service_holds_is_never_adopted_changed_or_deleted(box):
+    """Two services (here of two billing sources) with one domain on an upstream keyed by domain."""
+    provider = OnePerDomain()
+    first = apply_event(None, event(ev.CREATE, domain="shared.example"), PRODUCT, {"mailboxes": 5}, box)
+    step(provider, first, box)
+    held = {first.upstream_id}
+    second = apply_event(None, event(ev.CREATE, domain="shared.example"), PRODUCT, {"mailboxes": 1}, box,
+                         key="brand-b:1042", source="brand-b")
+    assert (second.id, second.source, second.billing_id) == ("brand-b:1042", "brand-b", "1042")
+    with pytest.raises(Conflict) as caught:
+        converge(provider, second, box, is_taken=lambda account_id: account_id in held)
+    assert caught.value.safe_message == "This domain is already set up on the e-mail platform for another service."
+    assert provider.accounts[first.upstream_id].limits == {"mailboxes": 5}   # untouched
+    apply_event(second, event(ev.TERMINATE, domain="shared.example"), None, None, box)
+    result = converge(provider, second, box, is_taken=lambda account_id: account_id in held)
+    assert result.actions == [] and result.account is None
+    assert provider.accounts[first.upstream_id].status == AccountStatus.ACTIVE  # not deleted for the other
+
+
+def test_a_renewal_lifts_an_overdue_suspension_only_where_the_provisioner_owns_the_lifecycle(box):
+    for authority, expected in (("provisioner", "active"), ("billing", "suspended")):
+        service = apply_event(None, event(ev.CREATE), PRODUCT, {"mailboxes": 5}, box, authority=authority)
+        apply_event(service, event(ev.SUSPEND, suspend_reason="Overdue on Payment"), None, None, box,
+                    authority=authority)
+        apply_event(service, event(ev.RENEW), None, None, box, authority=authority)
+        assert service.desired_status == expected, authority

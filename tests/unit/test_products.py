@@ -125,7 +125,7 @@ def test_valid_configs_load(configs):
     assert set(product.limits) == CORE_LIMITS
     assert product.limits["mailbox_quota_gb"] == LimitSpec(
         "mailbox_quota_gb", "Mailbox Quota (GB)", None, 5, 1, 100, None)
-    assert product.lifecycle == Lifecycle(3, 30, "reject", False)
+    assert product.lifecycle == Lifecycle(3, 30, "reject", True)   # termination waits for an operator by default
     assert product.source.endswith("business-mail.yaml")
     assert catalog.product_for_billing_id("13") is product
     assert catalog.product_for_billing_id(" 12 ") is product
