@@ -21,6 +21,7 @@ from sqlalchemy import Select, and_, false, func, or_, select, true, update
 from sqlalchemy.orm import Session, selectinload, undefer
 
 from . import jobs
+from .billing.sources import AUTHORITY_BILLING, AUTHORITY_PROVISIONER
 from .db import Database, utcnow
 from .lifecycle import lift_suspension, suspend
 from .notifications import notify
@@ -308,9 +309,9 @@ def awaiting_termination(catalog: Catalog | None, now: dt.datetime,
     by_source = true() if provisioner_sources is None else Service.source.in_(list(provisioner_sources))
     due = [and_(Service.product_key == product.id,
                 Service.suspended_at <= now - dt.timedelta(days=product.lifecycle.terminate_after_days),
-                true() if product.lifecycle.lifecycle_authority == "provisioner" else by_source)
+                true() if product.lifecycle.lifecycle_authority == AUTHORITY_PROVISIONER else by_source)
            for product in products if product.lifecycle.terminate_requires_operator
-           and product.lifecycle.lifecycle_authority != "billing"]
+           and product.lifecycle.lifecycle_authority != AUTHORITY_BILLING]
     # lifecycle.is_overdue_suspension in SQL
     overdue = or_(Service.suspended_by == SuspendedBy.SCHEDULER,
                   and_(Service.suspended_by == SuspendedBy.BILLING,

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Mapping
 
+from .billing.sources import BILLING_FILES
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INSTANCE = ROOT / "instance"
 
@@ -120,7 +122,7 @@ class Settings:
 
     def billing_sources_file(self) -> Path | None:
         """``billing.yaml`` (or ``.yml``) of the products directory, if there is one."""
-        for name in ("billing.yaml", "billing.yml"):
+        for name in BILLING_FILES:
             path = Path(self.products_dir) / name
             if path.is_file():
                 return path

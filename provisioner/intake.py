@@ -274,7 +274,7 @@ def judge(runtime: Runtime, session, source: BillingSource, event: dict, *, lock
 
 
 def _store(runtime: Runtime, session, source: BillingSource, webhook_id: str, digest: str,
-           event: dict) -> Receipt:
+           event: dict, report_outcome: bool) -> Receipt:
     existing = _existing_event(session, source, webhook_id)
     if existing is not None:
         return _redelivery(runtime, session, source, existing, digest)
@@ -294,7 +294,8 @@ def _store(runtime: Runtime, session, source: BillingSource, webhook_id: str, di
     session.flush()
     job = jobs.enqueue(session, verdict.key, reason=event["type"], event_id=stored.id,
                        max_attempts=runtime.settings.job_max_attempts,
-                       state=JobState.SKIPPED if verdict.stale else JobState.QUEUED)
+                       state=JobState.SKIPPED if verdict.stale else JobState.QUEUED,
+                       report_outcome=report_outcome)
     if verdict.stale:
         log.info("event %s (%s) for service %s is older than one already applied: skipped",
                  stored.id, event["type"], verdict.key)
@@ -302,8 +303,12 @@ def _store(runtime: Runtime, session, source: BillingSource, webhook_id: str, di
     return Receipt(stored.id, body["id"], source.name, job.id, created=True)
 
 
-def receive(runtime: Runtime, source: BillingSource, webhook_id: str, raw_body: bytes, event: dict) -> Receipt:
+def receive(runtime: Runtime, source: BillingSource, webhook_id: str, raw_body: bytes, event: dict,
+            *, report_outcome: bool = False) -> Receipt:
     """Store a verified, validated event and its job in one transaction.
+
+    ``report_outcome``: the answer will be 202 (no ``Prefer: wait``), so a new job
+    asks for its outcome callback in the same transaction.
 
     Concurrent deliveries of one webhook-id (or concurrent first creates of one
     service) collide on a unique key; the loser retries and finds the winner's rows.
@@ -313,7 +318,7 @@ def receive(runtime: Runtime, source: BillingSource, webhook_id: str, raw_body: 
     for attempt in range(5):
         try:
             with runtime.db.transaction() as session:
-                return _store(runtime, session, source, webhook_id, digest, event)
+                return _store(runtime, session, source, webhook_id, digest, event, report_outcome)
         except IntegrityError as exc:
             last_error = exc
         except OperationalError as exc:

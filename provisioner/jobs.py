@@ -61,10 +61,11 @@ def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random | No
 
 
 def enqueue(session: Session, service_id: str, *, reason: str, max_attempts: int,
-            event_id: str | None = None, state: str = JobState.QUEUED) -> Job:
+            event_id: str | None = None, state: str = JobState.QUEUED, report_outcome: bool = False) -> Job:
     now = utcnow()
     job = Job(service_id=service_id, event_id=event_id, reason=reason, state=state,
-              attempts=0, max_attempts=max_attempts, run_after=now, created_at=now)
+              attempts=0, max_attempts=max_attempts, run_after=now, created_at=now,
+              report_outcome=report_outcome and state not in JobState.FINISHED)
     if state in JobState.FINISHED:
         job.finished_at = now
     session.add(job)

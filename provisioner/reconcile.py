@@ -169,14 +169,18 @@ def _apply_due(runtime: Runtime, service_id: str, kind: str, at: dt.datetime, re
 
 
 def check_due_dates(runtime: Runtime, services: list[Service], at: dt.datetime, report: Report) -> None:
+    authorities: dict[tuple[str, str], str] = {}     # (source, product) -> authority, once per pass
     for service in services:
         product = runtime.catalog.products.get(service.product_key)
         if product is None:
             report.add(CHECK_FAILED, service.id)
             report.service_errors[service.id] = f"product {service.product_key!r} is no longer configured"
             continue
+        pair = (service.source, product.id)
+        if pair not in authorities:
+            authorities[pair] = _authority(runtime, service, product)
         try:
-            kind = _due_findings(service, product, at, _authority(runtime, service, product))
+            kind = _due_findings(service, product, at, authorities[pair])
             if kind is None:
                 continue
             report.add(kind, service.id)

@@ -20,6 +20,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from marshmallow import Schema, ValidationError
 
 from .. import admin, apikeys
+from ..billing.sources import AUTHORITY_PROVISIONER
 from ..db import utcnow
 from ..events import flatten_errors
 from ..providers.base import Capability
@@ -98,7 +99,7 @@ def _source() -> str | None:
 
 
 def _provisioner_sources() -> list[str]:
-    return [s.name for s in current_runtime().sources.all() if s.lifecycle_authority == "provisioner"]
+    return [s.name for s in current_runtime().sources.all() if s.lifecycle_authority == AUTHORITY_PROVISIONER]
 
 
 @bp.get("/services")
@@ -294,7 +295,7 @@ def start_reconcile():
     scope = _scope()
     with runtime.db.transaction() as session:
         run = admin.start_reconcile_run(session, at=at, dry_run=body["dry_run"], scope=scope)
-        run_id, answer = run.id, sch.ReconcileRunDetailSchema().dump(run)
+        run_id, answer = run.id, sch.ReconcileRunDetailSchema().dump(admin.RunRecord(run, {}))
     admin.run_reconcile_in_background(runtime, run_id, at=at, dry_run=body["dry_run"], source=scope.source)
     log.info("reconcile run %s started by API key %s", run_id, g.api_key.prefix)
     return jsonify(answer), 202, {"Location": f"/api/v1/reconcile/runs/{run_id}"}

@@ -67,16 +67,21 @@ def _verified_event():
 def receive_event():
     runtime = current_runtime()
     event_type = "unknown"
+    wait = requested_wait(request.headers.get("Prefer"))
     try:
         source, raw, event = _verified_event()
         event_type = event["type"]
-        receipt = intake.receive(runtime, source, request.headers["webhook-id"], raw, event)
+        receipt = intake.receive(runtime, source, request.headers["webhook-id"], raw, event,
+                                 report_outcome=wait == 0)
     except intake.HookError as exc:
         HOOKS.labels(type=event_type, outcome=exc.code).inc()
         raise
-    job = wait_for_job(receipt.job_id, requested_wait(request.headers.get("Prefer")))
-    if job.state not in JobState.FINISHED and not jobs.report_outcome_later(runtime.db, job.id):
-        job = wait_for_job(job.id, 0)     # it ended a moment ago: this answer reports it
+    job = wait_for_job(receipt.job_id, wait)
+    # A 202 promises a job.* callback. Without a wait the new job asked for it when it
+    # was stored; otherwise ask now, unless it ended meanwhile (then this answer reports it).
+    if (job.state not in JobState.FINISHED and not job.report_outcome
+            and not jobs.report_outcome_later(runtime.db, job.id)):
+        job = wait_for_job(job.id, 0)
     HOOKS.labels(type=event_type, outcome="accepted" if receipt.created else "redelivered").inc()
     log.info("hook %s %s for service %s of source %s: event %s, job %s %s", request.headers["webhook-id"],
              event_type, receipt.service_id, receipt.source, receipt.event_id, job.id, job.state)

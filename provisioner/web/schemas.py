@@ -574,9 +574,8 @@ class ReconcileRunSchema(Out):
         "drift_missing, check_failed, orphan); empty while running or when nothing was found."))
 
     def adapt(self, record):
-        # admin.RunRecord (the report as the caller may see it) or a ReconcileRun
-        run, report = (record.run, record.report) if hasattr(record, "run") else (record, record.report)
-        return _With(run, report=report or {}, counts=dict((report or {}).get("counts") or {}))
+        # admin.RunRecord: the run with its report as the caller may see it
+        return _With(record.run, report=record.report, counts=dict(record.report.get("counts") or {}))
 
 
 @_always
