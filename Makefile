@@ -16,12 +16,13 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
-# Debian packages the tests drive for real: php for the WHMCS module, chromium for
-# the client area. Installed only when missing; needs root (as on CI machines).
+# Debian packages the tests drive for real: php (with curl, and intl for IDN domains) for
+# the WHMCS module, chromium for the client area. Installed only when missing; needs root (as on CI machines).
 system-deps:
 	@missing=""; \
 	command -v php >/dev/null 2>&1 || missing="$$missing php-cli"; \
 	php -m 2>/dev/null | grep -qix curl || missing="$$missing php-curl"; \
+	php -m 2>/dev/null | grep -qix intl || missing="$$missing php-intl"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

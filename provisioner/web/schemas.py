@@ -308,6 +308,7 @@ class ServiceSchema(Out):
     domain = fields.String(allow_none=True)
     username = fields.String(allow_none=True)
     client_id = fields.String(allow_none=True)
+    client_email = fields.String(allow_none=True, metadata=_doc("The billing client's e-mail as last sent."))
     desired = fields.Nested(DesiredSchema)
     observed = fields.Nested(ObservedSchema)
     usage = fields.Dict()
@@ -318,7 +319,7 @@ class ServiceSchema(Out):
 
     def adapt(self, service):
         return _With(
-            service, id=service.billing_id, key=service.id,
+            service, id=service.billing_id, key=service.id, client_email=(service.client or {}).get("email"),
             desired={"status": service.desired_status, "suspend_reason": service.suspend_reason,
                      "limits": service.limits or {}, "next_due_date": service.next_due_date,
                      "billing_cycle": service.billing_cycle,

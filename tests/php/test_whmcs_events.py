@@ -31,10 +31,11 @@ def test_module_files_are_php_8_1_with_nothing_but_curl(offline):
     assert meta == {"DisplayName": "Provisioner (e-mail hosting)", "APIVersion": "1.1", "RequiresServer": True,
                     "DefaultNonSSLPort": "80", "DefaultSSLPort": "443",
                     "ServiceSingleSignOnLabel": "Manage mailboxes",
-                    "AdminSingleSignOnLabel": "Manage mailboxes as the customer"}
+                    "ListAccountsUniqueIdentifierDisplayName": "Domain",
+                    "ListAccountsUniqueIdentifierField": "domain", "ListAccountsProductField": "configoption2"}
     options = offline.call("ConfigOptions", {}, model=None, bare=True)
-    assert list(options) == ["Wait seconds", "Provisioner product id"]
-    assert options["Wait seconds"]["Default"] == "25"
+    assert list(options) == ["Wait seconds", "Provisioner product id", "Create configurable options"]
+    assert options["Wait seconds"]["Default"] == "20"
     # A real request under the same conditions: nothing listens on port 9, curl says so.
     result = offline.call("TestConnection", offline.server(), model=None, bare=True)
     assert result["success"] is False and "is not reachable" in result["error"]

@@ -52,7 +52,7 @@ def test_full_lifecycle_through_every_module_command(whmcs, php_stack):
     # The Create and its answer in the module log, one entry per HTTP request.
     create = _last_hook(whmcs, "CreateAccount")
     assert create["response"].startswith("HTTP 200") and create["processed"]["job"]["state"] == "succeeded"
-    assert whmcs.header(create, "Prefer") == "wait=25"
+    assert whmcs.header(create, "Prefer") == "wait=20"
 
     # Suspend with WHMCS's reason.
     assert whmcs.call("SuspendAccount", {**params, "suspendreason": "Overdue on Payment"},
@@ -100,8 +100,9 @@ def test_full_lifecycle_through_every_module_command(whmcs, php_stack):
     events = stack.admin_get(f"/api/v1/events?service_id={sid}&per_page=50").json()
     assert events["total"] == 7
     assert {e["webhook_id"] for e in events["items"]} == set(ids)
-    # Nothing in flight is left behind.
-    assert whmcs.db()["tables"].get("mod_provisioner_deliveries") == []
+    # Nothing in flight is left behind, and WHMCS shows what each command did.
+    assert whmcs.commands() == []
+    assert whmcs.hosting(sid)["domainstatus"] == "Terminated"
     whmcs.assert_no_secrets_logged()
 
 
@@ -136,7 +137,7 @@ def test_a_downgrade_below_usage_is_refused_with_a_sentence(whmcs, php_stack):
     assert result == "The new package does not fit current usage: 3 mailboxes are in use, above the new limit of 2."
     assert _account(stack, sid)["limits"]["mailboxes"] == 5          # unchanged upstream
     # Refused: nothing was stored under that webhook-id, and nothing is left in flight.
-    assert whmcs.db()["tables"]["mod_provisioner_deliveries"] == []
+    assert whmcs.commands() == []
 
     fits = whmcs.params(sid, domain, options={"Total Mailboxes": 3, "Total Enhanced Mailboxes": 0,
                                               "Mailbox Quota (GB)": 10, "Total Aliases": 2,
@@ -169,5 +170,6 @@ def test_errors_read_as_sentences(whmcs, php_stack):
              "serverpassword": "whsec_" + "QUJD" * 8}
     result = whmcs.call("SuspendAccount", wrong)
     assert result == ("No valid signature for this body and webhook-id. Check that the server's Password is one of "
-                      "the provisioner's webhook secrets (PROVISIONER_WEBHOOK_SECRETS).")
+                      "the webhook secrets of this WHMCS's billing source at the provisioner (billing.yaml, or "
+                      "PROVISIONER_WEBHOOK_SECRETS).")
     whmcs.assert_no_secrets_logged("whsec_" + "QUJD" * 8)

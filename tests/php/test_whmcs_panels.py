@@ -84,15 +84,28 @@ def test_single_sign_on_for_the_customer_and_the_admin(whmcs, php_stack):
         pytest.skip("POST /api/v1/services/{id}/sso does not exist on this provisioner yet (the client-area work "
                     "is adding it); the module calls it as contract section 4 describes")
     tokens = []
-    for function in ("ServiceSingleSignOn", "AdminSingleSignOn"):
-        result = whmcs.call(function, params)
+    for area in ("client", "admin"):             # WHMCS calls it from both; each link is single-use
+        result = whmcs.call("ServiceSingleSignOn", params, area=area)
         assert result["success"] is True, result
         url = result["redirectTo"]
         assert url.startswith(php_stack.base_url + "/client/sso/"), url
         tokens.append(url.rsplit("/", 1)[1])
     assert len(set(tokens)) == 2 and all(tokens)
-    never = whmcs.call("ServiceSingleSignOn", whmcs.params("7039", "whmcs-sso-never.example"))
-    assert never == {"success": False, "errorMsg": "This service is not set up at the provider yet: run Create first."}
+    never = whmcs.params("7039", "whmcs-sso-never.example")
+    assert whmcs.call("ServiceSingleSignOn", never, area="admin") == {
+        "success": False, "errorMsg": "This service is not set up at the provider yet: run Create first."}
+    assert whmcs.call("ServiceSingleSignOn", never) == {       # the customer's language: German
+        "success": False, "errorMsg": "Ihre Postfächer werden noch eingerichtet; die Verwaltung öffnet sich, "
+                                      "sobald sie bereit sind."}
+    # A set-up problem is the admin's to read: the customer is told nothing about the server's credentials.
+    wrong_key = {**params, **whmcs.server(serveraccesshash="prov_not-a-key")}
+    admin = whmcs.call("ServiceSingleSignOn", wrong_key, area="admin")
+    assert admin["success"] is False and "Access Hash" in admin["errorMsg"]
+    customer = whmcs.call("ServiceSingleSignOn", {**wrong_key, "clientsdetails": {
+        **wrong_key["clientsdetails"], "language": "english"}})
+    assert customer == {"success": False, "errorMsg": "Mailbox management cannot be opened right now. Please try "
+                                                      "again in a few minutes, or contact support."}
+    assert "AdminSingleSignOn" not in (MODULE.read_text())      # no per-service admin login on the Servers list
     whmcs.assert_no_secrets_logged(*tokens)
 
 
@@ -126,29 +139,45 @@ def test_client_area_shows_limits_against_use_and_the_manage_button(whmcs, php_s
     assert r.status_code == 201, r.text
     assert whmcs.call("Renew", params) == "success"              # a job: usage refreshed
 
-    area = whmcs.call("ClientArea", params)
-    assert area["tabOverviewReplacementTemplate"] == "templates/clientarea.tpl"
-    assert (MODULE.parent / area["tabOverviewReplacementTemplate"]).is_file()
+    english = {**params, "clientsdetails": {**params["clientsdetails"], "language": "english"}}
+    area = whmcs.call("ClientArea", english)
+    # Added below WHMCS's own product details (Upgrade/Downgrade, Renew, Cancel, options, ...), not replacing them.
+    assert set(area) == {"tabOverviewModuleOutputTemplate", "templateVariables"}
+    assert area["tabOverviewModuleOutputTemplate"] == "templates/clientarea.tpl"
+    assert (MODULE.parent / area["tabOverviewModuleOutputTemplate"]).is_file()
     variables = area["templateVariables"]
     rows = {row["key"]: (row["label"], row["used"], row["limit"]) for row in variables["provisionerLimits"]}
     assert rows["mailboxes"] == ("Mailboxes", "1", "5")
     assert rows["aliases"] == ("Aliases", "0", "2")
     assert rows["distribution_lists"] == ("Distribution lists", "0", "1")
-    assert variables["provisionerQuotaGb"] == 10 and variables["provisionerStorageMb"] == 0
-    assert variables["provisionerCanManage"] is True and variables["provisionerError"] == ""
+    assert variables["provisionerQuota"] == "10 GB" and variables["provisionerStorage"] == "0 MB"
+    assert variables["provisionerCanManage"] is True and variables["provisionerNotice"] == ""
+    # The words come from the language files, in the client's language (the default params: German).
+    german = whmcs.call("ClientArea", params)["templateVariables"]
+    assert german["provisionerLang"]["provisioner_manage"] == "Postfächer verwalten"
+    assert {r["key"]: r["label"] for r in german["provisionerLimits"]}["mailboxes"] == "Postfächer"
+    assert variables["provisionerLang"]["provisioner_manage"] == "Manage mailboxes"
+    template = TEMPLATE.read_text()
+    for key in re.findall(r"\$provisionerLang\.(\w+)", template):
+        assert key in variables["provisionerLang"] and key in german["provisionerLang"], key
+    assert not re.search(r">\s*[A-Z][a-z]+ [a-z]+", re.sub(r"\{\*.*?\*\}", "", template, flags=re.S)), \
+        "hard-coded English in the template"
     assert variables["provisionerSsoLink"] == f"clientarea.php?action=productdetails&id={sid}&dosinglesignon=1"
     # Every variable the template reads is one the module or WHMCS provides.
     used = set(re.findall(r"\{\$(\w+)", TEMPLATE.read_text())) | set(re.findall(r"from=\$(\w+)", TEMPLATE.read_text()))
     assert used - {"row"} <= set(variables) | WHMCS_TEMPLATE_VARS, used - set(variables) - WHMCS_TEMPLATE_VARS
-    assert "Manage mailboxes" in TEMPLATE.read_text()
 
-    assert whmcs.call("SuspendAccount", {**params, "suspendreason": "Overdue on Payment"}) == "success"
-    suspended = whmcs.call("ClientArea", params)["templateVariables"]
+    assert whmcs.call("SuspendAccount", {**english, "suspendreason": "Overdue on Payment"}) == "success"
+    suspended = whmcs.call("ClientArea", english)["templateVariables"]
     assert suspended["provisionerCanManage"] is False and suspended["provisionerStatus"] == "suspended"
+    assert suspended["provisionerNotice"] == "Mailbox management is unavailable while the service is suspended."
 
-    down = whmcs.call("ClientArea", {**params, **whmcs.server(serverport=str(free_port()))})
-    assert down["templateVariables"]["provisionerError"] == \
-        "Your mailbox details are not available right now. Please try again later."
+    down = whmcs.call("ClientArea", {**english, **whmcs.server(serverport=str(free_port()))})
+    assert down["templateVariables"]["provisionerNotice"] == \
+        "Your mailbox details cannot be shown right now. Please try again in a few minutes."
+    # A Pending order is being set up, not broken.
+    pending = whmcs.call("ClientArea", {**english, "status": "Pending"})["templateVariables"]
+    assert pending["provisionerNotice"] == "Your mailboxes are being set up. This page shows them once they are ready."
     whmcs.assert_no_secrets_logged()
 
 
@@ -197,6 +226,7 @@ def test_usage_update_writes_disk_usage_and_limits_into_tblhosting(whmcs, php_st
     assert whmcs.call("Renew", params) == "success"               # the job reads the usage
 
     untouched = {"diskusage": 7, "disklimit": 9, "bwusage": 11, "bwlimit": 13, "lastupdate": "0000-00-00 00:00:00"}
+    writes_before = len(whmcs.db()["writes"])          # WHMCS's own status updates of the commands above
     whmcs.seed_table("tblhosting", [
         {"id": 7033, "userid": 77, "server": whmcs.server_id, "domain": domain, **untouched},
         {"id": 7034, "userid": 77, "server": 99, "domain": "whmcs-usage-other.example", **untouched},
@@ -210,7 +240,7 @@ def test_usage_update_writes_disk_usage_and_limits_into_tblhosting(whmcs, php_st
     assert dt.datetime.strptime(rows[7033]["lastupdate"], "%Y-%m-%d %H:%M:%S")
     assert {k: rows[7034][k] for k in untouched} == untouched     # another server's service
     assert {k: rows[5555][k] for k in untouched} == untouched     # unknown to the provisioner
-    writes = [w for w in whmcs.db()["writes"] if w["table"] == "tblhosting" and w["affected"]]
+    writes = [w for w in whmcs.db()["writes"][writes_before:] if w["table"] == "tblhosting" and w["affected"]]
     assert [w["where"] for w in writes] == [[["id", 7033], ["server", whmcs.server_id]]]
     whmcs.assert_no_secrets_logged()
 
@@ -225,10 +255,18 @@ def test_list_accounts_for_server_sync(whmcs, php_stack):
     assert result["success"] is True
     by_domain = {row["uniqueIdentifier"]: row for row in result["accounts"]}
     row = by_domain["whmcs-sync.example"]
-    assert row["domain"] == "whmcs-sync.example" and row["product"] == "sandbox-mail"
+    # product: the billing product id (matched against configoption2, MetaData ListAccountsProductField).
+    assert row["domain"] == "whmcs-sync.example" and row["product"] == "12"
+    assert row["email"] == "owner@whmcs-sync.example"
     assert row["status"] == "Active" and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", row["created"])
     assert set(row) == {"email", "username", "domain", "uniqueIdentifier", "product", "primaryip", "created", "status"}
     assert by_domain["whmcs-sync-suspended.example"]["status"] == "Suspended"
+    # A terminated service is nothing to import.
+    gone = whmcs.params("7037", "whmcs-sync-gone.example")
+    assert whmcs.call("CreateAccount", gone) == "success"
+    assert whmcs.call("TerminateAccount", gone) == "success"
+    result = whmcs.call("ListAccounts", whmcs.server(), model=None)
+    assert "whmcs-sync-gone.example" not in {r["domain"] for r in result["accounts"]}
 
 
 # --- one-time secrets (an SMTP relay's password) ---------------------------------------------------

@@ -1,15 +1,21 @@
-"""Failures and the Module Queue: the same call again re-sends the same webhook-id."""
+"""Failures and the Module Queue: the same call again re-sends the same webhook-id; a job
+still running is not a failure to WHMCS."""
 from __future__ import annotations
 
 import re
 
-from tests.e2e.procs import free_port
+from tests.e2e.procs import free_port, wait_until
+
+
+def wait_for(condition, timeout: float = 20) -> None:
+    wait_until(condition, timeout=timeout, what="the WHMCS view to change")
 
 FAILED = re.compile(r"^(?P<message>.+) \(Job (?P<job>[0-9a-f]{32}) at the provisioner failed after (?P<n>\d+) attempts; "
                     r"once the cause is fixed, use Retry in the Module Queue, or run the command again, to run the "
                     r"same job again\.\)$")
-QUEUED = re.compile(r"^The request is queued at the provider \(job (?P<job>[0-9a-f]{32})\); use Retry in the Module "
-                    r"Queue to see the outcome\.")
+QUEUED = re.compile(r"^Not a failure: the provider is still setting this service up \(job (?P<job>[0-9a-f]{32})\)\. "
+                    r"WHMCS will make it Active and send the welcome e-mail when it is ready; there is nothing to do "
+                    r"now\.")
 
 
 def _ids(whmcs, action: str) -> list[str]:
@@ -40,8 +46,10 @@ def test_a_failing_upstream_fails_the_job_and_the_module_queue_retry_succeeds(wh
     assert stack.job_state(match["job"]) == "failed"
     assert _status(stack, sid) == "active"
     # The request stays in flight for the retry.
-    [row] = whmcs.db()["tables"]["mod_provisioner_deliveries"]
+    [row] = whmcs.commands()
     assert row["webhook_id"] == _ids(whmcs, "SuspendAccount")[0] and row["action"] == "suspend"
+    assert row["state"] == "open" and row["job_id"] == match["job"]
+    assert whmcs.hosting(sid)["domainstatus"] == "Active"        # WHMCS saw the failure
 
     stack.clear_faults()
     # WHMCS's Module Queue "Retry": the same function with the same $params.
@@ -52,30 +60,35 @@ def test_a_failing_upstream_fails_the_job_and_the_module_queue_retry_succeeds(wh
     assert _events(stack, sid, "service.suspend") == 1        # ... so one event, one job, run again
     job = stack.job(match["job"])
     assert job["state"] == "succeeded" and job["attempts"] > int(match["n"])
-    assert whmcs.db()["tables"]["mod_provisioner_deliveries"] == []
+    assert whmcs.commands() == []
+    assert whmcs.hosting(sid)["domainstatus"] == "Suspended"
     whmcs.assert_no_secrets_logged()
 
 
-def test_a_job_still_running_is_reported_as_queued_and_the_retry_reports_the_outcome(whmcs, php_stack):
+def test_a_slow_create_is_not_a_failure_and_the_retry_reports_the_outcome(whmcs, php_stack):
     stack, sid = php_stack, "7005"
-    params = whmcs.params(sid, "whmcs-queued.example")
-    assert whmcs.call("CreateAccount", params) == "success"
-
+    params = {**whmcs.params(sid, "whmcs-queued.example"), "configoption1": "1"}   # "Wait seconds"
     stack.sim_faults(error_rate=1.0)
-    short_wait = {**params, "configoption1": "1"}           # the product's "Wait seconds"
-    result = whmcs.call("SuspendAccount", short_wait)
+    result = whmcs.call("CreateAccount", params)
     match = QUEUED.match(result)
     assert match, result
-    assert whmcs.header(whmcs.hook_entries("SuspendAccount")[0], "Prefer") == "wait=1"
-    assert whmcs.hook_entries("SuspendAccount")[0]["response"].startswith("HTTP 202")
+    assert whmcs.header(whmcs.hook_entries("CreateAccount")[0], "Prefer") == "wait=1"
+    assert whmcs.hook_entries("CreateAccount")[0]["response"].startswith("HTTP 202")
+    assert whmcs.hosting(sid)["domainstatus"] == "Pending"         # nothing exists yet: no welcome e-mail
+    [row] = whmcs.commands()
+    assert row["state"] == "queued" and row["job_id"] == match["job"]
 
     stack.clear_faults()
     stack.wait_job(match["job"], timeout=30)
-    assert whmcs.call("SuspendAccount", short_wait) == "success"
-    first, retry = _ids(whmcs, "SuspendAccount")
+    # The admin's Retry in the Module Queue: the same request, now answered with the outcome.
+    assert whmcs.call("CreateAccount", params) == "success"
+    first, retry = _ids(whmcs, "CreateAccount")
     assert first == retry
-    assert _events(stack, sid, "service.suspend") == 1
-    assert _status(stack, sid) == "suspended"
+    assert _events(stack, sid, "service.create") == 1
+    assert whmcs.hosting(sid)["domainstatus"] == "Active"
+    # The job.succeeded callback that follows finds the outcome applied: no second e-mail.
+    wait_for(lambda: any(o["job_id"] == match["job"] for o in whmcs.db()["tables"].get("mod_provisioner_outcomes", [])))
+    assert whmcs.emails() == []
 
 
 def test_network_errors_are_retried_with_the_same_webhook_id(whmcs, php_stack):
@@ -122,3 +135,28 @@ def test_a_new_command_after_a_failure_gets_a_new_webhook_id(whmcs, php_stack):
     suspend_ids = _ids(whmcs, "SuspendAccount")
     assert len(suspend_ids) == 3 and len(set(suspend_ids)) == 3
     assert _events(stack, sid, "service.suspend") == 3
+
+
+def test_a_provisioner_that_never_answers_costs_at_most_30_seconds(whmcs, php_stack):
+    """A create can run inside the customer's checkout: the whole call, every attempt and
+    pause included, stays within the module's 30 s budget even at the longest wait."""
+    import socket
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)                      # accepts, never answers
+    try:
+        port = listener.getsockname()[1]
+        params = {**whmcs.params("7012", "whmcs-budget.example"), **whmcs.server(serverport=str(port)),
+                  "configoption1": "25"}
+        started = time.monotonic()
+        result = whmcs.call("CreateAccount", params)
+        elapsed = time.monotonic() - started
+    finally:
+        listener.close()
+    assert result.startswith(f"No answer from the provisioner at http://127.0.0.1:{port} after 1 attempt(s): "), result
+    [attempt] = whmcs.hook_entries("CreateAccount")
+    assert whmcs.header(attempt, "Prefer") == "wait=25"
+    assert elapsed < 32, elapsed          # 25 s wait + 5 s to answer; no second attempt fits
+    assert whmcs.hosting("7012")["domainstatus"] == "Pending"

@@ -2,13 +2,15 @@
 
 Each :meth:`Whmcs.call` is one ``php tests/php/drivers/call_module.php`` process — one
 WHMCS request — given realistic WHMCS ``$params``. The driver stubs only WHMCS's own
-functions (``logModuleCall``, ``localAPI``, ``logActivity``, ``encrypt``/``decrypt``) and
-its database layer (``WHMCS\\Database\\Capsule``, over a JSON file shared by the
-processes of one test).
+functions (``logModuleCall``, ``localAPI``, ``logActivity``, ``encrypt``/``decrypt``,
+``add_hook``), classes (``WHMCS\\Module\\Server``, the menu, usage billing) and its
+database layer (``WHMCS\\Database\\Capsule``, over a JSON file shared by the processes of
+one test, and by the callback receiver that ``php -S`` serves for the test module).
 """
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import functools
 import hashlib
 import json
@@ -21,6 +23,21 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 MODULE = ROOT / "hooks" / "whmcs" / "modules" / "servers" / "provisioner" / "provisioner.php"
 DRIVER = Path(__file__).resolve().parent / "drivers" / "call_module.php"
+STUBS = Path(__file__).resolve().parent / "drivers" / "whmcs_stubs.php"
+LIFECYCLE = ("CreateAccount", "SuspendAccount", "UnsuspendAccount", "TerminateAccount", "ChangePackage",
+             "ChangePassword", "Renew")
+WELCOME = "Hosting Account Welcome Email"
+
+
+def encrypt(value: str) -> str:
+    """The stand-in's WHMCS encryption (whmcs_stubs.php encrypt())."""
+    import base64
+    return "whmcs-encrypted:" + base64.b64encode(value[::-1].encode()).decode()
+
+
+def decrypt(value: str) -> str:
+    import base64
+    return base64.b64decode(value.removeprefix("whmcs-encrypted:")).decode()[::-1]
 
 
 def php_binary() -> str | None:
@@ -89,7 +106,7 @@ class Whmcs:
             "serverid": self.server_id,
             "serverip": "",
             "serverhostname": "127.0.0.1",
-            "serverusername": "",
+            "serverusername": getattr(self.stack, "callback_secret", ""),
             "serverpassword": self.stack.webhook_secret,
             "serverport": str(self.stack.web_port),
             "serversecure": False,
@@ -100,7 +117,7 @@ class Whmcs:
         return server
 
     def params(self, service_id: str, domain: str, *, pid: str = "12", options: dict | None = None,
-               password: str = "Initial-Pw-2026x", username: str | None = None, wait: str = "25",
+               password: str = "Initial-Pw-2026x", username: str | None = None, wait: str = "20",
                custom_fields: dict | None = None, status: str = "Active", client: dict | None = None,
                **extra: Any) -> dict[str, Any]:
         """Realistic module parameters (WHMCS 8.x ModuleParams)."""
@@ -141,21 +158,29 @@ class Whmcs:
         return params
 
     # --- running the module -----------------------------------------------------------------
+    def stub_config(self, localapi: str = "success", module: Path = MODULE) -> dict[str, Any]:
+        return {"log_file": str(self.log_file), "activity_file": str(self.activity_file),
+                "localapi_file": str(self.localapi_file), "db_file": str(self.db_file),
+                "localapi": localapi, "module": str(module), "stubs": str(STUBS)}
+
     def call(self, function: str, params: dict[str, Any], *, model: dict | None | bool = True,
              model_dates: str = "string", localapi: str = "success", bare: bool = False,
-             timeout: float = 120) -> Any:
+             timeout: float = 120, area: str = "client", post: dict | None = None,
+             menu_context: dict | None = None, register: bool = True) -> Any:
         """``provisioner_<function>($params)``; ``model`` True: one with a due date a month ahead.
 
-        ``bare``: php without its ini files, so with no extension but curl (and what is
-        compiled in): the module must need nothing else."""
+        A lifecycle command first enters the service into WHMCS's tables (``register``), as
+        WHMCS has it before calling the module. ``bare``: php without its ini files, so with
+        no extension but curl (and what is compiled in): the module must need nothing else."""
         if model is True:
             model = self.model()
+        if register and function in LIFECYCLE and params.get("serviceid"):
+            self.register(params, model=model or None)
         spec = {
             "module": str(MODULE), "function": function, "params": params,
-            "model": model or None, "model_dates": model_dates,
-            "stub": {"log_file": str(self.log_file), "activity_file": str(self.activity_file),
-                     "localapi_file": str(self.localapi_file), "db_file": str(self.db_file),
-                     "localapi": localapi},
+            "model": model or None, "model_dates": model_dates, "area": area,
+            "post": post or {}, "menu_context": menu_context or {},
+            "stub": self.stub_config(localapi),
         }
         command = [php_binary() or "php", *(bare_php_args() if bare else ()), str(DRIVER)]
         proc = subprocess.run(command, input=json.dumps(spec), capture_output=True, text=True, timeout=timeout,
@@ -170,6 +195,78 @@ class Whmcs:
         due = next_due if next_due is not None else add_months(dt.date.today(), 1)
         return {"nextduedate": due if isinstance(due, str) else due.isoformat(), "billingcycle": cycle,
                 "regdate": dt.date.today().isoformat(), "domainstatus": "Active"}
+
+    # --- WHMCS's tables ---------------------------------------------------------------------
+    def register(self, params: dict[str, Any], *, model: dict | None = None, status: str = "Pending",
+                 welcome: bool = True) -> None:
+        """The service as WHMCS stores it (tblhosting, its product, server and the module
+        parameters WHMCS would build for it); an existing row keeps its status and password."""
+        self.update_db(lambda data: self._register(data, params, model, status, welcome))
+
+    def _register(self, data: dict, params: dict[str, Any], model: dict | None, status: str, welcome: bool) -> None:
+        tables = data["tables"]
+        sid = int(params["serviceid"])
+        pid = int(params.get("pid") or 0)
+        hosting = tables.setdefault("tblhosting", [])
+        row = next((r for r in hosting if int(r["id"]) == sid), None)
+        if row is None:
+            row = {"id": sid, "userid": int(params.get("userid") or 0), "packageid": pid,
+                   "server": int(params.get("serverid") or self.server_id), "domain": params.get("domain", ""),
+                   "username": params.get("username", ""), "password": encrypt(str(params.get("password", ""))),
+                   "domainstatus": status, "nextduedate": (model or {}).get("nextduedate", ""),
+                   "billingcycle": (model or {}).get("billingcycle", ""), "overideautosuspend": 0,
+                   "overidesuspenduntil": "0000-00-00"}
+            hosting.append(row)
+        else:
+            row.update({"packageid": pid, "domain": params.get("domain", row["domain"]),
+                        "server": int(params.get("serverid") or self.server_id)})
+        products = tables.setdefault("tblproducts", [])
+        if not any(int(p["id"]) == pid for p in products):
+            products.append({"id": pid, "name": f"E-mail {pid}", "servertype": "provisioner",
+                             "configoption2": params.get("configoption2", ""), "welcomeemail": 5 if welcome else 0,
+                             "servergroup": 0})
+        templates = tables.setdefault("tblemailtemplates", [])
+        if not templates:
+            templates.append({"id": 5, "type": "product", "name": WELCOME})
+        servers = tables.setdefault("tblservers", [])
+        server_id = int(params.get("serverid") or self.server_id)
+        if not any(int(s["id"]) == server_id for s in servers):
+            servers.append({"id": server_id, "name": "provisioner", "type": "provisioner",
+                            "hostname": params.get("serverhostname", "127.0.0.1"),
+                            "port": params.get("serverport", ""), "secure": "on" if params.get("serversecure") else "",
+                            "username": params.get("serverusername", ""),
+                            "password": encrypt(str(params.get("serverpassword", ""))),
+                            "accesshash": params.get("serveraccesshash", ""), "disabled": 0})
+        stored = tables.setdefault("stub_module_params", [])
+        stored[:] = [r for r in stored if int(r["id"]) != sid]
+        stored.append({"id": sid, "params": json.dumps(params), "model": model or {}})
+        for table in ("tblhosting", "tblproducts", "tblemailtemplates", "tblservers", "stub_module_params"):
+            if table not in data["schema"]:
+                data["schema"].append(table)
+
+    def hosting(self, service_id: str | int) -> dict:
+        return next(r for r in self.db()["tables"].get("tblhosting", []) if int(r["id"]) == int(service_id))
+
+    def set_hosting(self, service_id: str | int, **values: Any) -> None:
+        def change(data: dict) -> None:
+            for row in data["tables"]["tblhosting"]:
+                if int(row["id"]) == int(service_id):
+                    row.update(values)
+        self.update_db(change)
+
+    def todos(self) -> list[dict]:
+        return self.db()["tables"].get("tbltodolist", [])
+
+    def emails(self) -> list[dict]:
+        return [c["values"] for c in self.localapi_calls() if c["command"] == "SendEmail"]
+
+    def commands(self) -> list[dict]:
+        return self.db()["tables"].get("mod_provisioner_commands", [])
+
+    def activity(self) -> list[str]:
+        if not self.activity_file.exists():
+            return []
+        return [json.loads(line)["message"] for line in self.activity_file.read_text().splitlines() if line.strip()]
 
     # --- what the stubs recorded ----------------------------------------------------------------
     def log_entries(self) -> list[dict]:
@@ -203,12 +300,29 @@ class Whmcs:
     def db(self) -> dict:
         return json.loads(self.db_file.read_text()) if self.db_file.exists() else {"tables": {}, "schema": [], "writes": []}
 
+    def update_db(self, change) -> None:
+        """``change(data)`` in one read-modify-write under the stand-in's lock (db_file.lock),
+        written whole and renamed into place: module calls and the callback receiver change
+        the same file meanwhile."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with open(f"{self.db_file}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                data = self.db()
+                data.setdefault("primary", {})
+                change(data)
+                temporary = self.db_file.with_suffix(f".{os.getpid()}.tmp")
+                temporary.write_text(json.dumps(data))
+                os.replace(temporary, self.db_file)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
     def seed_table(self, table: str, rows: list[dict]) -> None:
-        data = self.db()
-        data["tables"][table] = rows
-        if table not in data["schema"]:
-            data["schema"].append(table)
-        self.db_file.write_text(json.dumps(data))
+        def change(data: dict) -> None:
+            data["tables"][table] = rows
+            if table not in data["schema"]:
+                data["schema"].append(table)
+        self.update_db(change)
 
     # --- secrets --------------------------------------------------------------------------------
     def known_secrets(self) -> list[str]:

@@ -6,23 +6,20 @@
  * e-mail upstream match it) and shows its state to admins and customers. Install into
  * modules/servers/provisioner/ and see hooks/whmcs/README.md.
  *
- * Server settings: Hostname = the provisioner's URL, Password = a webhook secret
- * (whsec_...), Access Hash = an admin API key. Needs PHP 8.1+ with the curl extension.
+ * Server settings: Hostname = the provisioner's URL, Password = a webhook secret of this
+ * WHMCS's billing source (whsec_...), Access Hash = an admin API key scoped to it, Username =
+ * the source's callback secret (whsec_..., for callback.php). Written for WHMCS 8.6 and
+ * later (PHP 8.1+, with the curl extension; intl for internationalised domains).
  */
 
 if (!defined('WHMCS')) {
     die('This file cannot be accessed directly');
 }
 
-require_once __DIR__ . '/lib/ModuleLog.php';
-require_once __DIR__ . '/lib/Connection.php';
-require_once __DIR__ . '/lib/EventBuilder.php';
-require_once __DIR__ . '/lib/Store.php';
-require_once __DIR__ . '/lib/Commands.php';
-require_once __DIR__ . '/lib/Panels.php';
-require_once __DIR__ . '/lib/Sync.php';
+require_once __DIR__ . '/lib/bootstrap.php';
 
 use WHMCS\Module\Server\Provisioner\Commands;
+use WHMCS\Module\Server\Provisioner\MetricsProvider;
 use WHMCS\Module\Server\Provisioner\Panels;
 use WHMCS\Module\Server\Provisioner\Sync;
 
@@ -35,11 +32,15 @@ function provisioner_MetaData()
         'DefaultNonSSLPort' => '80',
         'DefaultSSLPort' => '443',
         'ServiceSingleSignOnLabel' => 'Manage mailboxes',
-        'AdminSingleSignOnLabel' => 'Manage mailboxes as the customer',
+        // Server sync and usage metrics match services by domain; the billing product id
+        // the events carry is "Provisioner product id" (configoption2).
+        'ListAccountsUniqueIdentifierDisplayName' => 'Domain',
+        'ListAccountsUniqueIdentifierField' => 'domain',
+        'ListAccountsProductField' => 'configoption2',
     ];
 }
 
-/** Module Settings of a product: configoption1 and configoption2. Neither is required. */
+/** Module Settings of a product: configoption1 to configoption3. None is required. */
 function provisioner_ConfigOptions()
 {
     return [
@@ -47,8 +48,9 @@ function provisioner_ConfigOptions()
             'Type' => 'text',
             'Size' => '3',
             'Default' => (string) Commands::DEFAULT_WAIT,
-            'Description' => 'How long each command waits for the provider (0-30 s). A job still running then '
-                . 'is reported as queued; Retry in the Module Queue shows its outcome.',
+            'Description' => 'How long a command waits for the provider (0-25 s; every command, retries '
+                . 'included, ends within 30 s). A job still running then finishes in the background and WHMCS '
+                . 'hears its outcome by callback or at the next cron run.',
         ],
         'Provisioner product id' => [
             'Type' => 'text',
@@ -56,6 +58,11 @@ function provisioner_ConfigOptions()
             'Default' => '',
             'Description' => 'Leave empty to send this product\'s WHMCS id; it must be listed in billing_product_ids '
                 . 'of a product config at the provisioner.',
+        ],
+        'Create configurable options' => [
+            'Type' => 'yesno',
+            'Description' => 'Tick and save: creates or updates this product\'s configurable options from the '
+                . 'provisioner\'s product definition (the Activity Log says what was done).',
         ],
     ];
 }
@@ -78,7 +85,11 @@ function provisioner_run_command(string $function, array $params): string
         if (function_exists('logModuleCall')) {
             logModuleCall('provisioner', $function, '', get_class($e) . ': ' . $e->getMessage(), '', []);
         }
-        return 'The module failed before it could send the request: ' . $e->getMessage();
+        $sent = Commands::sentWebhookId();
+        return $sent === null
+            ? 'The module failed before it could send the request: ' . $e->getMessage()
+            : sprintf('The module failed after sending the request (webhook-id %s): %s. Run the command again to '
+                . 'see the provisioner\'s answer.', $sent, $e->getMessage());
     }
 }
 
@@ -126,23 +137,16 @@ function provisioner_ServiceSingleSignOn(array $params)
     }
 }
 
-function provisioner_AdminSingleSignOn(array $params)
-{
-    try {
-        return Panels::singleSignOn('AdminSingleSignOn', $params);
-    } catch (\Throwable $e) {
-        return ['success' => false, 'errorMsg' => $e->getMessage()];
-    }
-}
-
 function provisioner_ClientArea(array $params)
 {
     try {
         return Panels::clientArea($params);
     } catch (\Throwable $e) {
+        $strings = \WHMCS\Module\Server\Provisioner\Lang::strings(
+            \WHMCS\Module\Server\Provisioner\Lang::language($params));
         return [
-            'tabOverviewReplacementTemplate' => 'templates/clientarea.tpl',
-            'templateVariables' => ['provisionerError' => 'Your mailbox details are not available right now.',
+            'tabOverviewModuleOutputTemplate' => 'templates/clientarea.tpl',
+            'templateVariables' => ['provisionerLang' => $strings, 'provisionerNotice' => $strings['provisioner_unavailable'],
                 'provisionerLimits' => [], 'provisionerCanManage' => false],
         ];
     }
@@ -173,4 +177,11 @@ function provisioner_ListAccounts(array $params)
     } catch (\Throwable $e) {
         return ['success' => false, 'error' => $e->getMessage()];
     }
+}
+
+/** Usage billing (WHMCS 7.9+): mailboxes, enhanced mailboxes, aliases, lists and storage per service. */
+function provisioner_MetricProvider(array $params)
+{
+    require_once __DIR__ . '/lib/MetricsProvider.php';
+    return new MetricsProvider($params);
 }

@@ -1,7 +1,8 @@
 <?php
 /**
  * The lifecycle commands: CreateAccount, SuspendAccount, UnsuspendAccount, TerminateAccount,
- * ChangePackage, ChangePassword and Renew, each one signed event.
+ * ChangePackage, ChangePassword and Renew, each one signed event; and service.update for
+ * billing edits (hooks.php).
  *
  * The webhook-id scheme
  * ---------------------
@@ -15,21 +16,38 @@
  *    the stored value says nothing about a password) over the event it would send, minus
  *    occurred_at. (Not over the provisioner's URL: fixing a wrong hostname and retrying
  *    is still the same command.)
- *  - Before sending, the module stores per service {action, fingerprint, webhook-id,
- *    occurred_at} in mod_provisioner_deliveries. The webhook-id is
+ *  - Before sending, the module stores {service, server, action, fingerprint, webhook-id,
+ *    occurred_at} in mod_provisioner_commands. The webhook-id is
  *    "msg_whmcs_<serviceid>_<action>_<16 random hex digits>": readable in both logs, and new
  *    for every new command.
- *  - A later call whose action and fingerprint match the stored row is a retry of that
- *    command: it re-sends the stored webhook-id and occurred_at, so the body is
+ *  - A later call whose action and fingerprint match the service's newest stored command
+ *    is a retry of it: it re-sends the stored webhook-id and occurred_at, so the body is
  *    byte-for-byte the same. The provisioner answers with the original job, queueing it
  *    again if it had failed.
  *  - Anything else (another action, other values, e.g. a different suspend reason or new
- *    configurable options) is a new command and gets a new webhook-id, replacing the row.
+ *    configurable options) is a new command and gets a new webhook-id.
  *  - The row is removed when the job succeeded (or was skipped), and when the provisioner
- *    refused the request with a 4xx (it stored nothing under that id). It stays while the
- *    job is queued, running, retrying or failed, and after network errors and 5xx answers.
- *  - Within one call, network errors and 5xx answers are sent again twice (after 1 s and 2 s)
- *    with the same webhook-id and body; only the signature's timestamp is new.
+ *    refused the request with a 4xx (it stored nothing under that id). It stays "open"
+ *    after network errors, 5xx answers and failed jobs (a Retry sends it again), and
+ *    "queued" while its job runs: its outcome then comes by callback (callback.php) or by
+ *    the cron catch-up (hooks.php, AfterCronJob), see Outcomes.
+ *  - Network errors and 5xx answers are sent again within the call (after 1 s and 2 s) with
+ *    the same webhook-id and body, only the signature's timestamp new, inside one time
+ *    budget (Connection::TIME_BUDGET, 30 s: a create may run inside the customer's checkout).
+ *
+ * What WHMCS is told while a job still runs (HTTP 202)
+ * ---------------------------------------------------
+ * To WHMCS anything but "success" is a failure it acts on. The provisioner has stored the
+ * command and will converge the platform to it, so:
+ *  - CreateAccount: not "success". WHMCS keeps the service Pending and sends no welcome
+ *    e-mail while nothing exists at the provider; when the job succeeds, Outcomes makes it
+ *    Active through WHMCS's own ModuleCreate and sends the welcome e-mail once.
+ *  - Every other command: "success". The billing decision (suspend, unsuspend, terminate,
+ *    renew, new package, new password) stands; WHMCS must not restore the old password or
+ *    mail "Service Renewal Failed" for a job that is merely slow. A later failure opens a
+ *    to-do for the admin.
+ *  - ChangePassword even when its job failed: the provisioner keeps the new password and
+ *    applies it at its next converge, so WHMCS keeps it too (the failure becomes a to-do).
  */
 
 namespace WHMCS\Module\Server\Provisioner;
@@ -54,16 +72,53 @@ final class Text
         }
         return preg_match('/[.!?]$/', $message) ? $message : $message . '.';
     }
+
+    /** At most $max characters (UTF-8 aware without mbstring). */
+    public static function cut(string $value, int $max): string
+    {
+        if (strlen($value) <= $max) {
+            return $value;
+        }
+        return preg_match('/^.{0,' . $max . '}/us', $value, $m) ? $m[0] : substr($value, 0, $max);
+    }
 }
 
 final class Commands
 {
-    public const DEFAULT_WAIT = 25;
-    public const MAX_WAIT = 30;
+    public const DEFAULT_WAIT = 20;
+    public const MAX_WAIT = 25;
+
+    /** @var array<string, string> service id => job id of a create known to have succeeded */
+    private static array $confirmed = [];
+    /** the webhook-id of the command this request has sent, if any (for error messages) */
+    private static ?string $sent = null;
+
+    /**
+     * Outcomes calls WHMCS's ModuleCreate for a create whose job succeeded after WHMCS was
+     * told it was still running: CreateAccount then answers "success" without sending.
+     */
+    public static function confirmCreate(string $serviceId, string $jobId): void
+    {
+        self::$confirmed[$serviceId] = $jobId;
+    }
+
+    public static function sentWebhookId(): ?string
+    {
+        return self::$sent;
+    }
 
     public static function run(string $function, array $params): string
     {
+        self::$sent = null;
         $log = new ModuleLog([(string) ($params['password'] ?? '')]);
+        $confirmedId = (string) ($params['serviceid'] ?? '');
+        if ($function === 'CreateAccount' && isset(self::$confirmed[$confirmedId])) {
+            $jobId = self::$confirmed[$confirmedId];
+            unset(self::$confirmed[$confirmedId]);
+            $log->call($function, 'not sent: job ' . $jobId . ' at the provisioner already set this service up',
+                'success');
+            return 'success';
+        }
         try {
             $connection = Connection::fromParams($params, $log);
             $event = EventBuilder::build($function, $params);
@@ -71,16 +126,42 @@ final class Commands
             $log->call($function, 'not sent', $e->getMessage());
             return $e->getMessage();
         }
-        $serviceId = $event['service']['id'];
-        $action = substr($event['type'], strlen('service.'));
-        $fingerprint = hash_hmac('sha256', Json::encode($event), $connection->signingKey());
-        [$webhookId, $occurredAt] = self::delivery($serviceId, $action, $fingerprint, $log);
-        $body = Json::encode(EventBuilder::stamped($event, $occurredAt));
-        $result = $connection->sendEvent($function, $body, $webhookId, self::wait($params));
-        return self::outcome($function, $params, $connection, $result, $serviceId, $webhookId);
+        $result = self::send($function, $params, $connection, $event, self::wait($params));
+        return self::outcome($function, $params, $connection, $result, $event['service']['id']);
     }
 
-    /** The configured "Wait seconds" (configoption1): 0..30, default 25. */
+    /**
+     * A billing edit (service.update) of a service, sent without waiting for its job.
+     *
+     * @return array{ok: bool, message: string}
+     */
+    public static function update(array $params, ModuleLog $log): array
+    {
+        try {
+            $connection = Connection::fromParams($params, $log);
+            $event = EventBuilder::build('Update', $params);
+        } catch (ConfigError $e) {
+            $log->call('Update', 'not sent', $e->getMessage());
+            return ['ok' => false, 'message' => $e->getMessage()];
+        }
+        $serviceId = $event['service']['id'];
+        $result = self::send('Update', $params, $connection, $event, 0);
+        $job = is_array($result->json) ? ($result->json['job'] ?? null) : null;
+        if (($result->status === 200 || $result->status === 202) && is_array($job)) {
+            self::forget(self::$sent, $log);     // nothing in WHMCS waits on its outcome; failures come as to-dos
+            return ['ok' => true, 'message' => sprintf('Sent to the provisioner (job %s).', (string) ($job['id'] ?? '?'))];
+        }
+        if ($result->retryable()) {
+            // Kept "open": the cron catch-up sends it again.
+            return ['ok' => false, 'message' => 'Not delivered yet (' . $result->describe() . '); the cron sends it '
+                . 'again.'];
+        }
+        self::forget(self::$sent, $log);
+        return ['ok' => false, 'message' => Text::sentence($result->errorMessage())
+            ?: 'The provisioner refused the change (HTTP ' . $result->status . ').'];
+    }
+
+    /** The configured "Wait seconds" (configoption1): 0..25, default 20. */
     public static function wait(array $params): int
     {
         $value = trim((string) ($params['configoption1'] ?? ''));
@@ -90,8 +171,23 @@ final class Commands
         return max(0, min(self::MAX_WAIT, (int) $value));
     }
 
+    private static function send(string $function, array $params, Connection $connection, array $event,
+                                 int $wait): HttpResult
+    {
+        $log = $connection->log();
+        $serviceId = $event['service']['id'];
+        $action = substr($event['type'], strlen('service.'));
+        $fingerprint = hash_hmac('sha256', Json::encode($event), $connection->signingKey());
+        [$webhookId, $occurredAt] = self::delivery($serviceId, (int) ($params['serverid'] ?? 0), $action,
+            $fingerprint, $log);
+        $body = Json::encode(EventBuilder::stamped($event, $occurredAt));
+        self::$sent = $webhookId;
+        return $connection->sendEvent($function, $body, $webhookId, $wait);
+    }
+
     /** @return array{0: string, 1: string} the webhook-id and occurred_at to send */
-    private static function delivery(string $serviceId, string $action, string $fingerprint, ModuleLog $log): array
+    private static function delivery(string $serviceId, int $serverId, string $action, string $fingerprint,
+                                     ModuleLog $log): array
     {
         $newId = 'msg_whmcs_' . preg_replace('/[^A-Za-z0-9]/', '', $serviceId) . '_' . $action . '_'
             . bin2hex(random_bytes(8));
@@ -100,37 +196,53 @@ final class Commands
             return [$newId, $now];
         }
         try {
-            $pending = Store::pending($serviceId);
-            if ($pending !== null && (string) $pending->action === $action
-                && hash_equals((string) $pending->fingerprint, $fingerprint)) {
-                return [(string) $pending->webhook_id, (string) $pending->occurred_at];
+            $latest = Store::latest($serviceId);
+            if ($latest !== null && (string) $latest->action === $action
+                && hash_equals((string) $latest->fingerprint, $fingerprint)) {
+                return [(string) $latest->webhook_id, (string) $latest->occurred_at];
             }
-            Store::remember($serviceId, $action, $fingerprint, $newId, $now);
+            Store::remember($serviceId, $serverId, $action, $fingerprint, $newId, $now);
         } catch (\Throwable $e) {
             // Without its table the module still works; a retry is then a new event
             // (idempotent by state at the provisioner), not the same job again.
-            $log->call('DeliveryStore', 'remember ' . $action . ' for service ' . $serviceId,
+            $log->call('CommandStore', 'remember ' . $action . ' for service ' . $serviceId,
                 get_class($e) . ': ' . $e->getMessage());
         }
         return [$newId, $now];
     }
 
-    private static function forget(string $serviceId, string $webhookId, ModuleLog $log): void
+    private static function forget(?string $webhookId, ModuleLog $log): void
     {
-        if (!Store::available()) {
+        if ($webhookId === null || !Store::available()) {
             return;
         }
         try {
-            Store::forget($serviceId, $webhookId);
+            Store::forget($webhookId);
         } catch (\Throwable $e) {
-            $log->call('DeliveryStore', 'forget ' . $webhookId, get_class($e) . ': ' . $e->getMessage());
+            $log->call('CommandStore', 'forget ' . $webhookId, get_class($e) . ': ' . $e->getMessage());
+        }
+    }
+
+    private static function mark(string $webhookId, string $state, string $jobId, ModuleLog $log): ?object
+    {
+        if (!Store::available()) {
+            return null;
+        }
+        try {
+            $before = Store::command($webhookId);
+            Store::mark($webhookId, $state, $jobId);
+            return $before;
+        } catch (\Throwable $e) {
+            $log->call('CommandStore', 'mark ' . $webhookId . ' ' . $state, get_class($e) . ': ' . $e->getMessage());
+            return null;
         }
     }
 
     private static function outcome(string $function, array $params, Connection $connection, HttpResult $result,
-                                    string $serviceId, string $webhookId): string
+                                    string $serviceId): string
     {
         $log = $connection->log();
+        $webhookId = (string) self::$sent;
         $again = 'use Retry in the Module Queue (Utilities > Module Queue), or run the command again, to send it again';
         if ($result->networkError()) {
             return sprintf('No answer from the provisioner at %s after %d attempt(s): %s. The request is kept '
@@ -149,7 +261,13 @@ final class Commands
             $state = (string) ($job['state'] ?? '');
             $error = is_array($job['error'] ?? null) ? Text::sentence((string) ($job['error']['message'] ?? '')) : '';
             if ($state === 'succeeded' || $state === 'skipped') {
-                self::forget($serviceId, $webhookId, $log);
+                $before = Store::available() ? self::commandRow($webhookId, $log) : null;
+                self::forget($webhookId, $log);
+                if ($before !== null && (string) $before->state === Store::QUEUED) {
+                    // A Retry saw the outcome before the callback did: WHMCS's own path now
+                    // handles it, so the callback must not apply it a second time.
+                    Outcomes::claimQuietly($jobId, $serviceId, $state, 'retry', $log);
+                }
                 $secrets = is_array($job['secrets'] ?? null) ? $job['secrets'] : [];
                 if ($secrets) {
                     $problem = Secrets::deliver($serviceId, $secrets, $log);
@@ -161,13 +279,30 @@ final class Commands
             }
             if ($state === 'failed') {
                 $attempts = (int) ($job['attempts'] ?? 0);
+                if ($function === 'ChangePassword') {
+                    // The provisioner keeps the new password and applies it at its next
+                    // converge: WHMCS keeps it too; the job.failed callback opens the to-do.
+                    self::forget($webhookId, $log);
+                    Outcomes::activity(sprintf('provisioner: the new password of service #%s is not applied at the '
+                        . 'provider yet (job %s failed: %s); the provisioner applies it at its next converge',
+                        $serviceId, $jobId, rtrim($error ?: 'no reason given', '.')));
+                    return 'success';
+                }
+                self::mark($webhookId, Store::OPEN, $jobId, $log);
                 return ($error !== '' ? $error . ' ' : 'The provider could not complete the request. ')
                     . sprintf('(Job %s at the provisioner failed after %d attempt%s; once the cause is fixed, use '
                         . 'Retry in the Module Queue, or run the command again, to run the same job again.)',
                         $jobId, $attempts, $attempts === 1 ? '' : 's');
             }
-            return sprintf('The request is queued at the provider (job %s); use Retry in the Module Queue to see '
-                . 'the outcome.', $jobId) . ($error !== '' ? ' Last attempt: ' . $error : '');
+            self::mark($webhookId, Store::QUEUED, $jobId, $log);
+            if ($function === 'CreateAccount') {
+                return sprintf('Not a failure: the provider is still setting this service up (job %s). WHMCS will '
+                    . 'make it Active and send the welcome e-mail when it is ready; there is nothing to do now.',
+                    $jobId) . ($error !== '' ? ' Last attempt: ' . $error : '');
+            }
+            Outcomes::activity(sprintf('provisioner: %s of service #%s accepted; the provider is still working on it '
+                . '(job %s). A failure would open a to-do.', $function, $serviceId, $jobId));
+            return 'success';
         }
         if ($result->status < 400) {
             return sprintf('Unexpected answer from the provisioner (HTTP %d); the request is kept (webhook-id %s): %s.',
@@ -175,7 +310,7 @@ final class Commands
         }
 
         // 4xx: the provisioner stored nothing under this webhook-id; the next try is a new request.
-        self::forget($serviceId, $webhookId, $log);
+        self::forget($webhookId, $log);
         $code = $result->errorCode();
         $message = Text::sentence($result->errorMessage()) ?: sprintf('The provisioner refused the request (HTTP %d).',
             $result->status);
@@ -192,8 +327,8 @@ final class Commands
             $message .= ' (' . implode('; ', $details) . '.)';
         }
         $hints = [
-            'invalid_signature' => 'Check that the server\'s Password is one of the provisioner\'s webhook secrets '
-                . '(PROVISIONER_WEBHOOK_SECRETS).',
+            'invalid_signature' => 'Check that the server\'s Password is one of the webhook secrets of this WHMCS\'s '
+                . 'billing source at the provisioner (billing.yaml, or PROVISIONER_WEBHOOK_SECRETS).',
             'stale_timestamp' => 'Check the clock of this WHMCS server (NTP): it must be within 5 minutes of the '
                 . 'provisioner\'s.',
             'service_not_found' => 'Run Create for this service first.',
@@ -204,6 +339,16 @@ final class Commands
             'idempotency_key_reused' => 'Run the command again to send it as a new request.',
         ];
         return isset($hints[$code]) ? $message . ' ' . $hints[$code] : $message;
+    }
+
+    private static function commandRow(string $webhookId, ModuleLog $log): ?object
+    {
+        try {
+            return Store::command($webhookId);
+        } catch (\Throwable $e) {
+            $log->call('CommandStore', 'read ' . $webhookId, get_class($e) . ': ' . $e->getMessage());
+            return null;
+        }
     }
 }
 

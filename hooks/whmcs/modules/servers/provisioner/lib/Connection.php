@@ -8,8 +8,13 @@
  *                and the port field)
  *   Secure (SSL) https when the hostname has no scheme
  *   Port         used when overridden and the hostname carries none
- *   Password     a webhook secret "whsec_..." of PROVISIONER_WEBHOOK_SECRETS
- *   Access Hash  an admin API key (provisioner api-key create whmcs --scope admin)
+ *   Password     a webhook secret "whsec_..." of this WHMCS's billing source at the provisioner
+ *                (billing.yaml webhook_secrets, or PROVISIONER_WEBHOOK_SECRETS)
+ *   Access Hash  an admin API key, scoped to that source
+ *                (provisioner api-key create whmcs --scope admin --source <name>)
+ *   Username     the source's callback secret "whsec_..." (billing.yaml callback_secret):
+ *                callback.php accepts callbacks signed with it; empty: no callbacks, the
+ *                cron catch-up alone brings outcomes in
  *
  * Only PHP's curl extension is used.
  */
@@ -77,8 +82,10 @@ final class Connection
     public const EVENT_ATTEMPTS = 3;
     /** seconds slept before the 2nd and 3rd attempt of one call */
     public const RETRY_DELAYS = [1, 2];
-    /** seconds one module call may spend on retries of one event */
-    public const RETRY_BUDGET = 75;
+    /** seconds one module call may spend on one event, every attempt and pause included */
+    public const TIME_BUDGET = 30;
+    /** seconds an attempt is given beyond the provisioner's wait to answer */
+    public const ANSWER_MARGIN = 5;
     public const CONNECT_TIMEOUT = 10;
     public const API_TIMEOUT = 20;
     /** seconds a customer's page may wait for the provisioner (client area) */
@@ -88,16 +95,28 @@ final class Connection
     private string $webhookSecret;
     private string $signingKey;
     private string $apiKey;
+    private string $callbackKey;
     private ModuleLog $log;
 
     private function __construct(string $baseUrl, string $webhookSecret, string $signingKey, string $apiKey,
-                                 ModuleLog $log)
+                                 string $callbackKey, ModuleLog $log)
     {
         $this->baseUrl = $baseUrl;
         $this->webhookSecret = $webhookSecret;
         $this->signingKey = $signingKey;
         $this->apiKey = $apiKey;
+        $this->callbackKey = $callbackKey;
         $this->log = $log;
+    }
+
+    /** The key of a "whsec_..." secret, or null when it is not one. */
+    public static function secretKey(string $secret): ?string
+    {
+        if (strncmp($secret, 'whsec_', 6) !== 0) {
+            return null;
+        }
+        $key = base64_decode(substr($secret, 6), true);
+        return $key === false || $key === '' ? null : $key;
     }
 
     /** @throws ConfigError with a sentence for the admin */
@@ -105,8 +124,13 @@ final class Connection
     {
         $secret = trim((string) ($params['serverpassword'] ?? ''));
         $apiKey = trim((string) ($params['serveraccesshash'] ?? ''));
+        $callback = trim((string) ($params['serverusername'] ?? ''));
         // Mask before anything can be logged, even when the settings are wrong.
         $log->addSecrets([$secret, $apiKey]);
+        $callbackKey = self::secretKey($callback) ?? '';
+        if ($callbackKey !== '') {
+            $log->addSecrets([$callback, substr($callback, 6)]);
+        }
         $baseUrl = self::baseUrl($params);
         if ($secret === '') {
             throw new ConfigError('The server has no Password: enter one of the provisioner\'s webhook secrets '
@@ -122,7 +146,7 @@ final class Connection
                 . 'must be base64.');
         }
         $log->addSecrets([substr($secret, 6)]);
-        return new self($baseUrl, $secret, $key, $apiKey, $log);
+        return new self($baseUrl, $secret, $key, $apiKey, $callbackKey, $log);
     }
 
     /** The provisioner's base URL from the server's hostname, SSL checkbox and port. */
@@ -174,45 +198,98 @@ final class Connection
     /** Standard Webhooks: base64 HMAC-SHA256 over "{id}.{timestamp}.{body}". */
     public function sign(string $webhookId, int $timestamp, string $body): string
     {
-        return 'v1,' . base64_encode(hash_hmac('sha256', $webhookId . '.' . $timestamp . '.' . $body,
-                $this->signingKey, true));
+        return self::signWith($this->signingKey, $webhookId, $timestamp, $body);
+    }
+
+    public static function signWith(string $key, string $webhookId, int $timestamp, string $body): string
+    {
+        return 'v1,' . base64_encode(hash_hmac('sha256', $webhookId . '.' . $timestamp . '.' . $body, $key, true));
+    }
+
+    public function acceptsCallbacks(): bool
+    {
+        return $this->callbackKey !== '';
+    }
+
+    /**
+     * A callback's Standard Webhooks signature made with the server's callback secret. The
+     * header may list several signatures (the provisioner rotating secrets): any one counts.
+     */
+    public function verifyCallback(string $webhookId, int $timestamp, string $signatures, string $body): bool
+    {
+        if ($this->callbackKey === '') {
+            return false;
+        }
+        $expected = self::signWith($this->callbackKey, $webhookId, $timestamp, $body);
+        foreach (preg_split('/\s+/', trim($signatures)) ?: [] as $candidate) {
+            if ($candidate !== '' && hash_equals($expected, $candidate)) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /**
      * POST one lifecycle event; network errors, 5xx and 429 are sent again, a couple of
      * times, with the same webhook-id and body (the provisioner answers a repeat with the
-     * original job). Each attempt is signed with a fresh timestamp.
+     * original job). Each attempt is signed with a fresh timestamp. All attempts together,
+     * their waits and the pauses between them stay within TIME_BUDGET: a create may run
+     * inside the customer's checkout, behind a proxy that gives up after 30-60 s.
      */
     public function sendEvent(string $action, string $body, string $webhookId, int $wait,
                               int $attempts = self::EVENT_ATTEMPTS): HttpResult
     {
-        $started = microtime(true);
+        $deadline = microtime(true) + self::TIME_BUDGET;
         for ($attempt = 1; ; $attempt++) {
+            $left = (int) round($deadline - microtime(true));
+            // The provisioner answers within its wait; ANSWER_MARGIN covers the request itself.
+            $attemptWait = max(0, min($wait, $left - self::ANSWER_MARGIN));
             $timestamp = time();
-            $headers = [
-                'Content-Type: application/json',
-                'Accept: application/json',
-                'webhook-id: ' . $webhookId,
-                'webhook-timestamp: ' . $timestamp,
-                'webhook-signature: ' . $this->sign($webhookId, $timestamp, $body),
-            ];
-            if ($wait > 0) {
-                $headers[] = 'Prefer: wait=' . $wait;
+            $headers = $this->eventHeaders($webhookId, $timestamp, $body);
+            if ($attemptWait > 0) {
+                $headers[] = 'Prefer: wait=' . $attemptWait;
             }
-            $result = $this->http('POST', '/hooks/v1/events', $headers, $body, $wait + 15);
+            $result = $this->http('POST', '/hooks/v1/events', $headers, $body,
+                max(1, min($left, $attemptWait + self::ANSWER_MARGIN)));
             $result->attempts = $attempt;
             $this->logCall($action, 'POST', '/hooks/v1/events', $body, $result,
                 ['webhook-id' => $webhookId, 'webhook-timestamp' => $timestamp,
-                 'Prefer' => $wait > 0 ? 'wait=' . $wait : null, 'attempt' => $attempt . ' of ' . $attempts]);
+                 'Prefer' => $attemptWait > 0 ? 'wait=' . $attemptWait : null,
+                 'attempt' => $attempt . ' of ' . $attempts]);
             if (!$result->retryable() || $attempt >= $attempts) {
                 return $result;
             }
             $delay = self::RETRY_DELAYS[min($attempt - 1, count(self::RETRY_DELAYS) - 1)];
-            if (microtime(true) - $started + $delay + $wait + 15 > self::RETRY_BUDGET) {
+            // Another attempt only if it still has time to get an answer.
+            if (microtime(true) + $delay + self::ANSWER_MARGIN > $deadline) {
                 return $result;
             }
             sleep($delay);
         }
+    }
+
+    /** @return list<string> the headers of a signed event (Standard Webhooks) */
+    private function eventHeaders(string $webhookId, int $timestamp, string $body): array
+    {
+        return [
+            'Content-Type: application/json',
+            'Accept: application/json',
+            'webhook-id: ' . $webhookId,
+            'webhook-timestamp: ' . $timestamp,
+            'webhook-signature: ' . $this->sign($webhookId, $timestamp, $body),
+        ];
+    }
+
+    /**
+     * POST /hooks/v1/events/validate: what the provisioner would answer for this event,
+     * signed like one, without storing anything or using up the webhook-id.
+     */
+    public function validateEvent(string $action, string $body, string $webhookId, int $timeout): HttpResult
+    {
+        $headers = $this->eventHeaders($webhookId, time(), $body);
+        $result = $this->http('POST', '/hooks/v1/events/validate', $headers, $body, $timeout);
+        $this->logCall($action, 'POST', '/hooks/v1/events/validate', $body, $result, ['webhook-id' => $webhookId]);
+        return $result;
     }
 
     /** One admin API call with the API key (Authorization: Bearer). */

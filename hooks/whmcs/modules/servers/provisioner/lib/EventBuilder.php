@@ -24,6 +24,7 @@ final class EventBuilder
         'ChangePackage' => 'service.change_package',
         'Renew' => 'service.renew',
         'ChangePassword' => 'service.change_password',
+        'Update' => 'service.update',
     ];
 
     /** WHMCS client language -> the short code the provisioner keeps (at most 8 characters). */
@@ -57,7 +58,7 @@ final class EventBuilder
         }
         $service = ['id' => $serviceId, 'product_id' => $productId];
 
-        $domain = strtolower(trim((string) ($params['domain'] ?? '')));
+        $domain = self::asciiDomain(trim((string) ($params['domain'] ?? '')));
         if ($domain !== '') {
             $service['domain'] = self::cut($domain, 253);
         } elseif ($type === 'service.create') {
@@ -92,6 +93,9 @@ final class EventBuilder
                 $service['suspend_reason'] = self::cut($reason, 255);
             }
         }
+        if ($type === 'service.update') {
+            $service['auto_suspend'] = self::autoSuspend($params, $serviceId);
+        }
         $event = ['type' => $type, 'service' => $service];
         $client = self::client($params);
         if ($client !== null) {
@@ -112,6 +116,50 @@ final class EventBuilder
     {
         // Microseconds: two commands in the same second still keep their order.
         return (new \DateTimeImmutable('now', new \DateTimeZone('UTC')))->format('Y-m-d\TH:i:s.u\Z');
+    }
+
+    /**
+     * The domain as the provisioner takes it: lower case, an internationalised name (IDN)
+     * in punycode ("bücher.example" -> "xn--bcher-kva.example"), via PHP's intl extension.
+     *
+     * @throws ConfigError when the name is not ASCII and cannot be converted
+     */
+    public static function asciiDomain(string $domain): string
+    {
+        if ($domain === '' || !preg_match('/[^\x00-\x7F]/', $domain)) {
+            return strtolower($domain);
+        }
+        if (!function_exists('idn_to_ascii')) {
+            throw new ConfigError(sprintf('The domain "%s" is an internationalised name: sending it needs PHP\'s intl '
+                . 'extension (Debian: php-intl) on this WHMCS server, to write it as punycode (xn--...). Install '
+                . 'it, or enter the domain in punycode.', $domain));
+        }
+        $ascii = idn_to_ascii($domain, IDNA_NONTRANSITIONAL_TO_ASCII, INTL_IDNA_VARIANT_UTS46, $info);
+        if (!is_string($ascii) || $ascii === '') {
+            throw new ConfigError(sprintf('The domain "%s" is not a valid internationalised domain name.', $domain));
+        }
+        return strtolower($ascii);
+    }
+
+    /** WHMCS's "Override Auto-Suspend" and "Suspend Until" as the provisioner's auto_suspend. */
+    private static function autoSuspend(array $params, string $serviceId): array
+    {
+        $model = $params['model'] ?? null;
+        $override = self::modelValue($model, ['overideautosuspend']) ?? ($params['overideautosuspend'] ?? null);
+        $until = self::modelValue($model, ['overidesuspenduntil']) ?? ($params['overidesuspenduntil'] ?? null);
+        if ($override === null && class_exists(Capsule::class)) {
+            try {
+                $row = Capsule::table('tblhosting')->where('id', (int) $serviceId)->first();
+                if ($row) {
+                    $override = $row->overideautosuspend ?? null;
+                    $until = $until ?? ($row->overidesuspenduntil ?? null);
+                }
+            } catch (\Throwable $e) {
+            }
+        }
+        $overridden = $override === true || in_array(strtolower(trim((string) $override)), ['1', 'on', 'true', 'yes'],
+                true);
+        return ['enabled' => !$overridden, 'until' => $overridden ? self::date($until) : null];
     }
 
     /** Configurable options by name; whole numbers as numbers. */

@@ -24,15 +24,23 @@ final class Panels
 
     // --- single sign-on -----------------------------------------------------------------------
 
-    /** POST /api/v1/services/{id}/sso -> WHMCS's ['success', 'redirectTo'] or ['success' => false, 'errorMsg']. */
+    /**
+     * POST /api/v1/services/{id}/sso -> WHMCS's ['success', 'redirectTo'] or ['success' => false, 'errorMsg'].
+     *
+     * WHMCS calls ServiceSingleSignOn from the client area and from the admin's service page
+     * (ADMINAREA is defined there): admins get the cause, customers a sentence for them (the
+     * cause is in the module log).
+     */
     public static function singleSignOn(string $function, array $params): array
     {
         $log = new ModuleLog();
+        $admin = defined('ADMINAREA');
         try {
             $connection = Connection::fromParams($params, $log);
         } catch (ConfigError $e) {
             $log->call($function, 'not sent', $e->getMessage());
-            return ['success' => false, 'errorMsg' => $e->getMessage()];
+            return ['success' => false, 'errorMsg' => $admin ? $e->getMessage()
+                : Lang::get('provisioner_sso_unavailable', $params)];
         }
         $serviceId = (string) ($params['serviceid'] ?? '');
         $result = $connection->api($function, 'POST', '/api/v1/services/' . rawurlencode($serviceId) . '/sso');
@@ -43,10 +51,16 @@ final class Panels
             }
             return ['success' => true, 'redirectTo' => $url];
         }
+        if ($result->errorCode() === 'service_not_found') {
+            return ['success' => false, 'errorMsg' => $admin
+                ? 'This service is not set up at the provider yet: run Create first.'
+                : Lang::get('provisioner_sso_not_ready', $params)];
+        }
+        if (!$admin) {
+            return ['success' => false, 'errorMsg' => Lang::get('provisioner_sso_unavailable', $params)];
+        }
         if ($result->networkError()) {
-            $message = 'The mailbox management is not reachable right now (' . $result->error . ').';
-        } elseif ($result->errorCode() === 'service_not_found') {
-            $message = 'This service is not set up at the provider yet: run Create first.';
+            $message = 'The provisioner is not reachable right now (' . $result->error . ').';
         } elseif ($result->status === 404 || $result->status === 405) {
             $message = 'The provisioner does not offer single sign-on (POST /api/v1/services/{id}/sso answered HTTP '
                 . $result->status . '): update it.';
@@ -57,6 +71,32 @@ final class Panels
             $message = Text::sentence($result->errorMessage()) ?: 'Single sign-on failed (HTTP ' . $result->status . ').';
         }
         return ['success' => false, 'errorMsg' => $message];
+    }
+
+    /**
+     * "Manage mailboxes" in the service page's sidebar (hooks.php, ClientAreaPrimarySidebar):
+     * the single sign-on link, for an Active service of this module.
+     */
+    public static function sidebar($sidebar): void
+    {
+        if (!is_object($sidebar) || !class_exists('Menu')) {
+            return;
+        }
+        $service = \Menu::context('service');
+        if (!is_object($service) || (string) ($service->domainstatus ?? '') !== 'Active'
+            || !in_array((int) ($service->packageid ?? 0), WhmcsData::productIds(), true)) {
+            return;
+        }
+        $client = \Menu::context('client');
+        $panel = $sidebar->getChild('Service Details Actions') ?? $sidebar->getChild('Service Details Overview');
+        if ($panel === null) {
+            return;
+        }
+        $panel->addChild('provisioner-manage-mailboxes', [
+            'label' => Lang::get('provisioner_manage', ['clientsdetails' => ['language' => (string) ($client->language ?? '')]]),
+            'uri' => 'clientarea.php?action=productdetails&id=' . rawurlencode((string) $service->id) . '&dosinglesignon=1',
+            'order' => 5,
+        ]);
     }
 
     // --- the admin's service tab --------------------------------------------------------------
@@ -139,52 +179,69 @@ final class Panels
 
     // --- the client area ------------------------------------------------------------------------
 
+    /**
+     * The module's part of the client area's overview tab: WHMCS keeps its own product
+     * details (status, dates, Upgrade/Downgrade, Renew, Cancel, configurable options,
+     * custom fields, username, suspension reason) and shows this below them.
+     */
     public static function clientArea(array $params): array
     {
         $log = new ModuleLog();
         $serviceId = (string) ($params['serviceid'] ?? '');
+        $strings = Lang::strings(Lang::language($params));
+        $whmcsStatus = (string) ($params['status'] ?? '');
         $vars = [
             'provisionerServiceId' => $serviceId,
-            'provisionerDomain' => (string) ($params['domain'] ?? ''),
+            'provisionerLang' => $strings,
             'provisionerLimits' => [],
-            'provisionerStorageMb' => null,
-            'provisionerQuotaGb' => null,
+            'provisionerStorage' => null,
+            'provisionerQuota' => null,
             'provisionerStatus' => '',
-            'provisionerError' => '',
+            'provisionerNotice' => '',
             'provisionerCanManage' => false,
             'provisionerSsoLink' => 'clientarea.php?action=productdetails&id=' . rawurlencode($serviceId)
                 . '&dosinglesignon=1',
         ];
-        try {
-            $connection = Connection::fromParams($params, $log);
-            $result = $connection->api('ClientArea', 'GET', '/api/v1/services/' . rawurlencode($serviceId), null,
-                Connection::PAGE_TIMEOUT);
-        } catch (ConfigError $e) {
-            $log->call('ClientArea', 'not sent', $e->getMessage());
-            $result = null;
-        }
-        if ($result !== null && $result->status === 200 && is_array($result->json)) {
-            $service = $result->json;
-            $desired = is_array($service['desired'] ?? null) ? $service['desired'] : [];
-            $limits = is_array($desired['limits'] ?? null) ? $desired['limits'] : [];
-            $usage = is_array($service['usage'] ?? null) ? $service['usage'] : [];
-            $vars['provisionerLimits'] = self::limitRows($limits, $usage);
-            $vars['provisionerStorageMb'] = isset($usage['storage_mb']) ? (int) $usage['storage_mb'] : null;
-            $vars['provisionerQuotaGb'] = isset($limits['mailbox_quota_gb']) && is_int($limits['mailbox_quota_gb'])
-                ? $limits['mailbox_quota_gb'] : null;
-            $vars['provisionerStatus'] = (string) ($desired['status'] ?? '');
-            $vars['provisionerCanManage'] = ($desired['status'] ?? '') === 'active';
+        $result = null;
+        if ($whmcsStatus === 'Pending') {
+            $vars['provisionerNotice'] = $strings['provisioner_pending'];
         } else {
-            $vars['provisionerError'] = 'Your mailbox details are not available right now. Please try again later.';
+            try {
+                $connection = Connection::fromParams($params, $log);
+                $result = $connection->api('ClientArea', 'GET', '/api/v1/services/' . rawurlencode($serviceId), null,
+                    Connection::PAGE_TIMEOUT);
+            } catch (ConfigError $e) {
+                $log->call('ClientArea', 'not sent', $e->getMessage());
+            }
+            if ($result !== null && $result->status === 200 && is_array($result->json)) {
+                $service = $result->json;
+                $desired = is_array($service['desired'] ?? null) ? $service['desired'] : [];
+                $limits = is_array($desired['limits'] ?? null) ? $desired['limits'] : [];
+                $usage = is_array($service['usage'] ?? null) ? $service['usage'] : [];
+                $vars['provisionerLimits'] = self::limitRows($limits, $usage, $strings);
+                $vars['provisionerStorage'] = isset($usage['storage_mb']) && is_int($usage['storage_mb'])
+                    ? sprintf($strings['provisioner_mb'], (string) $usage['storage_mb']) : null;
+                $vars['provisionerQuota'] = isset($limits['mailbox_quota_gb']) && is_int($limits['mailbox_quota_gb'])
+                    ? sprintf($strings['provisioner_gb'], (string) $limits['mailbox_quota_gb']) : null;
+                $vars['provisionerStatus'] = (string) ($desired['status'] ?? '');
+                $vars['provisionerCanManage'] = ($desired['status'] ?? '') === 'active';
+                if (($desired['status'] ?? '') === 'suspended') {
+                    $vars['provisionerNotice'] = $strings['provisioner_suspended'];
+                }
+            } elseif ($result !== null && $result->errorCode() === 'service_not_found') {
+                $vars['provisionerNotice'] = $strings['provisioner_pending'];
+            } else {
+                $vars['provisionerNotice'] = $strings['provisioner_unavailable'];
+            }
         }
         return [
-            'tabOverviewReplacementTemplate' => 'templates/clientarea.tpl',
+            'tabOverviewModuleOutputTemplate' => 'templates/clientarea.tpl',
             'templateVariables' => $vars,
         ];
     }
 
     /** @return list<array{key: string, label: string, used: string, limit: string}> counted limits against use */
-    public static function limitRows(array $limits, array $usage): array
+    public static function limitRows(array $limits, array $usage, ?array $strings = null): array
     {
         $keys = array_keys(self::LABELS);
         foreach ($limits as $key => $value) {
@@ -202,11 +259,12 @@ final class Panels
             }
             $limit = $limits[$key];
             $used = $usage[$key] ?? null;
+            $label = $strings['provisioner_label_' . $key] ?? self::LABELS[$key] ?? null;
             $rows[] = [
                 'key' => (string) $key,
-                'label' => self::LABELS[$key] ?? ucfirst(str_replace('_', ' ', (string) $key)),
+                'label' => $label ?? ucfirst(str_replace('_', ' ', (string) $key)),
                 'used' => is_int($used) ? (string) $used : '-',
-                'limit' => $limit < 0 ? 'unlimited' : (string) $limit,
+                'limit' => $limit < 0 ? ($strings['provisioner_unlimited'] ?? 'unlimited') : (string) $limit,
             ];
         }
         return $rows;

@@ -2,11 +2,20 @@
 /**
  * The module's own tables in the WHMCS database (created on first use via Capsule).
  *
- * mod_provisioner_deliveries: per service, the one command still in flight — its action,
- *   a fingerprint of what it sends, its webhook-id and occurred_at. See
- *   Commands::webhookId() for how this keeps the SAME webhook-id across retries.
+ * mod_provisioner_commands: one row per command sent that has not ended yet: its service,
+ *   server, action, a fingerprint of what it sends, its webhook-id and occurred_at, and
+ *   what the provisioner last said ("open": no definitive answer, or the job failed and
+ *   the failure was shown to WHMCS, so a Retry re-sends it; "queued": accepted, the job
+ *   still runs, so its outcome comes by callback or by the cron catch-up). See Commands.
+ * mod_provisioner_outcomes: the jobs whose outcome was brought into WHMCS, by job id (the
+ *   primary key makes the callback and the cron catch-up apply each outcome once).
+ * mod_provisioner_callbacks: webhook-ids of callbacks already handled (a redelivery is
+ *   answered without acting again).
  * mod_provisioner_secrets: one-time credentials the provider generated that could not be
  *   saved into the service itself; WHMCS-encrypted, shown once on the admin's service page.
+ *
+ * (mod_provisioner_deliveries, from earlier versions of the module, is no longer used and
+ * can be dropped.)
  */
 
 namespace WHMCS\Module\Server\Provisioner;
@@ -15,8 +24,13 @@ use WHMCS\Database\Capsule;
 
 final class Store
 {
-    public const DELIVERIES = 'mod_provisioner_deliveries';
+    public const COMMANDS = 'mod_provisioner_commands';
+    public const OUTCOMES = 'mod_provisioner_outcomes';
+    public const CALLBACKS = 'mod_provisioner_callbacks';
     public const SECRETS = 'mod_provisioner_secrets';
+
+    public const OPEN = 'open';
+    public const QUEUED = 'queued';
 
     /** @var array<string, bool> */
     private static array $ready = [];
@@ -33,59 +47,174 @@ final class Store
         }
         $schema = Capsule::schema();
         if (!$schema->hasTable($table)) {
-            if ($table === self::DELIVERIES) {
-                $schema->create($table, static function ($t) {
-                    $t->string('service_id', 64)->primary();
-                    $t->string('action', 32);
-                    $t->string('fingerprint', 64);
-                    $t->string('webhook_id', 190);
-                    $t->string('occurred_at', 40);
-                    $t->timestamp('created_at')->nullable();
-                });
-            } else {
-                $schema->create($table, static function ($t) {
-                    $t->increments('id');
-                    $t->string('service_id', 64)->index();
-                    $t->string('name', 64);
-                    $t->text('value');
-                    $t->timestamp('created_at')->nullable();
-                });
-            }
+            $schema->create($table, static function ($t) use ($table) {
+                switch ($table) {
+                    case self::COMMANDS:
+                        $t->string('webhook_id', 190)->primary();
+                        $t->string('service_id', 64)->index();
+                        $t->integer('server_id')->default(0);
+                        $t->string('action', 32);
+                        $t->string('fingerprint', 64);
+                        $t->string('occurred_at', 40);
+                        $t->string('state', 16);
+                        $t->string('job_id', 64)->nullable();
+                        $t->timestamp('updated_at')->nullable();
+                        break;
+                    case self::OUTCOMES:
+                        $t->string('job_id', 64)->primary();
+                        $t->string('service_id', 64);
+                        $t->string('state', 16);
+                        $t->string('via', 16);
+                        $t->timestamp('applied_at')->nullable();
+                        break;
+                    case self::CALLBACKS:
+                        $t->string('webhook_id', 190)->primary();
+                        $t->timestamp('received_at')->nullable();
+                        break;
+                    default:
+                        $t->increments('id');
+                        $t->string('service_id', 64)->index();
+                        $t->string('name', 64);
+                        $t->text('value');
+                        $t->timestamp('created_at')->nullable();
+                }
+            });
         }
         self::$ready[$table] = true;
     }
 
-    /** The command in flight for a service, or null. */
-    public static function pending(string $serviceId): ?object
+    private static function now(): string
     {
-        self::ensure(self::DELIVERIES);
-        $row = Capsule::table(self::DELIVERIES)->where('service_id', $serviceId)->first();
+        return gmdate('Y-m-d H:i:s');
+    }
+
+    // --- commands in flight ---------------------------------------------------------------------
+
+    /** The newest command of a service that has not ended, or null. */
+    public static function latest(string $serviceId): ?object
+    {
+        self::ensure(self::COMMANDS);
+        $latest = null;
+        foreach (Capsule::table(self::COMMANDS)->where('service_id', $serviceId)->get() as $row) {
+            $row = (object) (array) $row;
+            if ($latest === null || strcmp((string) $row->occurred_at, (string) $latest->occurred_at) > 0) {
+                $latest = $row;
+            }
+        }
+        return $latest;
+    }
+
+    public static function command(string $webhookId): ?object
+    {
+        self::ensure(self::COMMANDS);
+        $row = Capsule::table(self::COMMANDS)->where('webhook_id', $webhookId)->first();
         return $row ? (object) (array) $row : null;
     }
 
-    public static function remember(string $serviceId, string $action, string $fingerprint, string $webhookId,
-                                    string $occurredAt): void
+    /**
+     * A new command for the service. Older "open" lifecycle commands of the service are
+     * replaced (a Retry now sends the new one), and an open billing edit by a newer one;
+     * "queued" commands stay until their outcome is known, and an undelivered billing edit
+     * stays for the cron to send again.
+     */
+    public static function remember(string $serviceId, int $serverId, string $action, string $fingerprint,
+                                    string $webhookId, string $occurredAt): void
     {
-        self::ensure(self::DELIVERIES);
-        Capsule::table(self::DELIVERIES)->where('service_id', $serviceId)->delete();
-        Capsule::table(self::DELIVERIES)->insert([
-            'service_id' => $serviceId, 'action' => $action, 'fingerprint' => $fingerprint,
-            'webhook_id' => $webhookId, 'occurred_at' => $occurredAt, 'created_at' => gmdate('Y-m-d H:i:s'),
+        self::ensure(self::COMMANDS);
+        foreach (Capsule::table(self::COMMANDS)->where('service_id', $serviceId)->where('state', self::OPEN)->get()
+                 as $row) {
+            $row = (object) (array) $row;
+            if (((string) $row->action === 'update') === ($action === 'update')) {
+                Capsule::table(self::COMMANDS)->where('webhook_id', (string) $row->webhook_id)->delete();
+            }
+        }
+        Capsule::table(self::COMMANDS)->insert([
+            'webhook_id' => $webhookId, 'service_id' => $serviceId, 'server_id' => $serverId, 'action' => $action,
+            'fingerprint' => $fingerprint, 'occurred_at' => $occurredAt, 'state' => self::OPEN, 'job_id' => null,
+            'updated_at' => self::now(),
         ]);
     }
 
-    /** Done with a command: the next one for the service is a new event. */
-    public static function forget(string $serviceId, string $webhookId): void
+    public static function mark(string $webhookId, string $state, ?string $jobId): void
     {
-        self::ensure(self::DELIVERIES);
-        Capsule::table(self::DELIVERIES)->where('service_id', $serviceId)->where('webhook_id', $webhookId)->delete();
+        self::ensure(self::COMMANDS);
+        Capsule::table(self::COMMANDS)->where('webhook_id', $webhookId)
+            ->update(['state' => $state, 'job_id' => $jobId, 'updated_at' => self::now()]);
     }
+
+    /** Done with a command: it ended, or the provisioner stored nothing under its id. */
+    public static function forget(string $webhookId): void
+    {
+        self::ensure(self::COMMANDS);
+        Capsule::table(self::COMMANDS)->where('webhook_id', $webhookId)->delete();
+    }
+
+    /** @return list<object> commands waiting on a job, oldest first, at most $limit */
+    public static function queued(int $limit): array
+    {
+        self::ensure(self::COMMANDS);
+        $rows = [];
+        foreach (Capsule::table(self::COMMANDS)->where('state', self::QUEUED)->get() as $row) {
+            $rows[] = (object) (array) $row;
+        }
+        usort($rows, static fn ($a, $b) => strcmp((string) $a->occurred_at, (string) $b->occurred_at));
+        return array_slice($rows, 0, $limit);
+    }
+
+    /** @return list<object> open commands of one action (e.g. billing edits to send again) */
+    public static function open(string $action, int $limit): array
+    {
+        self::ensure(self::COMMANDS);
+        $rows = [];
+        foreach (Capsule::table(self::COMMANDS)->where('state', self::OPEN)->where('action', $action)->get() as $row) {
+            $rows[] = (object) (array) $row;
+        }
+        return array_slice($rows, 0, $limit);
+    }
+
+    // --- outcomes and callbacks, each handled once ------------------------------------------------
+
+    /** Claims a job's outcome for WHMCS: true the first time only (the primary key decides). */
+    public static function claimOutcome(string $jobId, string $serviceId, string $state, string $via): bool
+    {
+        self::ensure(self::OUTCOMES);
+        try {
+            Capsule::table(self::OUTCOMES)->insert([
+                'job_id' => $jobId, 'service_id' => $serviceId, 'state' => $state, 'via' => $via,
+                'applied_at' => self::now(),
+            ]);
+            return true;
+        } catch (\Throwable $e) {
+            if (Capsule::table(self::OUTCOMES)->where('job_id', $jobId)->first()) {
+                return false;            // applied already (by the callback, or the cron)
+            }
+            throw $e;
+        }
+    }
+
+    public static function callbackSeen(string $webhookId): bool
+    {
+        self::ensure(self::CALLBACKS);
+        return Capsule::table(self::CALLBACKS)->where('webhook_id', $webhookId)->first() !== null;
+    }
+
+    public static function rememberCallback(string $webhookId): void
+    {
+        self::ensure(self::CALLBACKS);
+        try {
+            Capsule::table(self::CALLBACKS)->insert(['webhook_id' => $webhookId, 'received_at' => self::now()]);
+        } catch (\Throwable $e) {
+            // Two deliveries of one callback at once: the outcome claim kept it to one effect.
+        }
+    }
+
+    // --- one-time secrets -------------------------------------------------------------------------
 
     public static function keepSecret(string $serviceId, string $name, string $encrypted): void
     {
         self::ensure(self::SECRETS);
         Capsule::table(self::SECRETS)->insert([
-            'service_id' => $serviceId, 'name' => $name, 'value' => $encrypted, 'created_at' => gmdate('Y-m-d H:i:s'),
+            'service_id' => $serviceId, 'name' => $name, 'value' => $encrypted, 'created_at' => self::now(),
         ]);
     }
 

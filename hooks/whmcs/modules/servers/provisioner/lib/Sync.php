@@ -99,13 +99,19 @@ final class Sync
         return $boxes * $quota * 1024;
     }
 
-    /** Server sync rows: one per service the provisioner knows (uniqueIdentifier: the domain). */
+    /**
+     * Server sync rows: one per live (active or suspended) service of this server's billing
+     * source. uniqueIdentifier is the domain (MetaData ListAccountsUniqueIdentifierField,
+     * as WHMCS stores it: an IDN in Unicode when intl can convert it back); product is the
+     * billing product id the events carry, matched against "Provisioner product id"
+     * (configoption2, MetaData ListAccountsProductField).
+     */
     public static function listAccounts(array $params): array
     {
         $log = new ModuleLog();
         try {
             $connection = Connection::fromParams($params, $log);
-            $items = self::all($connection, 'ListAccounts', '/api/v1/services');
+            $items = self::all($connection, 'ListAccounts', '/api/v1/services?status=active,suspended');
         } catch (\Throwable $e) {
             $log->call('ListAccounts', 'services', $e->getMessage());
             return ['success' => false, 'error' => 'Could not list the provisioner\'s services: '
@@ -116,6 +122,9 @@ final class Sync
             $desired = is_array($service['desired'] ?? null) ? $service['desired'] : [];
             $observed = is_array($service['observed'] ?? null) ? $service['observed'] : [];
             $product = is_array($desired['product'] ?? null) ? $desired['product'] : [];
+            if (!in_array($desired['status'] ?? '', ['active', 'suspended'], true)) {
+                continue;            // terminated: nothing to import
+            }
             $created = '';
             if (!empty($service['created_at'])) {
                 try {
@@ -123,18 +132,29 @@ final class Sync
                 } catch (\Exception $e) {
                 }
             }
+            $domain = self::unicodeDomain((string) ($service['domain'] ?? ''));
             $accounts[] = [
-                'email' => '',
+                'email' => (string) ($service['client_email'] ?? ''),
                 'username' => (string) ($service['username'] ?? ''),
-                'domain' => (string) ($service['domain'] ?? ''),
-                'uniqueIdentifier' => (string) ($service['domain'] ?? ''),
-                'product' => (string) ($product['id'] ?? ''),
+                'domain' => $domain,
+                'uniqueIdentifier' => $domain,
+                'product' => (string) ($product['billing_product_id'] ?? ''),
                 'primaryip' => '',
                 'created' => $created,
                 'status' => self::status((string) ($desired['status'] ?? ''), (string) ($observed['status'] ?? '')),
             ];
         }
         return ['success' => true, 'accounts' => $accounts];
+    }
+
+    /** A punycode domain as WHMCS shows it (Unicode), when intl is there. */
+    public static function unicodeDomain(string $domain): string
+    {
+        if (!str_contains($domain, 'xn--') || !function_exists('idn_to_utf8')) {
+            return $domain;
+        }
+        $unicode = idn_to_utf8($domain, IDNA_NONTRANSITIONAL_TO_UNICODE, INTL_IDNA_VARIANT_UTS46);
+        return is_string($unicode) && $unicode !== '' ? $unicode : $domain;
     }
 
     private static function status(string $desired, string $observed): string

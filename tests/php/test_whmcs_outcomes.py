@@ -1,0 +1,183 @@
+"""WHMCS catches up with jobs that outlast a module call: the provisioner's callbacks, received by
+the module's callback.php (served by ``php -S`` from a WHMCS root), and the cron catch-up when a
+callback never comes. The WHMCS stand-in records every local API call (ModuleCreate, SendEmail),
+to-do and status, so each test asserts what WHMCS ends up showing."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+
+import requests
+from standardwebhooks.webhooks import Webhook
+
+from tests.e2e.procs import wait_until
+from tests.php.whmcs import WELCOME, Whmcs, encrypt
+
+SLOW = {"latency_ms": 2500}          # every upstream call takes longer than the module's wait
+
+
+def wait_for(condition, what: str, timeout: float = 45) -> None:
+    wait_until(condition, timeout=timeout, what=what)
+
+
+def _queued_create(whmcs: Whmcs, stack, sid: str, domain: str) -> tuple[dict, str]:
+    params = {**whmcs.params(sid, domain), "configoption1": "1"}
+    stack.sim_faults(**SLOW)
+    result = whmcs.call("CreateAccount", params)
+    assert result.startswith("Not a failure: the provider is still setting this service up (job "), result
+    job_id = result.split("(job ", 1)[1].split(")", 1)[0]
+    assert whmcs.hosting(sid)["domainstatus"] == "Pending"
+    assert whmcs.emails() == []
+    return params, job_id
+
+
+def _callback(stack, body: dict, *, msg_id: str | None = None, secret: str | None = None,
+              timestamp: dt.datetime | None = None) -> requests.Response:
+    raw = json.dumps(body)
+    msg_id = msg_id or "ntf_" + uuid.uuid4().hex
+    when = timestamp or dt.datetime.now(dt.timezone.utc)
+    signature = Webhook(secret or stack.callback_secret).sign(msg_id, when, raw)
+    return requests.post(stack.callback_url, data=raw, timeout=30, headers={
+        "content-type": "application/json", "webhook-id": msg_id,
+        "webhook-timestamp": str(int(when.timestamp())), "webhook-signature": signature})
+
+
+def test_a_slow_create_ends_active_with_one_welcome_email_after_its_callback(whmcs, php_stack):
+    stack, sid = php_stack, "7101"
+    params, job_id = _queued_create(whmcs, stack, sid, "whmcs-late.example")
+    stack.clear_faults()
+
+    # The job finishes; the provisioner's job.succeeded reaches callback.php, which runs
+    # WHMCS's own ModuleCreate (answered without a second request) and sends the welcome e-mail.
+    wait_for(lambda: whmcs.hosting(sid)["domainstatus"] == "Active", "the service to become Active")
+    wait_for(lambda: whmcs.emails(), "the welcome e-mail")
+    assert whmcs.emails() == [{"messagename": WELCOME, "id": int(sid)}]
+    creates = [c for c in whmcs.localapi_calls() if c["command"] == "ModuleCreate"]
+    assert creates == [{"command": "ModuleCreate", "values": {"serviceid": int(sid)}}]
+    assert len(whmcs.hook_entries("CreateAccount")) == 1           # ModuleCreate sent nothing again
+    assert len(stack.accounts_for(sid)) == 1
+    assert whmcs.commands() == []
+    assert "Module CreateAccount Successful - Service ID: 7101" in whmcs.activity()
+
+    # A redelivery of that callback, or another callback about the same job: nothing more happens.
+    [note] = stack.admin_get(f"/api/v1/notifications?service_id={sid}&type=job.succeeded").json()["items"]
+    body = {"type": "job.succeeded", "id": note["id"], "occurred_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "service_id": sid, "source": "default",
+            "data": {"job_id": job_id, "state": "succeeded", "event_type": "service.create"}}
+    assert _callback(stack, body, msg_id=note["id"]).json() == {"ok": True, "duplicate": True}
+    assert _callback(stack, body).json() == {"ok": True, "done": "already applied"}
+    # The cron finds nothing left to catch up.
+    whmcs.call("hook:AfterCronJob", {}, model=None)
+    assert len(whmcs.emails()) == 1 and whmcs.todos() == []
+    whmcs.assert_no_secrets_logged(stack.callback_secret)
+
+
+def test_with_the_callback_lost_the_cron_catches_up_once(whmcs, php_stack):
+    stack, sid = php_stack, "7102"
+    params, job_id = _queued_create(whmcs, stack, sid, "whmcs-lost.example")
+    # WHMCS refuses every callback (its server's callback secret is not the one signing them).
+    whmcs.update_db(lambda data: data["tables"]["tblservers"][0].update(username="whsec_" + "V1JPTkc=" * 4))
+    stack.clear_faults()
+    stack.wait_job(job_id, timeout=60)
+    wait_for(lambda: stack.admin_get(f"/api/v1/notifications?service_id={sid}&type=job.succeeded").json()
+             ["items"][0]["last_status"] == 401, "the callback to be refused")
+    assert whmcs.hosting(sid)["domainstatus"] == "Pending"
+
+    # The cron right away: the callback may still come, so it waits a minute first.
+    assert whmcs.call("hook:AfterCronJob", {}, model=None) == [None]
+    assert whmcs.hosting(sid)["domainstatus"] == "Pending"
+    # A minute later: it asks the provisioner and brings WHMCS level.
+    earlier = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=2)).strftime("%Y-%m-%d %H:%M:%S")
+    whmcs.update_db(lambda data: [row.update(updated_at=earlier) for row in data["tables"]["mod_provisioner_commands"]])
+    whmcs.call("hook:AfterCronJob", {}, model=None)
+    assert whmcs.hosting(sid)["domainstatus"] == "Active"
+    assert whmcs.emails() == [{"messagename": WELCOME, "id": int(sid)}]
+    assert whmcs.commands() == []
+    [outcome] = whmcs.db()["tables"]["mod_provisioner_outcomes"]
+    assert outcome["job_id"] == job_id and outcome["via"] == "cron"
+
+    # The callback arrives after all (the secret fixed): applied already, no second e-mail.
+    whmcs.update_db(lambda data: data["tables"]["tblservers"][0].update(username=stack.callback_secret))
+    body = {"type": "job.succeeded", "id": "late", "service_id": sid, "source": "default",
+            "data": {"job_id": job_id, "state": "succeeded", "event_type": "service.create"}}
+    assert _callback(stack, body).json() == {"ok": True, "done": "already applied"}
+    whmcs.call("hook:AfterCronJob", {}, model=None)
+    assert len(whmcs.emails()) == 1
+
+
+def test_a_late_failure_opens_a_todo_with_the_providers_message(whmcs, php_stack):
+    stack, sid = php_stack, "7103"
+    params = whmcs.params(sid, "whmcs-late-failure.example")
+    assert whmcs.call("CreateAccount", params) == "success"
+    stack.sim_faults(latency_ms=1500, error_rate=1.0)
+    # Accepted, still running after the wait: the suspension stands in WHMCS.
+    assert whmcs.call("SuspendAccount", {**params, "configoption1": "1", "suspendreason": "Overdue"}) == "success"
+    assert whmcs.hosting(sid)["domainstatus"] == "Suspended"
+    wait_for(lambda: whmcs.todos(), "the to-do for the failed suspension", timeout=90)
+    [todo] = whmcs.todos()
+    assert todo["title"] == f"Provisioner: Suspend failed for service #{sid}"
+    assert todo["status"] == "New" and "Job " in todo["description"] and "reported via callback" in todo["description"]
+    assert "WHMCS already shows the change" in todo["description"]
+    assert whmcs.commands() == []
+    stack.clear_faults()
+
+
+def test_a_client_password_change_on_a_slow_upstream_keeps_both_sides_equal(whmcs, php_stack):
+    stack, sid = php_stack, "7104"
+    params = whmcs.params(sid, "whmcs-password.example", password="First-Pw-2026ab")
+    assert whmcs.call("CreateAccount", params) == "success"
+    stack.sim_faults(**SLOW)
+    whmcs.passwords.add("Second-Pw-2026cd")
+    changed = {**params, "password": "Second-Pw-2026cd", "configoption1": "1"}
+    assert whmcs.call("ChangePassword", changed) == "success"      # WHMCS keeps the new password
+    stack.clear_faults()
+    [command] = whmcs.commands()
+    assert stack.wait_job(command["job_id"], timeout=60)["state"] == "succeeded"
+    # The upstream got the password WHMCS shows (the provisioner holds none still to apply).
+    assert stack.admin_get(f"/api/v1/services/{sid}").json()["password_pending"] is False
+    assert whmcs.hosting(sid)["password"] == encrypt("Second-Pw-2026cd")
+
+    # Failing at the provider within the wait: still no restore, the provisioner applies it later.
+    stack.sim_faults(error_rate=1.0)
+    whmcs.passwords.add("Third-Pw-2026ef")
+    assert whmcs.call("ChangePassword", {**params, "password": "Third-Pw-2026ef"}) == "success"
+    assert whmcs.hosting(sid)["password"] == encrypt("Third-Pw-2026ef")
+    assert stack.admin_get(f"/api/v1/services/{sid}").json()["password_pending"] is True
+    wait_for(lambda: whmcs.todos(), "the to-do for the failed password change")
+    assert whmcs.todos()[0]["title"] == f"Provisioner: Change password failed for service #{sid}"
+    stack.clear_faults()
+    whmcs.assert_no_secrets_logged()
+
+
+def test_idn_domains_are_sent_as_punycode(whmcs, php_stack):
+    stack, sid = php_stack, "7105"
+    params = whmcs.params(sid, "Bücher-Stübchen.example")
+    assert whmcs.call("CreateAccount", params) == "success"
+    ascii_domain = "bücher-stübchen.example".encode("idna").decode()
+    assert ascii_domain.startswith("xn--")
+    assert stack.admin_get(f"/api/v1/services/{sid}").json()["domain"] == ascii_domain
+    assert stack.accounts_for(sid)[0]["domain"] == ascii_domain
+    # Without PHP's intl extension the admin is told what to do, before anything is sent.
+    built = whmcs.call("EventBuilder::build:CreateAccount", params, bare=True)
+    assert built == {"error": "The domain \"Bücher-Stübchen.example\" is an internationalised name: sending it "
+                              "needs PHP's intl extension (Debian: php-intl) on this WHMCS server, to write it as "
+                              "punycode (xn--...). Install it, or enter the domain in punycode."}
+    # Server sync shows it as WHMCS stores it.
+    rows = whmcs.call("ListAccounts", whmcs.server(), model=None)["accounts"]
+    assert "bücher-stübchen.example" in {r["domain"] for r in rows}
+
+
+def test_callbacks_that_are_not_this_servers_are_refused(whmcs, php_stack):
+    stack = php_stack
+    whmcs.register(whmcs.params("7106", "whmcs-foreign.example"))
+    body = {"type": "job.failed", "id": "x", "service_id": "7106", "source": "default",
+            "data": {"job_id": "f" * 32, "state": "failed", "message": "boom"}}
+    assert _callback(stack, body, secret="whsec_" + "T1RIRVI=" * 4).status_code == 401
+    stale = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=10)
+    assert _callback(stack, body, timestamp=stale).json()["error"]["code"] == "stale_timestamp"
+    assert requests.get(stack.callback_url, timeout=10).status_code == 405
+    # Signed right, but about a service of another server: nothing is done.
+    whmcs.set_hosting("7106", server=99)
+    assert _callback(stack, body).json() == {"ok": True, "ignored": "not a service of this server"}
+    assert whmcs.todos() == []
