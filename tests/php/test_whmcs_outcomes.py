@@ -64,7 +64,8 @@ def test_a_slow_create_ends_active_with_one_welcome_email_after_its_callback(whm
     [note] = stack.admin_get(f"/api/v1/notifications?service_id={sid}&type=job.succeeded").json()["items"]
     body = {"type": "job.succeeded", "id": note["id"], "occurred_at": dt.datetime.now(dt.timezone.utc).isoformat(),
             "service_id": sid, "source": "default",
-            "data": {"job_id": job_id, "state": "succeeded", "event_type": "service.create"}}
+            "data": {"job_id": job_id, "state": "succeeded", "event_type": "service.create",
+                     "attempts": stack.job(job_id)["attempts"]}}
     assert _callback(stack, body, msg_id=note["id"]).json() == {"ok": True, "duplicate": True}
     assert _callback(stack, body).json() == {"ok": True, "done": "already applied"}
     # The cron finds nothing left to catch up.
@@ -100,10 +101,33 @@ def test_with_the_callback_lost_the_cron_catches_up_once(whmcs, php_stack):
     # The callback arrives after all (the secret fixed): applied already, no second e-mail.
     whmcs.update_db(lambda data: data["tables"]["tblservers"][0].update(username=stack.callback_secret))
     body = {"type": "job.succeeded", "id": "late", "service_id": sid, "source": "default",
-            "data": {"job_id": job_id, "state": "succeeded", "event_type": "service.create"}}
+            "data": {"job_id": job_id, "state": "succeeded", "event_type": "service.create",
+                     "attempts": stack.job(job_id)["attempts"]}}
     assert _callback(stack, body).json() == {"ok": True, "done": "already applied"}
     whmcs.call("hook:AfterCronJob", {}, model=None)
     assert len(whmcs.emails()) == 1
+
+
+def test_a_create_retried_after_a_failure_is_heard_when_it_succeeds_late(whmcs, php_stack):
+    """The failure was shown (Module Queue); the Retry's job then outlasts the wait: its success
+    is a new outcome of the same job, applied when it comes."""
+    stack, sid = php_stack, "7107"
+    params = whmcs.params(sid, "whmcs-retry-late.example")
+    stack.sim_faults(error_rate=1.0)
+    failed = whmcs.call("CreateAccount", params)
+    assert "at the provisioner failed after" in failed, failed
+    wait_for(lambda: any(o["state"] == "failed" for o in whmcs.db()["tables"].get("mod_provisioner_outcomes", [])),
+             "the job.failed callback")
+    assert whmcs.todos() == []                         # shown already: no to-do
+    assert whmcs.commands()[0]["state"] == "open"
+    stack.sim_faults(reset=True, **SLOW)
+    retried = whmcs.call("CreateAccount", {**params, "configoption1": "1"})
+    assert retried.startswith("Not a failure"), retried
+    stack.clear_faults()
+    wait_for(lambda: whmcs.hosting(sid)["domainstatus"] == "Active", "the service to become Active")
+    wait_for(lambda: whmcs.emails(), "the welcome e-mail")
+    assert len(whmcs.emails()) == 1 and whmcs.todos() == []
+    assert len({whmcs.header(e, "webhook-id") for e in whmcs.hook_entries("CreateAccount")}) == 1
 
 
 def test_a_late_failure_opens_a_todo_with_the_providers_message(whmcs, php_stack):
@@ -181,3 +205,30 @@ def test_callbacks_that_are_not_this_servers_are_refused(whmcs, php_stack):
     whmcs.set_hosting("7106", server=99)
     assert _callback(stack, body).json() == {"ok": True, "ignored": "not a service of this server"}
     assert whmcs.todos() == []
+
+
+def test_a_callback_faster_than_the_commands_answer_waits_for_it(whmcs, php_stack):
+    """The job may fail, and its callback arrive, before the module call that sent the command
+    has read its answer: that answer decides what WHMCS was shown, so the callback is
+    answered 503 and taken when it comes again."""
+    stack, sid = php_stack, "7108"
+    whmcs.register(whmcs.params(sid, "whmcs-race.example"))
+    now = dt.datetime.now(dt.timezone.utc)
+    row = {"webhook_id": "msg_whmcs_7108_suspend_00000000000000aa", "service_id": sid, "server_id": 3,
+           "action": "suspend", "fingerprint": "0" * 64, "occurred_at": now.isoformat(), "state": "sent",
+           "job_id": None, "updated_at": now.strftime("%Y-%m-%d %H:%M:%S")}
+    whmcs.call("hook:AfterCronJob", {}, model=None)               # makes the module's tables
+    whmcs.update_db(lambda data: data["tables"]["mod_provisioner_commands"].append(row))
+    body = {"type": "job.failed", "id": "race", "service_id": sid, "source": "default",
+            "data": {"job_id": "a" * 32, "state": "failed", "attempts": 3, "event_type": "service.suspend",
+                     "webhook_id": row["webhook_id"], "message": "The e-mail platform is temporarily unavailable."}}
+    early = _callback(stack, body, msg_id="ntf_race")
+    assert early.status_code == 503 and early.json()["error"]["code"] == "answer_pending"
+    assert whmcs.todos() == [] and not whmcs.db()["tables"].get("mod_provisioner_outcomes")
+    # The call ended without marking it (it died): after a while the outcome is taken.
+    stale = (now - dt.timedelta(minutes=5)).strftime("%Y-%m-%d %H:%M:%S")
+    whmcs.update_db(lambda data: data["tables"]["mod_provisioner_commands"][0].update(updated_at=stale))
+    assert _callback(stack, body, msg_id="ntf_race").json() == {"ok": True, "done": "to-do opened"}
+    [todo] = whmcs.todos()
+    assert todo["title"] == f"Provisioner: Suspend failed for service #{sid}"
+    assert todo["description"].startswith("The e-mail platform is temporarily unavailable.")

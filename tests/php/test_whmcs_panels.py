@@ -43,6 +43,11 @@ def test_test_connection_checks_the_url_the_api_key_and_the_webhook_secret(whmcs
     assert result["success"] is False and result["error"].startswith(
         "The provisioner refused the server's Access Hash: The API key is not valid or has been revoked.")
 
+    result = whmcs.call("TestConnection", {**server, "serverusername": "admin"}, model=None)
+    assert result == {"success": False, "error": "The server's Username is not a callback secret: leave it empty, "
+                      "or enter the callback_secret (whsec_...) of this WHMCS's billing source at the provisioner, so "
+                      "that callback.php accepts its callbacks."}
+    assert whmcs.call("TestConnection", {**server, "serverusername": ""}, model=None) == {"success": True, "error": ""}
     result = whmcs.call("TestConnection", {**server, "serverpassword": "hunter2"}, model=None)
     assert result == {"success": False, "error": "The server's Password is not a webhook secret: it must start with "
                                                  "\"whsec_\" (one of the provisioner's PROVISIONER_WEBHOOK_SECRETS)."}

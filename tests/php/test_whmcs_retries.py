@@ -160,3 +160,28 @@ def test_a_provisioner_that_never_answers_costs_at_most_30_seconds(whmcs, php_st
     assert whmcs.header(attempt, "Prefer") == "wait=25"
     assert elapsed < 32, elapsed          # 25 s wait + 5 s to answer; no second attempt fits
     assert whmcs.hosting("7012")["domainstatus"] == "Pending"
+
+
+def test_commands_left_in_flight_by_an_earlier_version_are_retried_with_their_webhook_id(whmcs, php_stack):
+    """mod_provisioner_deliveries (one command per service) is taken over when the module's
+    new table is made: a Retry after the upgrade still re-sends the same request."""
+    stack, sid = php_stack, "7013"
+    params = whmcs.params(sid, "whmcs-upgrade.example")
+    assert whmcs.call("CreateAccount", params) == "success"
+    stack.sim_faults(error_rate=1.0)
+    suspend = {**params, "suspendreason": "Abuse"}
+    assert FAILED.match(whmcs.call("SuspendAccount", suspend))
+    stack.clear_faults()
+    # The same row as the earlier version kept it, and no new table yet.
+    [row] = [r for r in whmcs.commands() if r["action"] == "suspend"]
+    def downgrade(data):
+        data["tables"] = {k: v for k, v in data["tables"].items() if not k.startswith("mod_provisioner_commands")}
+        data["schema"] = [t for t in data["schema"] if t != "mod_provisioner_commands"]
+        data["tables"]["mod_provisioner_deliveries"] = [{k: row[k] for k in (
+            "service_id", "action", "fingerprint", "webhook_id", "occurred_at")}]
+        data["schema"].append("mod_provisioner_deliveries")
+    whmcs.update_db(downgrade)
+    assert whmcs.call("SuspendAccount", suspend) == "success"
+    first, retry = _ids(whmcs, "SuspendAccount")
+    assert first == retry == row["webhook_id"]
+    assert _events(stack, sid, "service.suspend") == 1

@@ -98,6 +98,10 @@ final class Callback
                 return [400, ['error' => ['code' => 'invalid_payload', 'message' => 'data.job_id is missing.']]];
             }
             $done = Outcomes::apply($job, $serviceId, $connection, 'callback');
+            if ($done === 'deferred') {
+                return [503, ['error' => ['code' => 'answer_pending', 'message' =>
+                    'The command this job belongs to is still being answered; deliver this again shortly.']]];
+            }
         } elseif ($type === 'service.suspended' || $type === 'service.terminated') {
             // The provisioner acted by itself (its scheduler, or an operator): WHMCS's admins decide what billing does.
             $what = $type === 'service.suspended' ? 'suspended' : 'terminated';

@@ -153,6 +153,7 @@ final class Commands
         }
         if ($result->retryable()) {
             // Kept "open": the cron catch-up sends it again.
+            self::mark((string) self::$sent, Store::OPEN, null, $log);
             return ['ok' => false, 'message' => 'Not delivered yet (' . $result->describe() . '); the cron sends it '
                 . 'again.'];
         }
@@ -223,7 +224,7 @@ final class Commands
         }
     }
 
-    private static function mark(string $webhookId, string $state, string $jobId, ModuleLog $log): ?object
+    private static function mark(string $webhookId, string $state, ?string $jobId, ModuleLog $log): ?object
     {
         if (!Store::available()) {
             return null;
@@ -244,6 +245,10 @@ final class Commands
         $log = $connection->log();
         $webhookId = (string) self::$sent;
         $again = 'use Retry in the Module Queue (Utilities > Module Queue), or run the command again, to send it again';
+        if ($result->retryable() || ($result->status > 0 && $result->status < 400
+                && !is_array(is_array($result->json) ? ($result->json['job'] ?? null) : null))) {
+            self::mark($webhookId, Store::OPEN, null, $log);       // a Retry sends it again
+        }
         if ($result->networkError()) {
             return sprintf('No answer from the provisioner at %s after %d attempt(s): %s. The request is kept '
                 . '(webhook-id %s): %s.', $connection->url(), $result->attempts, rtrim($result->error, '.'),
@@ -266,7 +271,7 @@ final class Commands
                 if ($before !== null && (string) $before->state === Store::QUEUED) {
                     // A Retry saw the outcome before the callback did: WHMCS's own path now
                     // handles it, so the callback must not apply it a second time.
-                    Outcomes::claimQuietly($jobId, $serviceId, $state, 'retry', $log);
+                    Outcomes::claimQuietly($jobId, (int) ($job['attempts'] ?? 0), $serviceId, $state, 'retry', $log);
                 }
                 $secrets = is_array($job['secrets'] ?? null) ? $job['secrets'] : [];
                 if ($secrets) {

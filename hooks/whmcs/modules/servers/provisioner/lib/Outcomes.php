@@ -3,8 +3,9 @@
  * Brings WHMCS level with how a job ended at the provisioner, whether WHMCS hears it from a
  * callback (callback.php) or finds it in the cron catch-up (hooks.php, AfterCronJob).
  *
- * Each job's outcome is applied once: mod_provisioner_outcomes has the job id as its primary
- * key, so the callback, a redelivery of it and the cron cannot apply it twice.
+ * Each outcome is applied once: mod_provisioner_outcomes is keyed by job id, attempts and
+ * state, so the callback, a redelivery of it and the cron cannot apply it twice, while a job
+ * that a Retry queued again (and that so ends with more attempts) is heard anew.
  *
  *  - A create that succeeded after WHMCS was told it was still running: WHMCS's own
  *    ModuleCreate (local API) makes the service Active, clears its Module Queue entry and
@@ -46,11 +47,17 @@ final class Outcomes
         if (!in_array($state, ['succeeded', 'skipped', 'failed'], true)) {
             return 'not finished';
         }
-        if (!Store::claimOutcome($jobId, $serviceId, $state, $via)) {
-            return 'already applied';
-        }
         $webhookId = (string) ($job['webhook_id'] ?? '');
         $command = $webhookId !== '' ? Store::command($webhookId) : null;
+        if ($command !== null && Store::awaitingAnswer($command)) {
+            // The module call that sent it has not read its answer yet: that answer decides
+            // what WHMCS is shown, so this outcome is taken later (the callback is redelivered).
+            return 'deferred';
+        }
+        $attempts = (int) ($job['attempts'] ?? 0);
+        if (!Store::claimOutcome($jobId, $attempts, $serviceId, $state, $via)) {
+            return 'already applied';
+        }
         $type = (string) ($job['event_type'] ?? '');
         if ($type === '' && $command !== null) {
             $type = 'service.' . $command->action;
@@ -79,7 +86,6 @@ final class Outcomes
         if ($command !== null) {
             Store::forget($webhookId);
         }
-        $attempts = (int) ($job['attempts'] ?? 0);
         $next = [
             'service.create' => 'The service stays Pending. Once the cause is fixed, run Create (Module Commands) on '
                 . 'the service again.',
@@ -144,11 +150,11 @@ final class Outcomes
     }
 
     /** A Retry saw the outcome first (WHMCS's own path applies it): only record that it is applied. */
-    public static function claimQuietly(string $jobId, string $serviceId, string $state, string $via,
-                                        ModuleLog $log): void
+    public static function claimQuietly(string $jobId, int $attempts, string $serviceId, string $state,
+                                        string $via, ModuleLog $log): void
     {
         try {
-            Store::claimOutcome($jobId, $serviceId, $state, $via);
+            Store::claimOutcome($jobId, $attempts, $serviceId, $state, $via);
         } catch (\Throwable $e) {
             $log->call('OutcomeStore', 'claim ' . $jobId, get_class($e) . ': ' . $e->getMessage());
         }
@@ -198,7 +204,7 @@ final class Outcomes
                 'event_type' => 'service.' . $command->action, 'webhook_id' => (string) $command->webhook_id,
                 'message' => $error, 'attempts' => (int) ($job['attempts'] ?? 0)],
                 (string) $command->service_id, $connection, 'cron');
-            if ($done !== 'not finished') {
+            if ($done !== 'not finished' && $done !== 'deferred') {
                 $counts['applied']++;
             }
             if ($done === 'already applied') {

@@ -282,6 +282,12 @@ final class Panels
             $log->call('TestConnection', 'not sent', $e->getMessage());
             return ['success' => false, 'error' => $e->getMessage()];
         }
+        $callback = trim((string) ($params['serverusername'] ?? ''));
+        if ($callback !== '' && Connection::secretKey($callback) === null) {
+            return ['success' => false, 'error' => 'The server\'s Username is not a callback secret: leave it empty, '
+                . 'or enter the callback_secret (whsec_...) of this WHMCS\'s billing source at the provisioner, so '
+                . 'that callback.php accepts its callbacks.'];
+        }
         $health = $connection->anonymous('TestConnection', '/healthz');
         if ($health->status !== 200) {
             return ['success' => false, 'error' => sprintf('The provisioner at %s is not reachable (%s). Check the '

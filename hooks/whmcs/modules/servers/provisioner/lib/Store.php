@@ -4,18 +4,21 @@
  *
  * mod_provisioner_commands: one row per command sent that has not ended yet: its service,
  *   server, action, a fingerprint of what it sends, its webhook-id and occurred_at, and
- *   what the provisioner last said ("open": no definitive answer, or the job failed and
- *   the failure was shown to WHMCS, so a Retry re-sends it; "queued": accepted, the job
- *   still runs, so its outcome comes by callback or by the cron catch-up). See Commands.
- * mod_provisioner_outcomes: the jobs whose outcome was brought into WHMCS, by job id (the
- *   primary key makes the callback and the cron catch-up apply each outcome once).
+ *   where it stands ("sent": the module call still waits for the answer; "open": no
+ *   definitive answer, or the job failed and the failure was shown to WHMCS, so a Retry
+ *   re-sends it; "queued": accepted, the job still runs, so its outcome comes by callback
+ *   or by the cron catch-up). See Commands.
+ * mod_provisioner_outcomes: the job outcomes brought into WHMCS, keyed by job id, attempts
+ *   and state (the primary key makes the callback and the cron catch-up apply each outcome
+ *   once; a job queued again by a Retry ends anew, with more attempts).
  * mod_provisioner_callbacks: webhook-ids of callbacks already handled (a redelivery is
  *   answered without acting again).
  * mod_provisioner_secrets: one-time credentials the provider generated that could not be
  *   saved into the service itself; WHMCS-encrypted, shown once on the admin's service page.
  *
- * (mod_provisioner_deliveries, from earlier versions of the module, is no longer used and
- * can be dropped.)
+ * mod_provisioner_deliveries, of earlier versions of the module: its commands are taken
+ * over (as "open") when mod_provisioner_commands is created, so a Retry still re-sends
+ * them; it is not used after that and can be dropped.
  */
 
 namespace WHMCS\Module\Server\Provisioner;
@@ -28,9 +31,14 @@ final class Store
     public const OUTCOMES = 'mod_provisioner_outcomes';
     public const CALLBACKS = 'mod_provisioner_callbacks';
     public const SECRETS = 'mod_provisioner_secrets';
+    /** the one-command-per-service table of earlier versions */
+    private const LEGACY = 'mod_provisioner_deliveries';
 
+    public const SENT = 'sent';
     public const OPEN = 'open';
     public const QUEUED = 'queued';
+    /** seconds after which a command still "sent" is taken as left by a call that died */
+    public const SENT_STALE = 120;
 
     /** @var array<string, bool> */
     private static array $ready = [];
@@ -61,7 +69,8 @@ final class Store
                         $t->timestamp('updated_at')->nullable();
                         break;
                     case self::OUTCOMES:
-                        $t->string('job_id', 64)->primary();
+                        $t->string('outcome', 100)->primary();
+                        $t->string('job_id', 64)->index();
                         $t->string('service_id', 64);
                         $t->string('state', 16);
                         $t->string('via', 16);
@@ -79,8 +88,25 @@ final class Store
                         $t->timestamp('created_at')->nullable();
                 }
             });
+            if ($table === self::COMMANDS && $schema->hasTable(self::LEGACY)) {
+                self::takeOverLegacy();
+            }
         }
         self::$ready[$table] = true;
+    }
+
+    /** The commands an earlier version of the module left in flight, as open commands. */
+    private static function takeOverLegacy(): void
+    {
+        foreach (Capsule::table(self::LEGACY)->get() as $row) {
+            $row = (object) (array) $row;
+            Capsule::table(self::COMMANDS)->insert([
+                'webhook_id' => (string) $row->webhook_id, 'service_id' => (string) $row->service_id, 'server_id' => 0,
+                'action' => (string) $row->action, 'fingerprint' => (string) $row->fingerprint,
+                'occurred_at' => (string) $row->occurred_at, 'state' => self::OPEN, 'job_id' => null,
+                'updated_at' => self::now(),
+            ]);
+        }
     }
 
     private static function now(): string
@@ -121,18 +147,28 @@ final class Store
                                     string $webhookId, string $occurredAt): void
     {
         self::ensure(self::COMMANDS);
-        foreach (Capsule::table(self::COMMANDS)->where('service_id', $serviceId)->where('state', self::OPEN)->get()
-                 as $row) {
+        foreach (Capsule::table(self::COMMANDS)->where('service_id', $serviceId)->get() as $row) {
             $row = (object) (array) $row;
-            if (((string) $row->action === 'update') === ($action === 'update')) {
+            if ((string) $row->state !== self::QUEUED
+                && ((string) $row->action === 'update') === ($action === 'update')) {
                 Capsule::table(self::COMMANDS)->where('webhook_id', (string) $row->webhook_id)->delete();
             }
         }
         Capsule::table(self::COMMANDS)->insert([
             'webhook_id' => $webhookId, 'service_id' => $serviceId, 'server_id' => $serverId, 'action' => $action,
-            'fingerprint' => $fingerprint, 'occurred_at' => $occurredAt, 'state' => self::OPEN, 'job_id' => null,
+            'fingerprint' => $fingerprint, 'occurred_at' => $occurredAt, 'state' => self::SENT, 'job_id' => null,
             'updated_at' => self::now(),
         ]);
+    }
+
+    /** A command whose module call may still be waiting for its answer. */
+    public static function awaitingAnswer(object $command, ?int $now = null): bool
+    {
+        if ((string) $command->state !== self::SENT) {
+            return false;
+        }
+        $updated = strtotime((string) ($command->updated_at ?? '') . ' UTC');
+        return $updated !== false && ($now ?? time()) - $updated < self::SENT_STALE;
     }
 
     public static function mark(string $webhookId, string $state, ?string $jobId): void
@@ -161,31 +197,43 @@ final class Store
         return array_slice($rows, 0, $limit);
     }
 
-    /** @return list<object> open commands of one action (e.g. billing edits to send again) */
+    /**
+     * @return list<object> open commands of one action (e.g. billing edits to send again),
+     *                      and those a call that died left "sent"
+     */
     public static function open(string $action, int $limit): array
     {
         self::ensure(self::COMMANDS);
         $rows = [];
-        foreach (Capsule::table(self::COMMANDS)->where('state', self::OPEN)->where('action', $action)->get() as $row) {
-            $rows[] = (object) (array) $row;
+        foreach (Capsule::table(self::COMMANDS)->where('action', $action)->get() as $row) {
+            $row = (object) (array) $row;
+            if ((string) $row->state === self::OPEN
+                || ((string) $row->state === self::SENT && !self::awaitingAnswer($row))) {
+                $rows[] = $row;
+            }
         }
         return array_slice($rows, 0, $limit);
     }
 
     // --- outcomes and callbacks, each handled once ------------------------------------------------
 
-    /** Claims a job's outcome for WHMCS: true the first time only (the primary key decides). */
-    public static function claimOutcome(string $jobId, string $serviceId, string $state, string $via): bool
+    /**
+     * Claims how a job ended (after so many attempts) for WHMCS: true the first time only
+     * (the primary key decides).
+     */
+    public static function claimOutcome(string $jobId, int $attempts, string $serviceId, string $state,
+                                        string $via): bool
     {
         self::ensure(self::OUTCOMES);
+        $outcome = $jobId . '.' . $attempts . '.' . $state;
         try {
             Capsule::table(self::OUTCOMES)->insert([
-                'job_id' => $jobId, 'service_id' => $serviceId, 'state' => $state, 'via' => $via,
-                'applied_at' => self::now(),
+                'outcome' => $outcome, 'job_id' => $jobId, 'service_id' => $serviceId, 'state' => $state,
+                'via' => $via, 'applied_at' => self::now(),
             ]);
             return true;
         } catch (\Throwable $e) {
-            if (Capsule::table(self::OUTCOMES)->where('job_id', $jobId)->first()) {
+            if (Capsule::table(self::OUTCOMES)->where('outcome', $outcome)->first()) {
                 return false;            // applied already (by the callback, or the cron)
             }
             throw $e;
