@@ -5,14 +5,11 @@ to-do and status, so each test asserts what WHMCS ends up showing."""
 from __future__ import annotations
 
 import datetime as dt
-import json
-import uuid
 
 import requests
-from standardwebhooks.webhooks import Webhook
 
 from tests.e2e.procs import wait_until
-from tests.php.whmcs import WELCOME, Whmcs, encrypt
+from tests.php.whmcs import WELCOME, Whmcs, encrypt, post_callback
 
 SLOW = {"latency_ms": 2500}          # every upstream call takes longer than the module's wait
 
@@ -32,18 +29,7 @@ def _queued_create(whmcs: Whmcs, stack, sid: str, domain: str) -> tuple[dict, st
     return params, job_id
 
 
-def _callback(stack, body: dict, *, msg_id: str | None = None, secret: str | None = None,
-              timestamp: dt.datetime | None = None) -> requests.Response:
-    raw = json.dumps(body)
-    msg_id = msg_id or "ntf_" + uuid.uuid4().hex
-    when = timestamp or dt.datetime.now(dt.timezone.utc)
-    signature = Webhook(secret or stack.callback_secret).sign(msg_id, when, raw)
-    return requests.post(stack.callback_url, data=raw, timeout=30, headers={
-        "content-type": "application/json", "webhook-id": msg_id,
-        "webhook-timestamp": str(int(when.timestamp())), "webhook-signature": signature})
-
-
-def test_a_slow_create_ends_active_with_one_welcome_email_after_its_callback(whmcs, php_stack):
+def test_a_slow_create_ends_active_with_one_welcome_email_after_itspost_callback(whmcs, php_stack):
     stack, sid = php_stack, "7101"
     params, job_id = _queued_create(whmcs, stack, sid, "whmcs-late.example")
     stack.clear_faults()
@@ -66,8 +52,8 @@ def test_a_slow_create_ends_active_with_one_welcome_email_after_its_callback(whm
             "service_id": sid, "source": "default",
             "data": {"job_id": job_id, "state": "succeeded", "event_type": "service.create",
                      "attempts": stack.job(job_id)["attempts"]}}
-    assert _callback(stack, body, msg_id=note["id"]).json() == {"ok": True, "duplicate": True}
-    assert _callback(stack, body).json() == {"ok": True, "done": "already applied"}
+    assert post_callback(stack, body, msg_id=note["id"]).json() == {"ok": True, "duplicate": True}
+    assert post_callback(stack, body).json() == {"ok": True, "done": "already applied"}
     # The cron finds nothing left to catch up.
     whmcs.call("hook:AfterCronJob", {}, model=None)
     assert len(whmcs.emails()) == 1 and whmcs.todos() == []
@@ -103,7 +89,7 @@ def test_with_the_callback_lost_the_cron_catches_up_once(whmcs, php_stack):
     body = {"type": "job.succeeded", "id": "late", "service_id": sid, "source": "default",
             "data": {"job_id": job_id, "state": "succeeded", "event_type": "service.create",
                      "attempts": stack.job(job_id)["attempts"]}}
-    assert _callback(stack, body).json() == {"ok": True, "done": "already applied"}
+    assert post_callback(stack, body).json() == {"ok": True, "done": "already applied"}
     whmcs.call("hook:AfterCronJob", {}, model=None)
     assert len(whmcs.emails()) == 1
 
@@ -197,13 +183,13 @@ def test_callbacks_that_are_not_this_servers_are_refused(whmcs, php_stack):
     whmcs.register(whmcs.params("7106", "whmcs-foreign.example"))
     body = {"type": "job.failed", "id": "x", "service_id": "7106", "source": "default",
             "data": {"job_id": "f" * 32, "state": "failed", "message": "boom"}}
-    assert _callback(stack, body, secret="whsec_" + "T1RIRVI=" * 4).status_code == 401
+    assert post_callback(stack, body, secret="whsec_" + "T1RIRVI=" * 4).status_code == 401
     stale = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=10)
-    assert _callback(stack, body, timestamp=stale).json()["error"]["code"] == "stale_timestamp"
+    assert post_callback(stack, body, timestamp=stale).json()["error"]["code"] == "stale_timestamp"
     assert requests.get(stack.callback_url, timeout=10).status_code == 405
     # Signed right, but about a service of another server: nothing is done.
     whmcs.set_hosting("7106", server=99)
-    assert _callback(stack, body).json() == {"ok": True, "ignored": "not a service of this server"}
+    assert post_callback(stack, body).json() == {"ok": True, "ignored": "not a service of this server"}
     assert whmcs.todos() == []
 
 
@@ -222,13 +208,36 @@ def test_a_callback_faster_than_the_commands_answer_waits_for_it(whmcs, php_stac
     body = {"type": "job.failed", "id": "race", "service_id": sid, "source": "default",
             "data": {"job_id": "a" * 32, "state": "failed", "attempts": 3, "event_type": "service.suspend",
                      "webhook_id": row["webhook_id"], "message": "The e-mail platform is temporarily unavailable."}}
-    early = _callback(stack, body, msg_id="ntf_race")
+    early = post_callback(stack, body, msg_id="ntf_race")
     assert early.status_code == 503 and early.json()["error"]["code"] == "answer_pending"
     assert whmcs.todos() == [] and not whmcs.db()["tables"].get("mod_provisioner_outcomes")
     # The call ended without marking it (it died): after a while the outcome is taken.
     stale = (now - dt.timedelta(minutes=5)).strftime("%Y-%m-%d %H:%M:%S")
     whmcs.update_db(lambda data: data["tables"]["mod_provisioner_commands"][0].update(updated_at=stale))
-    assert _callback(stack, body, msg_id="ntf_race").json() == {"ok": True, "done": "to-do opened"}
+    assert post_callback(stack, body, msg_id="ntf_race").json() == {"ok": True, "done": "to-do opened"}
     [todo] = whmcs.todos()
     assert todo["title"] == f"Provisioner: Suspend failed for service #{sid}"
     assert todo["description"].startswith("The e-mail platform is temporarily unavailable.")
+
+
+def test_a_slow_relay_create_saves_its_one_time_password_when_it_ends(whmcs, php_stack):
+    """The relay password the provider generates is shown once: a create that ends after the
+    module call answered still gets it into the service (read with the job's outcome)."""
+    stack, sid = php_stack, "7109"
+    params = {**whmcs.params(sid, "relay-late.example", pid="51", custom_fields={},
+                             options={"Sending Type": "transactional", "Messages": 10000, "Sender Domains": 1}),
+              "configoption1": "1"}
+    r = requests.post(f"{stack.qbox_url}/_sim/faults", json={"latency_ms": 2500}, timeout=10)
+    assert r.status_code == 200, r.text
+    try:
+        result = whmcs.call("CreateAccount", params, model=whmcs.model(cycle="Annually"))
+        assert result.startswith("Not a failure"), result
+    finally:
+        requests.post(f"{stack.qbox_url}/_sim/faults", json={"reset": True}, timeout=10)
+    wait_for(lambda: whmcs.hosting(sid)["domainstatus"] == "Active", "the relay to become Active")
+    wait_for(lambda: whmcs.emails(), "the welcome e-mail")
+    [update] = [c for c in whmcs.localapi_calls() if c["command"] == "UpdateClientProduct"]
+    password = update["values"]["servicepassword"]
+    assert isinstance(password, str) and len(password) >= 8 and password != params["password"]
+    assert whmcs.hosting(sid)["password"] == encrypt(password)
+    whmcs.assert_no_secrets_logged(password)

@@ -17,8 +17,12 @@ import json
 import os
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
+
+import requests
+from standardwebhooks.webhooks import Webhook
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULE = ROOT / "hooks" / "whmcs" / "modules" / "servers" / "provisioner" / "provisioner.php"
@@ -78,6 +82,19 @@ def add_months(day: dt.date, months: int) -> dt.date:
 
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def post_callback(stack, body: dict, *, msg_id: str | None = None, secret: str | None = None,
+              timestamp: dt.datetime | None = None) -> requests.Response:
+    """POST a callback to the stack's WHMCS callback receiver, signed as the provisioner signs
+    its callbacks (Standard Webhooks, the source's callback secret unless ``secret``)."""
+    raw = json.dumps(body)
+    msg_id = msg_id or "ntf_" + uuid.uuid4().hex
+    when = timestamp or dt.datetime.now(dt.timezone.utc)
+    signature = Webhook(secret or stack.callback_secret).sign(msg_id, when, raw)
+    return requests.post(stack.callback_url, data=raw, timeout=30, headers={
+        "content-type": "application/json", "webhook-id": msg_id,
+        "webhook-timestamp": str(int(when.timestamp())), "webhook-signature": signature})
 
 
 class PhpError(AssertionError):

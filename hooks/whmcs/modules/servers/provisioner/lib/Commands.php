@@ -200,6 +200,7 @@ final class Commands
             $latest = Store::latest($serviceId);
             if ($latest !== null && (string) $latest->action === $action
                 && hash_equals((string) $latest->fingerprint, $fingerprint)) {
+                Store::resending((string) $latest->webhook_id);
                 return [(string) $latest->webhook_id, (string) $latest->occurred_at];
             }
             Store::remember($serviceId, $serverId, $action, $fingerprint, $newId, $now);
@@ -267,12 +268,13 @@ final class Commands
             $error = is_array($job['error'] ?? null) ? Text::sentence((string) ($job['error']['message'] ?? '')) : '';
             if ($state === 'succeeded' || $state === 'skipped') {
                 $before = Store::available() ? self::commandRow($webhookId, $log) : null;
-                self::forget($webhookId, $log);
-                if ($before !== null && (string) $before->state === Store::QUEUED) {
-                    // A Retry saw the outcome before the callback did: WHMCS's own path now
-                    // handles it, so the callback must not apply it a second time.
+                if ($before !== null && (string) ($before->job_id ?? '') !== '') {
+                    // A Retry saw the outcome of an earlier answered job before its callback
+                    // did: WHMCS's own path now handles it, so the callback must not apply it
+                    // a second time (claimed before the row goes, so no callback slips between).
                     Outcomes::claimQuietly($jobId, (int) ($job['attempts'] ?? 0), $serviceId, $state, 'retry', $log);
                 }
+                self::forget($webhookId, $log);
                 $secrets = is_array($job['secrets'] ?? null) ? $job['secrets'] : [];
                 if ($secrets) {
                     $problem = Secrets::deliver($serviceId, $secrets, $log);

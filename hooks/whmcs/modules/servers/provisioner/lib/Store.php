@@ -178,6 +178,14 @@ final class Store
             ->update(['state' => $state, 'job_id' => $jobId, 'updated_at' => self::now()]);
     }
 
+    /** A command sent again (a Retry): its answer is awaited once more; its job id is kept. */
+    public static function resending(string $webhookId): void
+    {
+        self::ensure(self::COMMANDS);
+        Capsule::table(self::COMMANDS)->where('webhook_id', $webhookId)
+            ->update(['state' => self::SENT, 'updated_at' => self::now()]);
+    }
+
     /** Done with a command: it ended, or the provisioner stored nothing under its id. */
     public static function forget(string $webhookId): void
     {
