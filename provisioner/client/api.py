@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
+from .. import inputs
 from ..web import current_runtime
 from . import service as svc
 from .session import client_service, close_session, csrf_token, require_csrf
@@ -34,7 +35,8 @@ def _no_store(response):
 
 
 def _body() -> dict[str, Any]:
-    data = request.get_json(force=True, silent=True) if request.get_data(cache=True).strip() else {}
+    raw = request.get_data(cache=True)
+    data = inputs.loads(raw) if raw.strip() else {}
     if not isinstance(data, dict):
         raise ClientError("The body must be a JSON object.", status=400, code="malformed_json")
     return data

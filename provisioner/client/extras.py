@@ -53,6 +53,7 @@ from flask import (Blueprint, Flask, Response, current_app, jsonify, redirect, r
                    url_for)
 from sqlalchemy import select
 
+from .. import inputs
 from ..models import DesiredStatus, Service
 from ..providers import errors as perr
 from ..runtime import Runtime
@@ -733,7 +734,8 @@ def relay_domains_remove(name: str):
 # --- relay JSON -----------------------------------------------------------------------------------
 
 def _json_body() -> dict[str, Any]:
-    data = request.get_json(force=True, silent=True) if request.get_data(cache=True).strip() else {}
+    raw = request.get_data(cache=True)
+    data = inputs.loads(raw) if raw.strip() else {}
     if not isinstance(data, dict):
         raise ClientError("The body must be a JSON object.", status=400, code="malformed_json")
     return data

@@ -19,7 +19,7 @@ import re
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from marshmallow import Schema, ValidationError
 
-from .. import admin, apikeys
+from .. import admin, apikeys, inputs
 from ..billing.sources import AUTHORITY_PROVISIONER
 from ..db import utcnow
 from ..events import flatten_errors
@@ -269,12 +269,10 @@ def list_products():
 
 def _body(schema: type[Schema]) -> dict:
     """A JSON object body validated by ``schema``; no body at all counts as ``{}``."""
-    if not request.get_data(cache=True).strip():
-        data = {}
-    else:
-        data = request.get_json(force=True, silent=True)
-        if not isinstance(data, dict):
-            raise ApiError(400, "malformed_json", "The body must be a JSON object.")
+    raw = request.get_data(cache=True)
+    data = inputs.loads(raw) if raw.strip() else {}
+    if not isinstance(data, dict):
+        raise ApiError(400, "malformed_json", "The body must be a JSON object.")
     try:
         return schema().load(data)
     except ValidationError as exc:

@@ -18,7 +18,8 @@ log = logging.getLogger("provisioner.hooks")
 bp = Blueprint("hooks", __name__)
 
 MAX_WAIT_SECONDS = 30
-WAIT_RE = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)", re.I)
+# At most 6 digits: a longer number is no wait we could honour (RFC 7240: ignore it).
+WAIT_RE = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d{1,6})(?!\d)", re.I)
 
 
 def requested_wait(prefer: str | None) -> float:
