@@ -81,7 +81,7 @@ final class Callback
         if ($hosting === null || (int) ($hosting->server ?? 0) !== $serverId) {
             // Not this server's service: its secret says nothing about any other one.
             Store::rememberCallback($id);
-            Outcomes::activity(sprintf('provisioner: callback %s (%s) for service %s ignored: not a service of '
+            WhmcsData::activity(sprintf('provisioner: callback %s (%s) for service %s ignored: not a service of '
                 . 'provisioner server #%d', $id, $type, $serviceId !== '' ? '#' . $serviceId : '(none)', $serverId));
             return [200, ['ok' => true, 'ignored' => 'not a service of this server']];
         }
@@ -114,7 +114,7 @@ final class Callback
             $done = 'to-do opened';
         } elseif ($type === 'service.drift') {
             $kinds = is_array($data['kinds'] ?? null) ? implode(', ', array_map('strval', $data['kinds'])) : '';
-            Outcomes::activity(sprintf('provisioner: service #%s drifted at the provider (%s); the provisioner '
+            WhmcsData::activity(sprintf('provisioner: service #%s drifted at the provider (%s); the provisioner '
                 . 'converges it back', $serviceId, $kinds !== '' ? $kinds : 'unspecified'));
             $done = 'logged';
         } else {

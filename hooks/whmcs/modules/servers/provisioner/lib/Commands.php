@@ -144,7 +144,6 @@ final class Commands
             $log->call('Update', 'not sent', $e->getMessage());
             return ['ok' => false, 'message' => $e->getMessage()];
         }
-        $serviceId = $event['service']['id'];
         $result = self::send('Update', $params, $connection, $event, 0);
         $job = is_array($result->json) ? ($result->json['job'] ?? null) : null;
         if (($result->status === 200 || $result->status === 202) && is_array($job)) {
@@ -290,7 +289,7 @@ final class Commands
                     // The provisioner keeps the new password and applies it at its next
                     // converge: WHMCS keeps it too; the job.failed callback opens the to-do.
                     self::forget($webhookId, $log);
-                    Outcomes::activity(sprintf('provisioner: the new password of service #%s is not applied at the '
+                    WhmcsData::activity(sprintf('provisioner: the new password of service #%s is not applied at the '
                         . 'provider yet (job %s failed: %s); the provisioner applies it at its next converge',
                         $serviceId, $jobId, rtrim($error ?: 'no reason given', '.')));
                     return 'success';
@@ -307,7 +306,7 @@ final class Commands
                     . 'make it Active and send the welcome e-mail when it is ready; there is nothing to do now.',
                     $jobId) . ($error !== '' ? ' Last attempt: ' . $error : '');
             }
-            Outcomes::activity(sprintf('provisioner: %s of service #%s accepted; the provider is still working on it '
+            WhmcsData::activity(sprintf('provisioner: %s of service #%s accepted; the provider is still working on it '
                 . '(job %s). A failure would open a to-do.', $function, $serviceId, $jobId));
             return 'success';
         }
@@ -402,7 +401,7 @@ final class Secrets
                 foreach ($fields as [$name]) {
                     unset($secrets[$name]);
                 }
-                self::activity(sprintf('provisioner: saved the one-time %s from the provider into service #%s',
+                WhmcsData::activity(sprintf('provisioner: saved the one-time %s from the provider into service #%s',
                     implode(' and ', array_column($fields, 0)), $serviceId));
             } else {
                 $why = 'UpdateClientProduct: ' . (is_array($answer) ? (string) ($answer['message'] ?? 'no answer') : 'no answer');
@@ -416,7 +415,7 @@ final class Secrets
                 foreach ($secrets as $name => $value) {
                     Store::keepSecret($serviceId, (string) $name, (string) encrypt($value));
                 }
-                self::activity(sprintf('provisioner: one-time %s from the provider for service #%s kept for the '
+                WhmcsData::activity(sprintf('provisioner: one-time %s from the provider for service #%s kept for the '
                     . 'admin\'s service page (%s)', implode(', ', array_keys($secrets)), $serviceId, $why));
                 return null;
             } catch (\Throwable $e) {
@@ -426,15 +425,5 @@ final class Secrets
         return sprintf('The service was set up at the provider, but the one-time %s it generated could not be saved '
             . 'in WHMCS (%s). Generate a new one at the provider.', implode(', ', array_keys($secrets)),
             rtrim($why, '.'));
-    }
-
-    private static function activity(string $message): void
-    {
-        if (function_exists('logActivity')) {
-            try {
-                logActivity($message);
-            } catch (\Throwable $e) {
-            }
-        }
     }
 }

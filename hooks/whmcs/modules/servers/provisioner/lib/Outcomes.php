@@ -71,14 +71,14 @@ final class Outcomes
             if ($type === 'service.create') {
                 return self::activate($serviceId, $jobId, $connection, $log);
             }
-            self::activity(sprintf('provisioner: %s of service #%s done at the provider (job %s, via %s)', $action,
+            WhmcsData::activity(sprintf('provisioner: %s of service #%s done at the provider (job %s, via %s)', $action,
                 $serviceId, $jobId, $via));
             return 'logged';
         }
 
         $message = Text::sentence((string) ($job['message'] ?? '')) ?: 'The provider could not complete the request.';
         if ($command !== null && (string) $command->state === Store::OPEN) {
-            self::activity(sprintf('provisioner: %s of service #%s failed at the provider (job %s): %s The failure '
+            WhmcsData::activity(sprintf('provisioner: %s of service #%s failed at the provider (job %s): %s The failure '
                 . 'was shown when the command ran; Retry in the Module Queue runs it again.', $action, $serviceId,
                 $jobId, $message));
             return 'logged';
@@ -98,7 +98,7 @@ final class Outcomes
             $message, $next, $jobId, $attempts, $attempts === 1 ? '' : 's', $via);
         WhmcsData::addTodo($title, $description);
         $log->call('JobFailed', ['service' => $serviceId, 'job' => $jobId, 'via' => $via, 'type' => $type], $message);
-        self::activity(sprintf('provisioner: %s of service #%s failed at the provider (job %s): %s A to-do was opened.',
+        WhmcsData::activity(sprintf('provisioner: %s of service #%s failed at the provider (job %s): %s A to-do was opened.',
             $action, $serviceId, $jobId, $message));
         return 'to-do opened';
     }
@@ -109,7 +109,7 @@ final class Outcomes
         $hosting = WhmcsData::service($serviceId);
         $status = $hosting !== null ? (string) ($hosting->domainstatus ?? '') : '';
         if ($status !== 'Pending') {
-            self::activity(sprintf('provisioner: the create of service #%s finished at the provider (job %s); WHMCS '
+            WhmcsData::activity(sprintf('provisioner: the create of service #%s finished at the provider (job %s); WHMCS '
                 . 'shows it as %s already, nothing changed', $serviceId, $jobId, $status !== '' ? $status : 'unknown'));
             return 'logged';
         }
@@ -133,7 +133,7 @@ final class Outcomes
         }
         $template = WhmcsData::welcomeTemplate((int) ($hosting->packageid ?? 0));
         if ($template === null) {
-            self::activity(sprintf('provisioner: service #%s is set up at the provider (job %s) and Active; its product '
+            WhmcsData::activity(sprintf('provisioner: service #%s is set up at the provider (job %s) and Active; its product '
                 . 'has no welcome e-mail', $serviceId, $jobId));
             return 'activated';
         }
@@ -144,7 +144,7 @@ final class Outcomes
                     $serviceId, $template, (string) ($mail['message'] ?? 'no answer')));
             return 'activated';
         }
-        self::activity(sprintf('provisioner: service #%s is set up at the provider (job %s), Active, welcome e-mail '
+        WhmcsData::activity(sprintf('provisioner: service #%s is set up at the provider (job %s), Active, welcome e-mail '
             . 'sent', $serviceId, $jobId));
         return 'activated';
     }
@@ -191,7 +191,7 @@ final class Outcomes
             $answer = $connection->api('CronCatchUp', 'GET', '/api/v1/jobs/' . rawurlencode((string) $command->job_id));
             if ($answer->status === 404) {
                 Store::forget((string) $command->webhook_id);
-                self::activity(sprintf('provisioner: job %s of service #%s is unknown to the provisioner; no longer '
+                WhmcsData::activity(sprintf('provisioner: job %s of service #%s is unknown to the provisioner; no longer '
                     . 'waiting for it', $command->job_id, $command->service_id));
                 continue;
             }
@@ -219,14 +219,9 @@ final class Outcomes
             }
             $result = Commands::update($params, new ModuleLog());
             $counts['resent']++;
-            self::activity(sprintf('provisioner: billing edit of service #%s sent again: %s', $command->service_id,
+            WhmcsData::activity(sprintf('provisioner: billing edit of service #%s sent again: %s', $command->service_id,
                 $result['message']));
         }
         return $counts;
-    }
-
-    public static function activity(string $message): void
-    {
-        WhmcsData::activity($message);
     }
 }
