@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, selectinload, undefer
 
 from . import jobs
 from .billing.sources import AUTHORITY_BILLING, AUTHORITY_PROVISIONER
+from .client import logins
 from .db import Database, utcnow
 from .lifecycle import lift_suspension, suspend
 from .notifications import notify
@@ -379,6 +380,7 @@ def operator_suspend(session: Session, service_id: str, reason: str, *, max_atte
     """Suspend as an operator (only an operator lifts it) and queue the converge job."""
     service = _live_service(session, service_id, scope, source)
     suspend(service, SuspendedBy.OPERATOR, reason, now or utcnow())
+    logins.end_service_logins(session, service.id, logins.SUSPENDED, now=now)
     return _operator_job(session, service, "suspend", max_attempts)
 
 
@@ -401,6 +403,7 @@ def operator_terminate(session: Session, runtime: Runtime, service_id: str, *, c
                        "in confirm.", {"confirm": "must repeat the service id"})
     service.desired_status = DesiredStatus.TERMINATED
     service.pending_password = None
+    logins.end_service_logins(session, service.id, logins.TERMINATED)
     notify(session, runtime, "service.terminated", service.id, {"reason": reason, "by": "operator"})
     log.warning("service %s: terminated by an operator (%s)", service.id, reason)
     return _operator_job(session, service, "terminate", runtime.settings.job_max_attempts)

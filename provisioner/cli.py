@@ -80,7 +80,9 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
             self.cfg.set("threads", threads)
-            self.cfg.set("worker_class", "gthread")
+            # gthread, answering gunicorn's own refusals (431, 414, 400) as JSON
+            self.cfg.set("worker_class", "provisioner.web.serving.JsonErrorWorker")
+            self.cfg.set("logger_class", "provisioner.web.serving.TokenSafeLogger")
             self.cfg.set("timeout", 60)
             self.cfg.set("graceful_timeout", 35)
             self.cfg.set("accesslog", "-")

@@ -14,6 +14,8 @@ from typing import Iterator
 
 from sqlalchemy import DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -58,6 +60,25 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+def is_unavailable(exc: BaseException) -> bool:
+    """The database could not be reached or dropped the connection (not a bad query).
+
+    OperationalError is what the drivers raise for refused or cut connections and a
+    server starting up or shutting down (psycopg also files serialization failures
+    there, which are as worth a retry); a pool that cannot hand out a connection in
+    time is the same to the caller. Such errors pass: callers retry, answer 503 or
+    back off, rather than treating them as bugs."""
+    if isinstance(exc, (OperationalError, PoolTimeout)):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def error_summary(exc: BaseException) -> str:
+    """The driver's first line of a database error, for a one-line log entry."""
+    text = str(getattr(exc, "orig", None) or exc)
+    return (text.splitlines() or [type(exc).__name__])[0][:300]
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
@@ -80,6 +101,8 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
+    # pool_pre_ping: after a database restart every pooled connection is dead; each is
+    # tested at checkout and replaced, so the first request afterwards does not fail.
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 

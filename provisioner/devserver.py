@@ -15,6 +15,7 @@ from werkzeug.serving import make_server
 from .config import Settings
 from .devsetup import DEV_SIMULATORS, ensure_admin_key, ensure_instance_secrets
 from .migrate import upgrade
+from .web.serving import TokenSafeFilter
 
 log = logging.getLogger("provisioner.dev")
 
@@ -45,6 +46,7 @@ def run_dev(host: str, port: int) -> None:
     ensure_instance_secrets(instance)
     settings = Settings.from_env(dev=True)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").addFilter(TokenSafeFilter())  # its request lines hold SSO paths
     settings.require_secrets()
     upgrade(settings.database_url)
 

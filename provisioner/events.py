@@ -23,6 +23,8 @@ TYPES = (CREATE, SUSPEND, UNSUSPEND, TERMINATE, CHANGE_PACKAGE, RENEW, CHANGE_PA
 # ("9999-12-31" for "never"), and date arithmetic on it would overflow.
 FIRST_YEAR, LAST_YEAR = 1970, 2199
 DATE_WINDOW = f"Must be between {FIRST_YEAR}-01-01 and {LAST_YEAR}-12-31."
+#: the same, as the OpenAPI document's pattern of such a date (its year, as written)
+YEAR_WINDOW = "^(19[7-9][0-9]|2[01][0-9][0-9])-"
 
 
 def in_window(value: dt.date | dt.datetime) -> bool:
@@ -48,8 +50,22 @@ class IdString(fields.String):
         return value
 
 
+class JsonBoolean(fields.Boolean):
+    """A JSON ``true`` or ``false``, nothing that merely reads like one (``0``, ``"no"``,
+    ``"on"``): a body that says ``"dry_run": 0`` means something we must not guess."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise ValidationError("Must be true or false (a JSON boolean).")
+        return value
+
+
 class WindowDate(fields.Date):
     """A YYYY-MM-DD date within the window billing systems mean."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["metadata"] = {"pattern": YEAR_WINDOW, **kwargs.get("metadata", {})}
+        super().__init__(*args, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         date = super()._deserialize(value, attr, data, **kwargs)
@@ -61,6 +77,10 @@ class WindowDate(fields.Date):
 class WindowDateTime(fields.AwareDateTime):
     """An ISO 8601 instant with an offset, within the window (so converting it to UTC
     cannot overflow)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["metadata"] = {"pattern": YEAR_WINDOW, **kwargs.get("metadata", {})}
+        super().__init__(*args, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         instant = super()._deserialize(value, attr, data, **kwargs)
@@ -76,7 +96,7 @@ class AutoSuspendSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    enabled = fields.Boolean(required=True, metadata={"description": (
+    enabled = JsonBoolean(required=True, metadata={"description": (
         "false: the provisioner's scheduler does not suspend this service for non-payment "
         "(until `until`, if given, else indefinitely).")})
     until = WindowDate(load_default=None, allow_none=True, metadata={"description": (

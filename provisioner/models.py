@@ -262,3 +262,32 @@ class SsoToken(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class ClientLogin(Base):
+    """A client-area session, recorded so it can end on the server before its cookie does.
+
+    The cookie holds a random token; only its keyed hash is the id here. A login ends
+    (``ended_at``, ``ended_reason``) at sign-out, when the service is signed in to again
+    (a new SSO link replaces it), when an operator suspends or terminates the service,
+    or after ``expires_at``, which moves with use up to an absolute cap."""
+    __tablename__ = "client_logins"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    service_id: Mapped[str] = mapped_column(SERVICE_KEY, ForeignKey("services.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    ended_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class SsoFailure(Base):
+    """One refused client-area sign-in link, counted per client address across every
+    process and machine (``client`` is a keyed hash of the address, not the address)."""
+    __tablename__ = "sso_failures"
+    __table_args__ = (Index("ix_sso_failures_client_at", "client", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    client: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)

@@ -10,6 +10,7 @@ secrets, delivering notifications under SKIP LOCKED) is not gated.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 import socket
@@ -20,7 +21,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from . import jobs
-from .db import Database, utcnow
+from .db import Database, error_summary, is_unavailable, utcnow
 from .models import TickClaim
 from .runtime import Runtime
 
@@ -102,19 +103,34 @@ def notify_tick(runtime: Runtime) -> None:
     deliver_due(runtime)
 
 
+def outage_tolerant(tick: Callable[[Runtime], None]) -> Callable[[Runtime], None]:
+    """A tick that meets an unreachable database logs one line and waits for its next
+    run (APScheduler would log a stack trace every time, each second during a restart)."""
+    @functools.wraps(tick)
+    def run(runtime: Runtime) -> None:
+        try:
+            tick(runtime)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            log.warning("tick %s skipped: database unavailable (%s)", tick.__name__, error_summary(exc))
+    return run
+
+
 def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
     settings = runtime.settings
     scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
-    scheduler.add_job(sweep_tick, "interval", seconds=max(1.0, settings.job_lease_seconds / 3),
-                      args=[runtime], id="lease-sweep", name="rescue jobs whose worker died")
-    scheduler.add_job(purge_tick, "interval", seconds=60, args=[runtime], id="secret-purge",
-                      name="erase one-time secrets nobody read")
+
+    def every(tick, seconds: float, **options) -> None:
+        scheduler.add_job(outage_tolerant(tick), "interval", seconds=seconds, args=[runtime], **options)
+
+    every(sweep_tick, max(1.0, settings.job_lease_seconds / 3),
+          id="lease-sweep", name="rescue jobs whose worker died")
+    every(purge_tick, 60, id="secret-purge", name="erase one-time secrets nobody read")
     # Checked every tenth of its interval so a slot missed by one worker is taken by another.
-    scheduler.add_job(reconcile_tick, "interval", seconds=max(1.0, settings.reconcile_interval / 10),
-                      args=[runtime], id="reconcile", name="expiry, suspension, renewals, drift and usage")
-    scheduler.add_job(usage_tick, "interval", seconds=max(1.0, settings.usage_interval / 10),
-                      args=[runtime], id="usage",
-                      name="usage of upstreams whose listings carry none, account by account")
-    scheduler.add_job(notify_tick, "interval", seconds=settings.notify_interval, args=[runtime],
-                      id="notify", name="deliver callbacks to the billing system")
+    every(reconcile_tick, max(1.0, settings.reconcile_interval / 10),
+          id="reconcile", name="expiry, suspension, renewals, drift and usage")
+    every(usage_tick, max(1.0, settings.usage_interval / 10),
+          id="usage", name="usage of upstreams whose listings carry none, account by account")
+    every(notify_tick, settings.notify_interval, id="notify", name="deliver callbacks to the billing system")
     return scheduler

@@ -16,7 +16,7 @@ import time
 from sqlalchemy import or_, select
 
 from . import jobs
-from .db import utcnow
+from .db import error_summary, is_unavailable, utcnow
 from .jobs import Claim, Outcome
 from .lifecycle import converge, record_observation
 from .metrics import JOB_DURATION
@@ -58,7 +58,10 @@ def execute(runtime: Runtime, claim: Claim) -> Outcome:
         return Outcome("retry" if exc.retryable else "failed", exc.code, exc.safe_message, exc.message,
                        retry_after=getattr(exc, "retry_after", None))
     except Exception as exc:  # a bug or a database outage: retry, and tell operators why
-        log.exception("job %s: unexpected error", claim.job_id)
+        if is_unavailable(exc):
+            log.warning("job %s: database unavailable (%s)", claim.job_id, error_summary(exc))
+        else:
+            log.exception("job %s: unexpected error", claim.job_id)
         code, message = jobs.INTERNAL_ERROR
         return Outcome("retry", code, message, f"{type(exc).__name__}")
 
@@ -75,6 +78,15 @@ def held_elsewhere(runtime: Runtime, service: Service, account_id: str) -> bool:
 def notify_outcome(runtime: Runtime, session, job) -> None:
     """Tell the billing system how a job ended (same transaction as the outcome)."""
     notify_job_outcome(session, runtime, job)
+
+
+OUTAGE_BACKOFF_CAP = 5.0   # seconds between a job runner's tries while the database is away
+
+
+def outage_backoff(rounds: int) -> float:
+    """0.25 s, 0.5 s, 1 s ... up to OUTAGE_BACKOFF_CAP: quick to notice a database that
+    is back, without hammering one that is not."""
+    return min(OUTAGE_BACKOFF_CAP, 0.25 * 2 ** max(0, rounds - 1))
 
 
 def _pending_poll(runtime: Runtime) -> float:
@@ -125,14 +137,26 @@ class Worker:
     # --- threads --------------------------------------------------------------
     def _loop(self, index: int) -> None:
         thread_name = f"{self.name}/{index}"
+        outage = 0          # consecutive rounds that could not reach the database
         while not self._stop.is_set():
             try:
                 if not self.run_once(thread_name):
                     self._stop.wait(self.runtime.settings.worker_poll_interval)
-            except Exception:
-                # The database may be briefly unreachable; keep the worker alive.
-                log.exception("worker %s: error while claiming or recording a job", thread_name)
-                self._stop.wait(1.0)
+                if outage:
+                    log.info("worker %s: database reachable again", thread_name)
+                outage = 0
+            except Exception as exc:
+                # Keep the worker alive whatever happens. A database that is away (a
+                # restart, a failover) is expected: one line per round, backing off;
+                # a job cut short meanwhile keeps its lease until the sweeper frees it.
+                if is_unavailable(exc):
+                    outage += 1
+                    log.warning("worker %s: database unavailable (%s); retrying", thread_name,
+                                error_summary(exc))
+                    self._stop.wait(outage_backoff(outage))
+                else:
+                    log.exception("worker %s: error while claiming or recording a job", thread_name)
+                    self._stop.wait(1.0)
 
     def _heartbeat(self) -> None:
         lease = self.runtime.settings.job_lease_seconds
@@ -143,8 +167,12 @@ class Worker:
                 try:
                     if not jobs.heartbeat(self.runtime.db, claim, lease):
                         log.warning("job %s: lease lost", claim.job_id)
-                except Exception:
-                    log.exception("job %s: heartbeat failed", claim.job_id)
+                except Exception as exc:
+                    if is_unavailable(exc):
+                        log.warning("job %s: heartbeat failed, database unavailable (%s)", claim.job_id,
+                                    error_summary(exc))
+                    else:
+                        log.exception("job %s: heartbeat failed", claim.job_id)
 
     def start(self) -> None:
         self._stop.clear()

@@ -25,10 +25,8 @@ from markupsafe import Markup, escape
 from . import api, views
 from .service import ClientError, capabilities, suspension_reason, _status
 from .session import CSRF_FIELD, csrf_token, optional_client_service
-from .sso import RateLimiter
 
 SESSION_LIFETIME = dt.timedelta(hours=1)
-SSO_ATTEMPTS_PER_MINUTE = 10
 NAV_KEY = "client_nav"
 #: the area's own entries: (endpoint, label, capability or None)
 BASE_NAV = (("client.overview", "Overview", None), ("client.mailboxes", "Mailboxes", "mailboxes"),
@@ -48,7 +46,6 @@ def init_app(app: Flask) -> None:
         PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
     )
     app.extensions.setdefault(NAV_KEY, [])
-    app.extensions[views.LIMITER_KEY] = RateLimiter(limit=SSO_ATTEMPTS_PER_MINUTE, window=60.0)
     app.register_blueprint(views.bp)
     app.register_blueprint(api.bp)
     from . import extras  # DNS records, device set-up, SMTP relay accounts

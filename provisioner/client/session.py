@@ -2,9 +2,13 @@
 
 Flask's session cookie (signed with ``PROVISIONER_SECRET_KEY``; ``init_app``
 sets HttpOnly, SameSite=Lax, Secure under an https PUBLIC_URL, path /client and
-a limited lifetime checked on the server) holds only the service id and a CSRF
-token. ``client_service()`` gives a view the session's ``Service`` (or raises
-the 401); ``require_csrf()`` checks the token on every write: the
+a limited lifetime checked on the server) holds only the service id, a login
+token and a CSRF token. The login token names a server-side login
+(``logins``), so sign-out, a new sign-in to the service and an operator's
+suspension end the session at once, whatever the cookie says.
+
+``client_service()`` gives a view the session's ``Service`` (or raises the
+401); ``require_csrf()`` checks the token on every write: the
 ``X-CSRF-Token`` header (JSON API) or the ``csrf_token`` form field (pages).
 
 Other client-area blueprints use the same two helpers::
@@ -25,9 +29,11 @@ from flask import g, request, session
 
 from ..models import DesiredStatus, Service
 from ..web import current_runtime
+from . import logins
 from .service import ClientError
 
 SERVICE_KEY = "sid"
+LOGIN_KEY = "login"
 CSRF_KEY = "csrf"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
@@ -51,17 +57,31 @@ class CsrfFailed(ClientError):
 
 
 def open_session(service_id: str) -> None:
-    """Start a fresh session for ``service_id`` (after a redeemed SSO token)."""
+    """Start a fresh session for ``service_id`` (after a redeemed SSO token); the
+    service's older sessions, in this browser or another, end."""
+    runtime = current_runtime()
+    token = logins.open_login(runtime.db, runtime.settings.secret_key, str(service_id))
     session.clear()
     session.permanent = True
     session[SERVICE_KEY] = str(service_id)
+    session[LOGIN_KEY] = token
     session[CSRF_KEY] = secrets.token_urlsafe(32)
     g.pop("client_service", None)
 
 
-def close_session() -> None:
+def close_session(reason: str = logins.SIGNED_OUT) -> None:
+    """Forget the session in the browser and end its login on the server."""
+    token = _login_token()
+    if token is not None:
+        runtime = current_runtime()
+        logins.end_login(runtime.db, runtime.settings.secret_key, token, reason)
     session.clear()
     g.pop("client_service", None)
+
+
+def _login_token() -> str | None:
+    value = session.get(LOGIN_KEY)
+    return value if isinstance(value, str) and value else None
 
 
 def session_service_id() -> str | None:
@@ -81,14 +101,21 @@ def client_service() -> Service:
     cached = g.get("client_service")
     if cached is not None:
         return cached
-    service_id = session_service_id()
-    if service_id is None:
+    service_id, token = session_service_id(), _login_token()
+    if service_id is None or token is None:
+        session.clear()
         raise NoSession()
-    with current_runtime().db.read() as db:
+    runtime = current_runtime()
+    with runtime.db.read() as db:
         service = db.get(Service, service_id)
     if service is None or service.desired_status == DesiredStatus.TERMINATED:
-        close_session()
-        raise NoSession("This service is no longer available in the client area.")
+        close_session(logins.TERMINATED)
+        raise NoSession(logins.ENDED_MESSAGES[logins.TERMINATED])
+    check = logins.check_login(runtime.db, runtime.settings.secret_key, token, service_id)
+    if not check.ok:
+        session.clear()
+        g.pop("client_service", None)
+        raise NoSession(*filter(None, [logins.ENDED_MESSAGES.get(check.reason or "")]))
     g.client_service = service
     return service
 

@@ -6,30 +6,31 @@ there. A token is 256 random bits, lives 60 s and opens one session once: only
 its keyed hash is stored, and ``redeem`` marks it used with one conditional
 UPDATE, so two concurrent redemptions cannot both succeed.
 
-Redemption attempts are rate-limited per client IP (``RateLimiter``, in memory:
-per process, which is enough to make guessing hopeless on top of the 256 bits).
+Refused links are counted per client address in the database (``SsoFailure``),
+so the limit is the same whatever the number of processes and machines, and
+only failures count: customers behind one NAT who sign in successfully never
+lock each other out, while guessing stays hopeless on top of the 256 bits.
 """
 from __future__ import annotations
 
-import collections
 import datetime as dt
 import hashlib
 import hmac
 import secrets
-import threading
-import time
-from typing import Callable
 
 from sqlalchemy import delete, select, update
 
 from ..db import utcnow
-from ..models import DesiredStatus, Service, SsoToken
+from ..models import DesiredStatus, Service, SsoFailure, SsoToken
 from ..runtime import Runtime
 
 TOKEN_LIFETIME = dt.timedelta(seconds=60)
 #: used and expired tokens are deleted this long after they expired
 KEEP_EXPIRED = dt.timedelta(days=1)
 PATH = "/client/sso/"
+#: refused links allowed per client address within FAILURE_WINDOW
+FAILURE_LIMIT = 10
+FAILURE_WINDOW = dt.timedelta(seconds=60)
 
 
 class SsoError(Exception):
@@ -92,33 +93,28 @@ def redeem(runtime: Runtime, token: str, *, now: dt.datetime | None = None) -> s
         return service_id
 
 
-class RateLimiter:
-    """At most ``limit`` attempts per ``window`` seconds per key (a sliding window)."""
+def _client_key(secret_key: str, address: str) -> str:
+    return hmac.new(secret_key.encode(), b"client-sso-address:" + address.encode(), hashlib.sha256).hexdigest()
 
-    def __init__(self, limit: int = 10, window: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000):
-        self.limit, self.window, self.clock, self.max_keys = limit, window, clock, max_keys
-        self._hits: dict[str, collections.deque[float]] = {}
-        self._lock = threading.Lock()
 
-    def hit(self, key: str) -> float | None:
-        """Count one attempt; None if allowed, else seconds until the next one is."""
-        now = self.clock()
-        with self._lock:
-            hits = self._hits.get(key)
-            if hits is None:
-                if len(self._hits) >= self.max_keys:
-                    self._forget_idle(now)
-                hits = self._hits[key] = collections.deque()
-            while hits and hits[0] <= now - self.window:
-                hits.popleft()
-            if len(hits) >= self.limit:
-                return max(0.0, hits[0] + self.window - now)
-            hits.append(now)
-            return None
+def failure_wait(runtime: Runtime, address: str, *, now: dt.datetime | None = None) -> float | None:
+    """None if ``address`` may try a link now, else the seconds until it may (its
+    ``FAILURE_LIMIT`` refusals within ``FAILURE_WINDOW`` have to age first)."""
+    now = now or utcnow()
+    client = _client_key(runtime.settings.secret_key, address)
+    with runtime.db.read() as session:
+        recent = session.execute(
+            select(SsoFailure.at).where(SsoFailure.client == client, SsoFailure.at > now - FAILURE_WINDOW)
+            .order_by(SsoFailure.at.desc()).limit(FAILURE_LIMIT)).scalars().all()
+    if len(recent) < FAILURE_LIMIT:
+        return None
+    return max(0.0, (recent[-1] + FAILURE_WINDOW - now).total_seconds())
 
-    def _forget_idle(self, now: float) -> None:
-        for key in [k for k, v in self._hits.items() if not v or v[-1] <= now - self.window]:
-            del self._hits[key]
-        if len(self._hits) >= self.max_keys:      # still full: everyone is recent; start over
-            self._hits.clear()
+
+def record_failure(runtime: Runtime, address: str, *, now: dt.datetime | None = None) -> None:
+    """Count one refused link for ``address``; failures older than the window are dropped."""
+    now = now or utcnow()
+    with runtime.db.transaction() as session:
+        session.execute(delete(SsoFailure).where(SsoFailure.at <= now - FAILURE_WINDOW))
+        session.add(SsoFailure(client=_client_key(runtime.settings.secret_key, address), at=now))
+

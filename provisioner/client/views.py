@@ -20,7 +20,6 @@ bp = Blueprint("client", __name__, url_prefix="/client", template_folder="templa
                static_folder="static", static_url_path="/static")
 
 PER_PAGE = 25
-LIMITER_KEY = "client_sso_limiter"
 
 #: what a redirect after a change says; ``{what}`` is the object's address
 NOTICES = {
@@ -90,8 +89,8 @@ def _listing(call: Callable[[], svc.Page]) -> tuple[svc.Page | None, str | None,
 
 @bp.get("/sso/<token>")
 def sso_login(token: str):
-    limiter: sso.RateLimiter = current_app.extensions[LIMITER_KEY]
-    wait = limiter.hit(request.remote_addr or "unknown")
+    runtime, address = current_runtime(), request.remote_addr or "unknown"
+    wait = sso.failure_wait(runtime, address)
     if wait is not None:
         response = current_app.make_response((render_template(
             "client/message.html", title="Too many attempts",
@@ -99,8 +98,9 @@ def sso_login(token: str):
                     "open the client area again from your billing account."), 429))
         response.headers["Retry-After"] = str(max(1, int(wait + 0.999)))
         return response
-    service_id = sso.redeem(current_runtime(), token)
+    service_id = sso.redeem(runtime, token)
     if service_id is None:
+        sso.record_failure(runtime, address)
         return render_template(
             "client/message.html", title="This sign-in link cannot be used",
             message="Sign-in links work once and only for a minute. Open the client area again "

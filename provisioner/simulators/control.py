@@ -9,7 +9,9 @@ mailbox.org's JSON-RPC ``method`` all plug in through ``action_name``.
 Faults run around every request outside ``/_sim/``, in this order:
 latency, rate limit (429), error (500), malformed body (200), then timeout, which
 lets the request take effect and only delays its answer: the nastiest real case,
-where the client gives up but the upstream did the work.
+where the client gives up but the upstream did the work. Each fault that fires is
+counted by kind (``GET /_sim/faults`` answers them as ``injected``), so a chaos
+run can report what it really suffered rather than the rates it asked for.
 """
 from __future__ import annotations
 
@@ -92,6 +94,8 @@ class Faults:
 
 
 FAULT_KEYS = frozenset(f.name for f in dataclasses.fields(Faults))
+#: the kinds of fault counted in ``injected``
+INJECTED_KINDS = ("latency", "rate_limited", "error", "malformed", "timeout")
 
 
 def _number(value: Any, field: str) -> float:
@@ -174,6 +178,8 @@ class SimulatorBase(abc.ABC):
         self.lock = threading.RLock()
         self.calls: Counter[str] = Counter()
         self.faults = Faults()
+        #: faults that fired, by kind (INJECTED_KINDS); only a full reset clears them
+        self.injected: Counter[str] = Counter()
         self.random = random.Random(seed)
         self._monotonic = monotonic
         self._sleep = sleep
@@ -215,6 +221,7 @@ class SimulatorBase(abc.ABC):
         with self.lock:
             self.reset_state()
             self.calls.clear()
+            self.injected.clear()
             self.faults = Faults()
             self._bucket = None
 
@@ -225,6 +232,10 @@ class SimulatorBase(abc.ABC):
     def calls_snapshot(self) -> dict[str, Any]:
         with self.lock:
             return {"calls": dict(self.calls), "total": sum(self.calls.values())}
+
+    def injected_snapshot(self) -> dict[str, int]:
+        with self.lock:
+            return {kind: self.injected[kind] for kind in INJECTED_KINDS}
 
     def set_faults(self, changes: dict[str, float], *, reset_first: bool = False) -> Faults:
         with self.lock:
@@ -253,6 +264,8 @@ class SimulatorBase(abc.ABC):
         if not faults.applies_to(action):
             return None
         if faults.latency_ms > 0:
+            with self.lock:
+                self.injected["latency"] += 1
             self._sleep(faults.latency_ms / 1000)
         with self.lock:
             retry_after = self._bucket.take(self._monotonic()) if self._bucket else 0
@@ -260,6 +273,10 @@ class SimulatorBase(abc.ABC):
             malformed = not (retry_after or error) and self._roll(self.faults.malformed_rate)
             hold = not (retry_after or error or malformed) and self._roll(self.faults.timeout_rate)
             timeout_s = self.faults.timeout_s
+            for kind, fired in (("rate_limited", retry_after), ("error", error),
+                                ("malformed", malformed), ("timeout", hold)):
+                if fired:
+                    self.injected[kind] += 1
         if retry_after:
             response = self.error_response(429, "rate limit exceeded", default_code(429))
             response.headers["Retry-After"] = str(retry_after)
@@ -344,7 +361,7 @@ def _control_blueprint(sim: SimulatorBase) -> Blueprint:
     @bp.get("/faults")
     def get_faults():
         with sim.lock:
-            return jsonify({"faults": sim.faults.as_dict()})
+            return jsonify({"faults": sim.faults.as_dict(), "injected": sim.injected_snapshot()})
 
     @bp.post("/faults")
     def set_faults():

@@ -23,6 +23,7 @@ from .. import admin, apikeys, inputs
 from ..billing.sources import AUTHORITY_PROVISIONER
 from ..db import utcnow
 from ..events import flatten_errors
+from ..models import JobState
 from ..providers.base import Capability
 from ..providers.errors import NotFound, ProviderError
 from ..reconcile import InvalidInstant, check_instant
@@ -131,6 +132,13 @@ def get_job(job_id: str):
     with _read() as session:
         job = admin.get_job(session, job_id, scope=_scope())
         body = sch.JobDetailSchema().dump(job)
+    if g.api_key.scope != "admin":
+        # Showing a once-shown secret uses it up, so it is a write: a read key would
+        # take the relay password from the WHMCS module that waits for it.
+        if job.reveal_once is not None and job.state in JobState.FINISHED:
+            body["secrets_withheld"] = ("One-time secrets wait for an API key with the admin scope; "
+                                        "this key may only read.")
+        return jsonify(body)
     secrets = reveal_secrets(job)
     if secrets:
         body["secrets"] = secrets

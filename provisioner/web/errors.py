@@ -1,4 +1,11 @@
-"""Every error answers JSON: {"error": {"code", "message", "fields"?}}, never a stack trace."""
+"""Every error answers JSON: {"error": {"code", "message", "fields"?}}, never a stack trace.
+
+A database that cannot be reached (down, restarting, connections cut) answers
+``503 database_unavailable`` with ``Retry-After``: the request may well succeed
+a moment later, and a billing system retries a 5xx with the same webhook-id
+(nothing was stored, or the redelivery finds what was). A generic 500 would say
+"bug" where the truth is "try again".
+"""
 from __future__ import annotations
 
 import logging
@@ -6,10 +13,15 @@ import logging
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from ..db import error_summary, is_unavailable
 from ..inputs import InputError, check_url_text
 from ..intake import HookError
+from .serving import redact
 
 log = logging.getLogger("provisioner.web")
+
+#: seconds a client is asked to wait before trying again while the database is away
+DATABASE_RETRY_AFTER = 5
 
 
 class ApiError(HookError):
@@ -30,6 +42,13 @@ def check_request() -> None:
         for name, value in request.form.items(multi=True):
             check_url_text(name, "a form field name")
             check_url_text(value, f"form field {name[:40]}")
+
+
+def database_unavailable():
+    response, status = error_response(503, "database_unavailable",
+                                      "The database cannot be reached right now; try again shortly.")
+    response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER)
+    return response, status
 
 
 def init_app(app: Flask) -> None:
@@ -58,5 +77,10 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
+        if is_unavailable(exc):
+            # Expected while the database restarts: one line, no stack trace per request.
+            log.warning("database unavailable (%s %s): %s", request.method, redact(request.path),
+                        error_summary(exc))
+            return database_unavailable()
         log.exception("unhandled error")
         return error_response(500, "internal_error", "An internal error occurred.")

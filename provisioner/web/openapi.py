@@ -53,7 +53,8 @@ Billing lifecycle hooks in, converged e-mail upstreams out.
 
 # Reusable error responses: name -> description.
 ERRORS = {
-    "BadRequest": "Invalid query parameters or body; `fields` names each one.",
+    "BadRequest": "Invalid path, query parameters or body (a control character, NUL byte, lone surrogate or "
+                  "invalid UTF-8 anywhere; an unknown or invalid parameter or field); `fields` names each one.",
     "Unauthorized": "Missing, invalid or revoked API key (admin API), or a bad or stale "
                     "webhook signature (hooks).",
     "Forbidden": "The API key's scope does not allow this method (read keys may only GET).",
@@ -79,8 +80,8 @@ def _ok(schema: Any, description: str = "OK", headers: dict | None = None) -> di
 
 
 def _path(name: str, description: str) -> dict:
-    return {"in": "path", "name": name, "required": True, "schema": {"type": "string"},
-            "description": description}
+    return {"in": "path", "name": name, "required": True,
+            "schema": {"type": "string", "minLength": 1, "pattern": sch.SAFE_TEXT}, "description": description}
 
 
 def _query(schema: type) -> dict:
@@ -100,10 +101,17 @@ def _admin(summary: str, responses: dict, *, parameters: list | None = None,
 
 
 LOCATION = {"Location": {"description": "The job's URL in the admin API.", "schema": {"type": "string"}}}
+AMBIGUOUS = ("several billing sources have a service with this billing id and the operator key did not say "
+             "which with `?source=` (`ambiguous_service`)")
+
+
+def _one_service() -> list[dict]:
+    """The parameters of an operation on one service: its id and the optional ``?source=``."""
+    return [_path("service_id", "The billing service id, or the service's key (`source:id`)."),
+            _query(sch.SourceQuery)]
 
 
 def _admin_paths() -> dict[str, dict]:
-    service_id = _path("service_id", "The billing service id.")
     job_id = _path("job_id", "The job id.")
     event_id = _path("event_id", "The event id.")
     return {
@@ -113,7 +121,8 @@ def _admin_paths() -> dict[str, dict]:
             description="Oldest first (by creation, then id). Filters combine with AND.")},
         "/api/v1/services/{service_id}": {"get": _admin(
             "One service: desired and observed state, usage, upstream, recent events and jobs",
-            {"200": _ok(sch.ServiceDetailSchema), "404": "NotFound"}, parameters=[service_id])},
+            {"200": _ok(sch.ServiceDetailSchema), "404": "NotFound",
+             "409": _error_ref(AMBIGUOUS[0].upper() + AMBIGUOUS[1:] + ".")}, parameters=_one_service())},
         "/api/v1/jobs": {"get": _admin(
             "List converge jobs", {"200": _ok(sch.JobPageSchema), "400": "BadRequest"},
             parameters=[_query(sch.JobQuery)], description="Newest first.")},
@@ -157,8 +166,8 @@ def _admin_paths() -> dict[str, dict]:
             "A single sign-on link into the client area for one service",
             {"200": _ok(sch.SsoLinkSchema, "The link; redirect the customer to `url`."),
              "404": "NotFound",
-             "409": _error_ref("The service is terminated (`service_terminated`).")},
-            parameters=[service_id], write=True,
+             "409": _error_ref(f"The service is terminated (`service_terminated`), or {AMBIGUOUS}.")},
+            parameters=_one_service(), write=True,
             description="The token in the link is single use and expires after 60 s; it opens a "
                         "session cookie scoped to this one service (contract section 4).")},
         "/api/v1/products": {"get": _admin(
@@ -197,7 +206,6 @@ def _invoice_paths() -> dict[str, dict]:
 
 def _scheduler_paths() -> dict[str, dict]:
     """Reconcile runs, usage, operator suspensions and callbacks to billing (issue 5)."""
-    service_id = _path("service_id", "The billing service id.")
     run_location = {"Location": {"description": "The run's URL in the admin API.", "schema": {"type": "string"}}}
 
     def body(schema, required: bool) -> dict:
@@ -207,8 +215,9 @@ def _scheduler_paths() -> dict[str, dict]:
         op = _admin(summary, {"202": _ok(sch.JobDetailSchema, "Desired state moved; the converge job is queued.",
                                           LOCATION),
                               "400": "BadRequest", "404": "NotFound",
-                              "409": _error_ref("The service is terminated (`service_terminated`).")},
-                    parameters=[service_id], write=True, description=description)
+                              "409": _error_ref(f"The service is terminated (`service_terminated`), or "
+                                                f"{AMBIGUOUS}.")},
+                    parameters=_one_service(), write=True, description=description)
         if request:
             op["requestBody"] = request
         return op
@@ -236,7 +245,8 @@ def _scheduler_paths() -> dict[str, dict]:
             parameters=[_path("run_id", "The run id.")])},
         "/api/v1/services/{service_id}/usage": {"get": _admin(
             "A service's usage as last read upstream, with its limits",
-            {"200": _ok(sch.UsageSchema), "404": "NotFound"}, parameters=[service_id])},
+            {"200": _ok(sch.UsageSchema), "404": "NotFound",
+             "409": _error_ref(AMBIGUOUS[0].upper() + AMBIGUOUS[1:] + ".")}, parameters=_one_service())},
         "/api/v1/usage": {"get": _admin(
             "Every service's usage (a billing system's daily usage update)",
             {"200": _ok(sch.UsagePageSchema), "400": "BadRequest"},
@@ -433,7 +443,22 @@ def build_spec() -> dict[str, Any]:
         spec.components.response(name, _error_ref(description))
     for path, operations in {**_hook_paths(), **_admin_paths(), **_other_paths()}.items():
         spec.path(path=path, operations=operations)
-    return spec.to_dict()
+    return _refusing_bad_text(spec.to_dict())
+
+
+def _refusing_bad_text(doc: dict[str, Any]) -> dict[str, Any]:
+    """What the web app does before any view (``errors.check_request``), said of every
+    operation: text in a path or query string holding a control character, a NUL byte or
+    invalid UTF-8 is a 400 (``invalid_characters``), so every string parameter has a
+    pattern without them and every operation documents the 400."""
+    for operations in doc["paths"].values():
+        for operation in operations.values():
+            operation["responses"].setdefault("400", {"$ref": "#/components/responses/BadRequest"})
+            for parameter in operation.get("parameters", []):
+                schema = parameter.get("schema", {})
+                if parameter["in"] in ("path", "query") and schema.get("type") == "string":
+                    schema.setdefault("pattern", sch.SAFE_TEXT)
+    return doc
 
 
 def document(app: Flask) -> dict[str, Any]:

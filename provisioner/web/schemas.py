@@ -8,6 +8,7 @@ pending password, a lease token) never reaches an answer.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_dump, validate
@@ -27,33 +28,69 @@ def _doc(text: str, **extra: Any) -> dict[str, Any]:
 
 # --- query strings ---------------------------------------------------------------------
 
+#: White space trimmed from the ends of a filter or a reason (and around the values of a
+#: comma-separated list); STRIPPED is the same as a regular-expression class.
+WHITESPACE = " \t\n\r"
+STRIPPED = r" \t\n\r"
+#: What ``inputs.check_url_text`` refuses in a path, a query string or a form field.
+REFUSED = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd"
+#: Any text ``inputs.check_url_text`` lets through.
+SAFE_TEXT = f"^[^{REFUSED}]*$"
+#: ...holding at least one character that is not stripped: what ``Text`` takes.
+NOT_BLANK = f"^[^{REFUSED}]*[^{REFUSED}{STRIPPED}][^{REFUSED}]*$"
+
+
+def _max_length(field: fields.Field) -> int | None:
+    return next((v.max for v in field.validators if isinstance(v, validate.Length) and v.max is not None), None)
+
+
+class Text(fields.String):
+    """A trimmed, non-empty value (a filter, a reason): at most the Length validator's
+    ``max`` characters as sent, and something besides white space. The OpenAPI document
+    says the same (minLength 1, maxLength, the NOT_BLANK pattern)."""
+
+    def __init__(self, *args, **kwargs):
+        metadata = dict(kwargs.pop("metadata", {}))
+        metadata.setdefault("pattern", NOT_BLANK)
+        super().__init__(*args, metadata=metadata, **kwargs)
+        limit = _max_length(self)
+        # The document gets minLength from here; the message is ``_deserialize``'s.
+        self.validators.insert(0, validate.Length(min=1, max=limit))
+
+    def _deserialize(self, value, attr, data, **kwargs) -> str:
+        raw = super()._deserialize(value, attr, data, **kwargs)
+        limit = _max_length(self)
+        if limit is not None and len(raw) > limit:
+            raise ValidationError(f"Must be at most {limit} characters (this is {len(raw)}).")
+        text = raw.strip(WHITESPACE)
+        if not text:
+            raise ValidationError("Must not be empty.")
+        return text
+
+
 class CsvChoice(fields.String):
-    """One value or several, comma-separated ("queued,retrying"); each must be a choice."""
+    """One value or several, comma-separated ("queued,retrying"); each must be a choice.
+
+    White space around a value and empty items (``a,,b``) are ignored; at least one
+    value is needed. The OpenAPI document's pattern says exactly that."""
 
     def __init__(self, choices, **kwargs):
         self.choices = tuple(choices)
         metadata = dict(kwargs.pop("metadata", {}))
         metadata["description"] = (metadata.get("description", "") + " One of "
                                    + ", ".join(self.choices) + "; several may be comma-separated.").strip()
+        one = "(" + "|".join(re.escape(c) for c in self.choices) + ")"
+        blank = f"[{STRIPPED}]*"
+        metadata.setdefault("pattern", f"^({blank},)*{blank}{one}{blank}(,{blank}({one}{blank})?)*$")
         super().__init__(metadata=metadata, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs) -> list[str]:
         text = super()._deserialize(value, attr, data, **kwargs)
-        values = list(dict.fromkeys(v.strip() for v in text.split(",") if v.strip()))
+        values = list(dict.fromkeys(v.strip(WHITESPACE) for v in text.split(",") if v.strip(WHITESPACE)))
         bad = [v for v in values if v not in self.choices]
         if not values or bad:
             raise ValidationError(f"Must be one of {', '.join(self.choices)} (comma-separated for several).")
         return values
-
-
-class Text(fields.String):
-    """A trimmed, non-empty filter value."""
-
-    def _deserialize(self, value, attr, data, **kwargs) -> str:
-        text = super()._deserialize(value, attr, data, **kwargs).strip()
-        if not text:
-            raise ValidationError("Must not be empty.")
-        return text
 
 
 class PageQuery(Schema):
@@ -77,7 +114,7 @@ class SourceQuery(Schema):
     class Meta:
         unknown = RAISE
 
-    source = fields.String(validate=validate.Length(min=1, max=32), metadata=_doc(
+    source = Text(validate=validate.Length(max=32), metadata=_doc(
         "The service's billing source, when several sources have a service with this id (an operator key "
         "gets 409 ambiguous_service without it). The path may also hold the service's key "
         "(`source:id`)."))
@@ -231,10 +268,14 @@ class JobSchema(Out):
 @_always
 class JobDetailSchema(JobSchema):
     attempt_log = fields.List(fields.Nested(JobAttemptSchema), metadata=_doc("Every attempt, oldest first."))
-    secrets = fields.Dict(keys=fields.String(), values=fields.String(), metadata=_doc(ONE_TIME_SECRETS))
+    secrets = fields.Dict(keys=fields.String(), values=fields.String(), metadata=_doc(
+        ONE_TIME_SECRETS + " Shown only to keys with the admin scope."))
+    secrets_withheld = fields.String(metadata=_doc(
+        "Present instead of `secrets` for a read key: one-time secrets wait for an admin key "
+        "(showing them uses them up)."))
 
 
-_optional(JobDetailSchema, "secrets")
+_optional(JobDetailSchema, "secrets", "secrets_withheld")
 
 
 @_always
@@ -530,10 +571,12 @@ class ReconcileRequestSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    dry_run = fields.Boolean(load_default=False, metadata=_doc("Report what the pass would do; change nothing."))
+    dry_run = ev.JsonBoolean(load_default=False, metadata=_doc("Report what the pass would do; change nothing."))
     at = fields.AwareDateTime(load_default=None, allow_none=True, default_timezone=dt.timezone.utc,
-                              metadata=_doc("Judge due dates as if it were this instant (ISO 8601; UTC "
-                                            "when no offset is given). Default: now."))
+                              metadata=_doc(f"Judge due dates as if it were this instant (ISO 8601; UTC "
+                                            f"when no offset is given), in the years {ev.FIRST_YEAR} to "
+                                            f"{ev.LAST_YEAR} (else 400 invalid_at). Default: now.",
+                                            pattern=ev.YEAR_WINDOW))
 
 
 class TerminateRequestSchema(Schema):

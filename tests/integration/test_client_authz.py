@@ -14,8 +14,9 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
+from sqlalchemy import text
 
-from provisioner.client import sso
+from provisioner.client import logins, sso
 from provisioner.db import utcnow
 from tests.helpers import sim_state
 from tests.integration.test_client_api import (API, PASSWORD, app, build_app, make_service,  # noqa: F401
@@ -188,14 +189,34 @@ def test_sso_attempts_are_rate_limited_per_ip(app, runtime, two):
     assert r.status_code == 303
 
 
-def test_rate_limiter_window():
-    now = [0.0]
-    limiter = sso.RateLimiter(limit=2, window=60, clock=lambda: now[0])
-    assert limiter.hit("a") is None and limiter.hit("a") is None
-    assert limiter.hit("a") == pytest.approx(60)
-    assert limiter.hit("b") is None
-    now[0] = 60.5
-    assert limiter.hit("a") is None
+def test_only_refused_links_count_so_one_network_signs_in_freely(app, runtime, two):
+    office = {"REMOTE_ADDR": "203.0.113.50"}          # many customers behind one NAT
+    for _ in range(sso.FAILURE_LIMIT + 5):
+        url, _ = sso.issue_token(runtime, "901")
+        assert app.test_client().get(urlsplit(url).path, environ_base=office).status_code == 303
+
+
+def test_the_limit_is_shared_by_every_process(runtime, two):
+    # Two app objects on one database stand for two gunicorn workers (or machines).
+    first, second = build_app(runtime), build_app(runtime)
+    guesser = {"REMOTE_ADDR": "198.51.100.10"}
+    for n in range(sso.FAILURE_LIMIT):
+        app = first if n % 2 else second
+        assert app.test_client().get("/client/sso/guess", environ_base=guesser).status_code == 403
+    assert first.test_client().get("/client/sso/guess", environ_base=guesser).status_code == 429
+    assert second.test_client().get("/client/sso/guess", environ_base=guesser).status_code == 429
+
+
+def test_refusals_age_out_of_the_window(runtime, two):
+    start = utcnow()
+    for n in range(sso.FAILURE_LIMIT):
+        sso.record_failure(runtime, "198.51.100.11", now=start + dt.timedelta(seconds=n))
+    wait = sso.failure_wait(runtime, "198.51.100.11", now=start + dt.timedelta(seconds=10))
+    assert wait == pytest.approx(50)                  # the oldest of the ten ages out at 60 s
+    assert sso.failure_wait(runtime, "198.51.100.11", now=start + dt.timedelta(seconds=60.5)) is None
+    assert sso.failure_wait(runtime, "198.51.100.12", now=start) is None
+    with runtime.db.read() as s:                      # addresses are kept only as keyed hashes
+        assert "198.51.100.11" not in str(s.execute(text("SELECT client FROM sso_failures")).all())
 
 
 def test_session_cookie_flags(app, runtime, two):
@@ -250,3 +271,95 @@ def test_sso_tokens_are_purged_a_day_after_expiry(runtime, two):
     with runtime.db.read() as s:
         assert s.query(SsoToken).filter(SsoToken.created_at == old).count() == 0
         assert s.query(SsoToken).count() == 3          # the two sign-ins of the fixture and the new one
+
+
+def _cookie(customer) -> str:
+    return customer.http.get_cookie(COOKIE, path="/client").value
+
+
+def _replay(app, value: str):
+    """A browser (or a thief) presenting a copy of a cookie."""
+    http = app.test_client()
+    http.set_cookie(COOKIE, value, path="/client")
+    return http.get(API + "/session")
+
+
+def test_a_signed_out_cookie_stops_working_on_the_server(app, runtime, two):
+    a, _ = two
+    kept = _cookie(a)
+    assert _replay(app, kept).status_code == 200
+    assert a.post("/logout", {}).status_code == 204
+    r = _replay(app, kept)
+    assert r.status_code == 401 and r.get_json()["error"]["code"] == "unauthorized"
+    with runtime.db.read() as s:
+        reasons = [row.ended_reason for row in s.execute(text("SELECT ended_reason FROM client_logins")).all()]
+    assert logins.SIGNED_OUT in reasons
+
+
+def test_the_sign_out_page_ends_the_login_too(app, runtime, two):
+    a, _ = two
+    kept = _cookie(a)
+    page = a.http.post("/client/logout", data={"csrf_token": a.csrf})
+    assert page.status_code == 200 and "signed out" in page.get_data(as_text=True)
+    assert _replay(app, kept).status_code == 401
+
+
+def test_a_new_sign_in_ends_the_services_older_sessions(app, runtime, two):
+    a, _ = two
+    kept = _cookie(a)
+    again = sign_in(app, runtime, "901")              # the customer opens the client area anew
+    r = a.get("/session")
+    assert r.status_code == 401 and "signed in to again" in r.get_json()["error"]["message"]
+    assert _replay(app, kept).status_code == 401
+    assert again.get("/session").status_code == 200
+    # Another service's sessions are not touched.
+    b = sign_in(app, runtime, "902")
+    assert sign_in(app, runtime, "901").get("/session").status_code == 200
+    assert b.get("/session").status_code == 200
+
+
+def test_an_operator_suspension_ends_the_session(app, client, runtime, two):
+    from provisioner.apikeys import create_api_key
+    a, _ = two
+    with runtime.db.transaction() as s:
+        _, key = create_api_key(s, "ops", "admin")
+    r = client.post("/api/v1/services/901/suspend", json={"reason": "abuse report"},
+                    headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 202, r.get_json()
+    r = a.get("/session")
+    assert r.status_code == 401 and "suspended" in r.get_json()["error"]["message"]
+    # The billing system may still send the customer in, to read why.
+    assert sign_in(app, runtime, "901").get("/session").status_code == 200
+
+
+def test_an_idle_session_ends_and_use_keeps_it_alive(app, runtime, two, monkeypatch):
+    a, _ = two
+    start = utcnow()
+    monkeypatch.setattr(logins, "utcnow", lambda: start + dt.timedelta(minutes=50))
+    assert a.get("/session").status_code == 200       # used: an hour from now again
+    monkeypatch.setattr(logins, "utcnow", lambda: start + dt.timedelta(minutes=100))
+    assert a.get("/session").status_code == 200
+    monkeypatch.setattr(logins, "utcnow", lambda: start + dt.timedelta(minutes=161))
+    assert a.get("/session").status_code == 401       # an hour without use
+
+
+def test_no_session_outlives_its_absolute_cap(app, runtime, two, monkeypatch):
+    a, _ = two
+    start = utcnow()
+    for minutes in range(50, 12 * 60, 50):            # in use all day long
+        monkeypatch.setattr(logins, "utcnow", lambda m=minutes: start + dt.timedelta(minutes=m))
+        assert a.get("/session").status_code == 200, minutes
+    monkeypatch.setattr(logins, "utcnow", lambda: start + logins.ABSOLUTE + dt.timedelta(seconds=1))
+    assert a.get("/session").status_code == 401
+
+
+def test_only_a_hash_of_the_login_token_is_stored(app, runtime, two):
+    a, _ = two
+    import base64
+    import json as _json
+    payload = _cookie(a).split(".")[0]
+    data = _json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    token = data["login"]
+    with runtime.db.read() as s:
+        ids = [row.id for row in s.execute(text("SELECT id FROM client_logins")).all()]
+    assert token not in ids and logins.login_hash(runtime.settings.secret_key, token) in ids

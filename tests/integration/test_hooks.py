@@ -287,5 +287,28 @@ def test_a_database_failure_is_a_5xx_never_a_false_2xx(app, signer, runtime, tmp
     from provisioner.db import Database
     runtime.db = Database(f"sqlite:///{tmp_path}/no/such/dir/db.sqlite3")
     r = signer.post(app.test_client(), event_body("service.create"))
-    assert r.status_code == 500
-    assert r.get_json()["error"] == {"code": "internal_error", "message": "An internal error occurred."}
+    assert r.status_code == 503
+    assert r.get_json()["error"]["code"] == "database_unavailable"
+    assert int(r.headers["Retry-After"]) > 0
+
+
+def test_an_unreachable_postgresql_is_503_database_unavailable(app, signer, runtime):
+    """What a billing system sees while PostgreSQL restarts: a retryable 503, not a 500."""
+    import socket
+
+    from provisioner.db import Database
+    with socket.socket() as sock:      # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    runtime.db = Database(f"postgresql+psycopg://postgres@127.0.0.1:{port}/none?connect_timeout=2")
+    try:
+        client = app.test_client()
+        r = signer.post(client, event_body("service.create"))
+        assert r.status_code == 503, r.get_data(as_text=True)
+        assert r.get_json()["error"] == {"code": "database_unavailable",
+                                         "message": "The database cannot be reached right now; try again shortly."}
+        assert int(r.headers["Retry-After"]) > 0
+        r = signer.post(client, event_body("service.create"), wait=5)     # waiting changes nothing
+        assert r.status_code == 503
+    finally:
+        runtime.db.dispose()

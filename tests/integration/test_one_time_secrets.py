@@ -64,6 +64,23 @@ def test_the_admin_job_detail_can_be_the_one_answer(client, signer, worker, prov
     assert "secrets" not in client.get(f"/api/v1/jobs/{job_id}", headers=headers).get_json()
 
 
+def test_a_read_key_cannot_use_up_a_one_time_secret(client, signer, worker, provider, runtime):
+    from provisioner.apikeys import create_api_key
+    with runtime.db.transaction() as s:
+        _, reader = create_api_key(s, "reader", "read")
+        _, admin = create_api_key(s, "admin", "admin")
+    job_id = signer.post(client, event_body("service.create")).get_json()["job"]["id"]
+    worker.drain()
+    seen = client.get(f"/api/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {reader}"})
+    assert seen.status_code == 200
+    assert "secrets" not in seen.get_json() and "admin scope" in seen.get_json()["secrets_withheld"]
+    # Still there for the key that may take it.
+    kept = client.get(f"/api/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {admin}"}).get_json()
+    assert kept["secrets"] == {"relay_password": RELAY_PASSWORD} and "secrets_withheld" not in kept
+    gone = client.get(f"/api/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {reader}"}).get_json()
+    assert "secrets_withheld" not in gone
+
+
 def test_unread_secrets_are_purged_after_their_window(client, signer, worker, provider, runtime, database_url):
     raw = json.dumps(event_body("service.create"))
     _send(client, signer, raw, "msg_unread")

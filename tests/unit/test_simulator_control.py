@@ -181,10 +181,31 @@ def test_mutate_validation_and_unknown_account(client):
 def test_reset_clears_state_calls_and_faults(client):
     add_domain(client)
     client.post("/_sim/faults", json={"latency_ms": 1})
+    add_domain(client, "b.com")
+    assert client.get("/_sim/faults").json["injected"]["latency"] == 1
     assert client.post("/_sim/reset").json == {"ok": True}
     assert client.get("/_sim/state").json == {"accounts": []}
     assert client.get("/_sim/calls").json == {"calls": {}, "total": 0}
     assert client.get("/_sim/faults").json["faults"]["latency_ms"] == 0
+    assert set(client.get("/_sim/faults").json["injected"].values()) == {0}
+
+
+def test_faults_that_fire_are_counted_by_kind(client):
+    nothing = {"latency": 0, "rate_limited": 0, "error": 0, "malformed": 0, "timeout": 0}
+    assert client.get("/_sim/faults").json["injected"] == nothing
+    client.post("/_sim/faults", json={"error_rate": 1})
+    add_domain(client, "a.com")
+    client.post("/_sim/faults", json={"reset": True, "malformed_rate": 1, "latency_ms": 1})
+    add_domain(client, "b.com")
+    client.post("/_sim/faults", json={"reset": True, "rate_limit_per_s": 1})
+    add_domain(client, "c.com")
+    add_domain(client, "d.com")                     # the bucket is empty: 429
+    client.post("/_sim/faults", json={"reset": True, "timeout_rate": 1, "timeout_s": 0.01})
+    add_domain(client, "e.com")
+    client.get("/_sim/state")                       # control calls are never faulted
+    # Resetting the faults keeps the record of those that fired.
+    assert client.get("/_sim/faults").json["injected"] == {
+        "latency": 1, "rate_limited": 1, "error": 1, "malformed": 1, "timeout": 1}
 
 
 def test_control_api_is_exempt_from_faults_and_counting(client):
