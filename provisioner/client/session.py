@@ -115,7 +115,8 @@ def client_service() -> Service:
     if not check.ok:
         session.clear()
         g.pop("client_service", None)
-        raise NoSession(*filter(None, [logins.ENDED_MESSAGES.get(check.reason or "")]))
+        message = logins.ENDED_MESSAGES.get(check.reason or "")
+        raise NoSession(message) if message else NoSession()
     g.client_service = service
     return service
 

@@ -65,8 +65,8 @@ class JsonErrorWorker(ThreadWorker):
         if refusal is None:
             return super().handle_error(req, client, addr, exc)
         ip = (addr or ("",))[0]
-        # str(exc) may quote the request; the token filter applies to this logger too.
-        self.log.warning("refused a request from ip=%s: %s %s", ip, refusal[0], redact(str(exc))[:200])
+        # str(exc) may quote the request line: TokenSafeLogger's filter redacts it.
+        self.log.warning("refused a request from ip=%s: %s %s", ip, refusal[0], str(exc)[:200])
         try:
             write_nonblock(client, json_refusal(*refusal))
         except Exception:
@@ -78,22 +78,14 @@ class TokenSafeFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        safe = redact(message)
-        if safe != message:
-            record.msg, record.args = safe, None
+        if "/sso/" in message:
+            record.msg, record.args = redact(message), None
         return True
 
 
 class TokenSafeLogger(Logger):
-    """gunicorn's logger, with sign-on tokens redacted from access and error lines."""
-
-    def atoms(self, resp, req, environ, request_time):
-        atoms = super().atoms(resp, req, environ, request_time)
-        # Every atom: the path shows up in several (request line, PATH_INFO, RAW_URI, Referer).
-        for key, value in atoms.items():
-            if isinstance(value, str) and "/sso/" in value:
-                atoms[key] = redact(value)
-        return atoms
+    """gunicorn's logger, with sign-on tokens redacted from access and error lines (the
+    path shows up in several access-log atoms: request line, PATH_INFO, RAW_URI, Referer)."""
 
     def setup(self, cfg):
         super().setup(cfg)

@@ -33,17 +33,13 @@ class Fleet(Stack):
         return self.servers
 
     def start_fleet(self, *, workers: int = 2, worker_concurrency: int = 4) -> "Fleet":
-        try:
+        def steps() -> None:
             self.start_simulator()
             self.start_servers()
             for _ in range(workers):
                 self.start_worker(worker_concurrency)
-        except BaseException as exc:
-            logs = self.log_tails()
-            self.close()
-            if isinstance(exc, AssertionError):
-                raise AssertionError(f"{exc}\n{logs}") from None
-            raise
+
+        self.start_or_close(steps)
         return self
 
     def check_alive(self) -> None:

@@ -265,12 +265,19 @@ class Stack:
         return self.admin_key
 
     def start(self, *, worker_concurrency: int | None = 2) -> "Stack":
-        try:
+        def steps() -> None:
             self.start_simulator()
             self.start_server()
             if worker_concurrency:
                 self.start_worker(worker_concurrency)
             self.create_admin_key()
+
+        return self.start_or_close(steps)
+
+    def start_or_close(self, steps: Callable[[], None]) -> "Stack":
+        """Run ``steps``; if one fails, stop every process and fail with their logs."""
+        try:
+            steps()
         except BaseException as exc:
             logs = self.log_tails()
             self.close()
