@@ -192,6 +192,15 @@ def _locate(provider: Provider, service: Service, spec: AccountSpec,
     return account
 
 
+def _unfinished(provider: Provider, spec: AccountSpec, is_taken: IsTaken | None) -> UpstreamAccount | None:
+    account = provider.find_unfinished(spec)
+    if account is None or account.status == AccountStatus.DELETED:
+        return None
+    if is_taken is not None and is_taken(account.id):
+        return None
+    return account
+
+
 def _held_elsewhere(service: Service) -> Conflict:
     return Conflict(f"service {service.id}: the upstream answered with an account another service holds",
                     safe_message="This domain is already set up on the e-mail platform for another service.",
@@ -219,6 +228,10 @@ def converge(provider: Provider, service: Service, box: SecretBox,
     account = _locate(provider, service, spec, is_taken)
 
     if service.desired_status == DesiredStatus.TERMINATED:
+        if account is None:
+            # A create cut short (its later steps failed, then billing terminated) can
+            # leave a half-made account nobody would ever remove.
+            account = _unfinished(provider, spec, is_taken)
         if account is not None:
             provider.delete_account(account.id)
             result.did("delete")

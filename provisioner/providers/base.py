@@ -255,6 +255,13 @@ class Provider:
         (external id, domain); None if there is none (deleted ones count as none)."""
         raise NotImplementedError
 
+    def find_unfinished(self, spec: AccountSpec) -> UpstreamAccount | None:
+        """An account that a create for this service left half-made, which
+        ``find_account`` does not count as the service's (so that ``create_account``
+        finishes it); a termination removes it instead. Adapters whose create is one
+        call leave none."""
+        return None
+
     def get_account(self, account_id: str) -> UpstreamAccount:
         """Raise NotFound if it does not exist."""
         raise NotImplementedError

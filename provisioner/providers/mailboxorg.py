@@ -576,6 +576,15 @@ class MailboxOrgProvider(Provider):
             return None
         return account
 
+    def find_unfinished(self, spec: AccountSpec) -> UpstreamAccount | None:
+        """The service's live account without its domain: ``account.add`` went through,
+        ``domain.add`` did not (yet). The name is the service's own, so it is ours."""
+        name = self._live_name(spec.service_id, self._account_list())
+        if name is None:
+            return None
+        account = self.get_account(name)
+        return None if account.status is AccountStatus.DELETED else account
+
     def create_account(self, spec: AccountSpec) -> UpstreamAccount:
         restrictions = self.plan_restrictions(spec.limits, creating=True)   # refuse before any call
         domain = normalise_domain(spec.domain)

@@ -62,8 +62,8 @@ class FaultBursts(Disturbance):
     """``base`` faults all along; ``burst`` on top for ``burst_for`` s every ``every`` s."""
 
     def __init__(self, sim_url: str, base: dict[str, Any], burst: dict[str, Any], *,
-                 every: float = 6.0, burst_for: float = 1.5):
-        super().__init__("fault-bursts")
+                 every: float = 6.0, burst_for: float = 1.5, name: str = "fault-bursts"):
+        super().__init__(name)
         self.url = f"{sim_url}/_sim/faults"
         self.base, self.burst = base, burst
         self.every, self.burst_for = every, burst_for

@@ -11,8 +11,11 @@ state is worked out independently of the code under test:
   ``service.renew`` lifts only an overdue suspension ("Overdue on Payment") and
   moves the due date on; ``service.change_package`` sets the plan;
   ``service.terminate`` ends it (no live upstream account);
-- every event carries the due date the billing system has; the upstream's paid-until
-  date follows the last applied one (it is only ever extended).
+- every event carries the due date the billing system has; where the upstream keeps
+  a term (the sandbox), its paid-until date follows the last applied one (it is
+  only ever extended);
+- a plan is a set of configurable options; what limits it means upstream is the
+  product's YAML read by hand (:class:`Product`).
 
 A reordered lifecycle swaps two adjacent events after the create (never the
 terminate), so the older of the two arrives second and must be skipped.
@@ -22,38 +25,76 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from tests.helpers import event_body
 
-PRODUCT_ID = "12"       # product_configs/sandbox-mail.yaml
 
-#: billing configurable options per plan
-PLANS: dict[str, dict[str, int]] = {
+@dataclass(frozen=True, eq=False)      # compared and hashed by identity: one object per product
+class Product:
+    """A billing product on one upstream, as the test knows it (independently of
+    provisioner.products): its plans, the limits a plan means upstream, and how to
+    tell whose an upstream account is."""
+    upstream: str                                  # the simulator's name
+    product_id: str                                # the billing product id (product_configs/)
+    plans: dict[str, dict[str, Any]]               # billing configurable options per plan
+    limits_of: Callable[[dict[str, Any]], dict[str, Any]]   # options -> /_sim/state limits
+    owner: Callable[[dict[str, Any]], str | None]  # /_sim/state entry -> billing service id
+    terms: bool                                    # the upstream keeps a paid-until date
+
+    def limits(self, plan: str) -> dict[str, Any]:
+        return self.limits_of(self.plans[plan])
+
+
+def _sandbox_limits(options: dict[str, Any]) -> dict[str, Any]:
+    """product_configs/sandbox-mail.yaml: each limit is one option, with its default."""
+    return {"mailboxes": options.get("Total Mailboxes", 1),
+            "enhanced_mailboxes": options.get("Total Enhanced Mailboxes", 0),
+            "mailbox_quota_gb": options.get("Mailbox Quota (GB)", 5),
+            "aliases": options.get("Total Aliases", 0),
+            "distribution_lists": options.get("Total Distribution Lists", 0)}
+
+
+def _mailboxorg_limits(options: dict[str, Any]) -> dict[str, Any]:
+    """product_configs/mailboxorg-business.yaml, as the mailbox.org simulator shows it:
+    mailboxes per tier, their total, mailing lists and the service package."""
+    tiers = {"light_mailboxes": options.get("Light Mailboxes", 0),
+             "standard_mailboxes": options.get("Standard Mailboxes", 1),
+             "premium_mailboxes": options.get("Premium Mailboxes", 0)}
+    return {**tiers, "mailboxes": sum(tiers.values()), "mailing_lists": options.get("Mailing Lists", 0),
+            "service_package": str(options.get("Service Package", "reseller")).lower()}
+
+
+_MAILBOXORG_NAME = re.compile(r"^prov-(?P<service>.+?)(?:-r\d+)?$")   # upstreams.yaml account_prefix
+
+
+def _mailboxorg_owner(account: dict[str, Any]) -> str | None:
+    match = _MAILBOXORG_NAME.match(account["id"])
+    return match["service"] if match else None
+
+
+SANDBOX = Product("sandbox", "12", {
     "starter": {"Total Mailboxes": 2, "Mailbox Quota (GB)": 5},
     "business": {"Total Mailboxes": 10, "Mailbox Quota (GB)": 25, "Total Aliases": 20},
     "team": {"Total Mailboxes": 25, "Mailbox Quota (GB)": 50, "Total Aliases": 100,
              "Total Distribution Lists": 5},
-}
-#: sandbox-mail.yaml: limit <- (configurable option, default)
-LIMIT_OPTIONS = {
-    "mailboxes": ("Total Mailboxes", 1),
-    "enhanced_mailboxes": ("Total Enhanced Mailboxes", 0),
-    "mailbox_quota_gb": ("Mailbox Quota (GB)", 5),
-    "aliases": ("Total Aliases", 0),
-    "distribution_lists": ("Total Distribution Lists", 0),
-}
+}, _sandbox_limits, lambda account: account["native"]["external_id"], terms=True)
+
+MAILBOXORG = Product("mailboxorg", "40", {
+    "solo": {"Standard Mailboxes": 1},
+    "office": {"Light Mailboxes": 3, "Standard Mailboxes": 5, "Mailing Lists": 2, "Service Package": "Silver"},
+    "firm": {"Standard Mailboxes": 10, "Premium Mailboxes": 3, "Mailing Lists": 5, "Service Package": "Gold"},
+}, _mailboxorg_limits, _mailboxorg_owner, terms=False)
+
 OVERDUE = "Overdue on Payment"
 OTHER_REASON = "Abuse report"
 TERM = dt.timedelta(days=30)
 
 CREATE, SUSPEND, UNSUSPEND = "service.create", "service.suspend", "service.unsuspend"
 RENEW, CHANGE_PACKAGE, TERMINATE = "service.renew", "service.change_package", "service.terminate"
-
-
-def plan_limits(plan: str) -> dict[str, int]:
-    options = PLANS[plan]
-    return {limit: options.get(option, default) for limit, (option, default) in LIMIT_OPTIONS.items()}
 
 
 @dataclass(frozen=True)
@@ -63,6 +104,7 @@ class BillingEvent:
     seq: int                     # its place in the billing system's own order
     kind: str
     occurred_at: dt.datetime
+    product: Product
     plan: str                    # the plan the service has in billing at this point
     due: dt.date                 # the due date billing has at this point
     domain: str
@@ -74,8 +116,8 @@ class BillingEvent:
 
     def raw(self) -> str:
         extra = {"suspend_reason": self.reason} if self.reason else {}
-        body = event_body(self.kind, self.service_id, domain=self.domain, product_id=PRODUCT_ID,
-                          options=dict(PLANS[self.plan]), occurred_at=self.occurred_at,
+        body = event_body(self.kind, self.service_id, domain=self.domain, product_id=self.product.product_id,
+                          options=dict(self.product.plans[self.plan]), occurred_at=self.occurred_at,
                           next_due_date=self.due.isoformat(), **extra)
         return json.dumps(body, sort_keys=True)
 
@@ -84,6 +126,7 @@ class BillingEvent:
 class Lifecycle:
     service_id: str
     domain: str
+    product: Product
     events: list[BillingEvent]                   # billing's order (occurred_at ascending)
     delivery: list[BillingEvent] = field(default_factory=list)   # the order they are sent in
     reordered: bool = False
@@ -97,10 +140,6 @@ class Expected:
     due: dt.date
     skipped: frozenset[str]      # webhook-ids that arrive after a newer event: stale
 
-    @property
-    def limits(self) -> dict[str, int]:
-        return plan_limits(self.plan)
-
 
 def _middle_event(rng: random.Random, suspended: bool) -> str:
     if suspended:
@@ -108,14 +147,15 @@ def _middle_event(rng: random.Random, suspended: bool) -> str:
     return rng.choices([SUSPEND, CHANGE_PACKAGE, RENEW], weights=[4, 3, 3])[0]
 
 
-def make_lifecycle(rng: random.Random, service_id: str, start: dt.datetime, *,
+def make_lifecycle(rng: random.Random, service_id: str, start: dt.datetime, product: Product, *,
                    reordered: bool, terminate_share: float) -> Lifecycle:
     """create, 1-4 of suspend/unsuspend/change_package/renew, sometimes a terminate."""
     domain = f"svc-{service_id}.example.com"
-    plan = rng.choice(sorted(PLANS))
+    plans = sorted(product.plans)
+    plan = rng.choice(plans)
     at = start
     due = start.date() + TERM
-    events = [BillingEvent(service_id, 0, CREATE, at, plan, due, domain)]
+    events = [BillingEvent(service_id, 0, CREATE, at, product, plan, due, domain)]
     suspended_for: str | None = None     # only to pick plausible next events
     for seq in range(1, 1 + rng.randint(2 if reordered else 1, 4)):
         at += dt.timedelta(seconds=rng.randint(30, 600))
@@ -130,23 +170,25 @@ def make_lifecycle(rng: random.Random, service_id: str, start: dt.datetime, *,
             if suspended_for == OVERDUE:
                 suspended_for = None
         elif kind == CHANGE_PACKAGE:
-            plan = rng.choice([p for p in sorted(PLANS) if p != plan])
-        events.append(BillingEvent(service_id, seq, kind, at, plan, due, domain, reason))
+            plan = rng.choice([p for p in plans if p != plan])
+        events.append(BillingEvent(service_id, seq, kind, at, product, plan, due, domain, reason))
     if rng.random() < terminate_share:
         at += dt.timedelta(seconds=rng.randint(30, 600))
-        events.append(BillingEvent(service_id, len(events), TERMINATE, at, plan, due, domain))
+        events.append(BillingEvent(service_id, len(events), TERMINATE, at, product, plan, due, domain))
     delivery = list(events)
     if reordered:
         middle = [i for i, e in enumerate(events) if e.kind not in (CREATE, TERMINATE)]
         pairs = [i for i in middle if i + 1 in middle]
         i = rng.choice(pairs)
         delivery[i], delivery[i + 1] = delivery[i + 1], delivery[i]
-    return Lifecycle(service_id, domain, events, delivery, reordered)
+    return Lifecycle(service_id, domain, product, events, delivery, reordered)
 
 
-def make_lifecycles(count: int, *, seed: int, first_id: int = 100000, reorder_share: float = 0.10,
-                    terminate_share: float = 0.15, now: dt.datetime | None = None) -> list[Lifecycle]:
-    """``count`` services; exactly ``round(count * reorder_share)`` of them reordered.
+def make_lifecycles(count: int, *, seed: int, products: tuple[Product, ...] = (SANDBOX,),
+                    first_id: int = 100000, reorder_share: float = 0.10, terminate_share: float = 0.15,
+                    now: dt.datetime | None = None) -> list[Lifecycle]:
+    """``count`` services, spread over ``products`` in turn; exactly
+    ``round(count * reorder_share)`` of them reordered.
 
     Events happened within the last few hours (due dates lie ahead, so the
     scheduler's due-date policy never steps in)."""
@@ -154,7 +196,8 @@ def make_lifecycles(count: int, *, seed: int, first_id: int = 100000, reorder_sh
     now = now or dt.datetime.now(dt.timezone.utc)
     reordered = set(rng.sample(range(count), round(count * reorder_share)))
     return [make_lifecycle(rng, str(first_id + n), now - dt.timedelta(hours=3, seconds=rng.randint(0, 3600)),
-                           reordered=n in reordered, terminate_share=terminate_share)
+                           products[n % len(products)], reordered=n in reordered,
+                           terminate_share=terminate_share)
             for n in range(count)]
 
 

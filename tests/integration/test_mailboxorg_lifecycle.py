@@ -222,6 +222,22 @@ def test_a_domain_used_by_another_customer_fails_with_a_safe_message(client, sig
     assert sim.live() == []                  # the account made for it was removed again
 
 
+def test_a_create_cut_short_then_terminated_leaves_no_account_behind(client, signer, worker, runtime, sim):
+    """account.add went through, domain.add failed, and billing terminated before the
+    retry: the half-made account is removed, not left behind (found by the chaos run)."""
+    sim.faults(error_rate=1, only_actions=["domain.add"])
+    send(client, signer, "service.create")
+    assert worker.run_once()                 # one attempt: the account is made, its domain is not
+    assert [(a["id"], a["domain"], a["status"]) for a in sim.accounts()] == [(ACCOUNT, None, "active")]
+    assert [j.state for j in jobs(runtime)] == ["retrying"]
+    send(client, signer, "service.terminate")
+    sim.faults(reset=True)
+    run_jobs(worker, runtime)
+    assert [(a["id"], a["status"]) for a in sim.accounts()] == [(ACCOUNT, "deleted")]
+    assert [j.state for j in jobs(runtime)] == ["succeeded", "succeeded"]
+    assert service(runtime).observed_status == "deleted"
+
+
 def test_lifecycle_with_faults_and_expiring_sessions_never_makes_two_accounts(
         client, signer, worker, runtime, sim, clock, database_url, monkeypatch):
     # Backoff waits between retries only slow the test down; what is retried is still real.

@@ -167,26 +167,51 @@ def test_a_provisioner_that_never_answers_costs_at_most_30_seconds(whmcs, php_st
     assert whmcs.hosting("7012")["domainstatus"] == "Pending"
 
 
-def test_commands_left_in_flight_by_an_earlier_version_are_retried_with_their_webhook_id(whmcs, php_stack):
-    """mod_provisioner_deliveries (one command per service) is taken over when the module's
-    new table is made: a Retry after the upgrade still re-sends the same request."""
-    stack, sid = php_stack, "7013"
-    params = whmcs.params(sid, "whmcs-upgrade.example")
+def _in_flight_from_an_earlier_version(whmcs, stack, sid: str, domain: str, *, racing: bool = False):
+    """A suspend that failed, kept as the earlier version's mod_provisioner_deliveries
+    kept it, and no mod_provisioner_commands yet. ``racing``: another request (a callback,
+    the cron) makes mod_provisioner_commands right after the next module call looked for it."""
+    params = whmcs.params(sid, domain)
     assert whmcs.call("CreateAccount", params) == "success"
     stack.sim_faults(error_rate=1.0)
     suspend = {**params, "suspendreason": "Abuse"}
     assert FAILED.match(whmcs.call("SuspendAccount", suspend))
     stack.clear_faults()
-    # The same row as the earlier version kept it, and no new table yet.
     [row] = [r for r in whmcs.commands() if r["action"] == "suspend"]
+
     def downgrade(data):
         data["tables"] = {k: v for k, v in data["tables"].items() if not k.startswith("mod_provisioner_commands")}
         data["schema"] = [t for t in data["schema"] if t != "mod_provisioner_commands"]
         data["tables"]["mod_provisioner_deliveries"] = [{k: row[k] for k in (
             "service_id", "action", "fingerprint", "webhook_id", "occurred_at")}]
         data["schema"].append("mod_provisioner_deliveries")
+        if racing:          # made, still empty: the racing request has not taken over yet
+            data["schema"].append("mod_provisioner_commands")
+            data["tables"]["mod_provisioner_commands"] = []
+            data["stale_schema"] = ["mod_provisioner_commands"]
     whmcs.update_db(downgrade)
+    return suspend, row
+
+
+def test_commands_left_in_flight_by_an_earlier_version_are_retried_with_their_webhook_id(whmcs, php_stack):
+    """mod_provisioner_deliveries (one command per service) is taken over when the module's
+    new table is made: a Retry after the upgrade still re-sends the same request."""
+    stack, sid = php_stack, "7013"
+    suspend, row = _in_flight_from_an_earlier_version(whmcs, stack, sid, "whmcs-upgrade.example")
     assert whmcs.call("SuspendAccount", suspend) == "success"
+    first, retry = _ids(whmcs, "SuspendAccount")
+    assert first == retry == row["webhook_id"]
+    assert _events(stack, sid, "service.suspend") == 1
+
+
+def test_a_request_racing_to_make_the_commands_table_still_takes_over_what_was_in_flight(whmcs, php_stack):
+    """Two requests' first use after an upgrade: the one that loses the race to create
+    mod_provisioner_commands uses the table the other made, and still re-sends the command
+    the earlier version left in flight (it used to send it as a new event)."""
+    stack, sid = php_stack, "7014"
+    suspend, row = _in_flight_from_an_earlier_version(whmcs, stack, sid, "whmcs-upgrade-race.example", racing=True)
+    assert whmcs.call("SuspendAccount", suspend) == "success"
+    assert whmcs.db().get("stale_schema") == []          # the race did happen
     first, retry = _ids(whmcs, "SuspendAccount")
     assert first == retry == row["webhook_id"]
     assert _events(stack, sid, "service.suspend") == 1

@@ -55,6 +55,21 @@ final class Store
         }
         $schema = Capsule::schema();
         if (!$schema->hasTable($table)) {
+            self::create($schema, $table);
+            if ($table === self::COMMANDS && $schema->hasTable(self::LEGACY)) {
+                self::takeOverLegacy();
+            }
+        }
+        self::$ready[$table] = true;
+    }
+
+    /**
+     * Another request (a callback, the cron, a second admin) may make the same table at
+     * the same moment, e.g. right after an upgrade: the one that loses the race uses it.
+     */
+    private static function create($schema, string $table): void
+    {
+        try {
             $schema->create($table, static function ($t) use ($table) {
                 switch ($table) {
                     case self::COMMANDS:
@@ -88,24 +103,39 @@ final class Store
                         $t->timestamp('created_at')->nullable();
                 }
             });
-            if ($table === self::COMMANDS && $schema->hasTable(self::LEGACY)) {
-                self::takeOverLegacy();
+        } catch (\Throwable $e) {
+            if (!$schema->hasTable($table)) {
+                throw $e;
             }
         }
-        self::$ready[$table] = true;
     }
 
-    /** The commands an earlier version of the module left in flight, as open commands. */
+    /**
+     * The commands an earlier version of the module left in flight, as open commands. Run
+     * by every request that found no commands table, the one that made it and any that
+     * raced it, so that none reads the table before the take-over: each row once.
+     */
     private static function takeOverLegacy(): void
     {
         foreach (Capsule::table(self::LEGACY)->get() as $row) {
             $row = (object) (array) $row;
-            Capsule::table(self::COMMANDS)->insert([
-                'webhook_id' => (string) $row->webhook_id, 'service_id' => (string) $row->service_id, 'server_id' => 0,
-                'action' => (string) $row->action, 'fingerprint' => (string) $row->fingerprint,
-                'occurred_at' => (string) $row->occurred_at, 'state' => self::OPEN, 'job_id' => null,
-                'updated_at' => self::now(),
-            ]);
+            $taken = static fn (): bool => Capsule::table(self::COMMANDS)
+                ->where('webhook_id', (string) $row->webhook_id)->first() !== null;
+            if ($taken()) {
+                continue;
+            }
+            try {
+                Capsule::table(self::COMMANDS)->insert([
+                    'webhook_id' => (string) $row->webhook_id, 'service_id' => (string) $row->service_id,
+                    'server_id' => 0, 'action' => (string) $row->action, 'fingerprint' => (string) $row->fingerprint,
+                    'occurred_at' => (string) $row->occurred_at, 'state' => self::OPEN, 'job_id' => null,
+                    'updated_at' => self::now(),
+                ]);
+            } catch (\Throwable $e) {
+                if (!$taken()) {        // not the racing request's copy of the same row
+                    throw $e;
+                }
+            }
         }
     }
 
