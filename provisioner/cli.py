@@ -131,12 +131,20 @@ def dev(port: int, host: str) -> None:
 @click.option("--port", default=0, type=int, help="0 picks a free port")
 @click.option("--activation-delay", default=0.0, type=float, help="seconds before new accounts turn active")
 @click.option("--api-key", default=None, help="require this API key (where the provider uses one)")
-def simulate(name: str, port: int, activation_delay: float, api_key: str | None) -> None:
+@click.option("--verification-delay", default=None, type=click.FloatRange(min=0),
+              help="qboxmail: seconds after a create until the domain's ownership record counts as "
+                   "published (0: at once; default: never by itself)")
+def simulate(name: str, port: int, activation_delay: float, api_key: str | None,
+             verification_delay: float | None) -> None:
     from .simulators.server import serve_forever
     _setup_logging(os.environ.get("PROVISIONER_LOG_LEVEL", "INFO"))
-    options = {"activation_delay": activation_delay}
+    options: dict[str, object] = {"activation_delay": activation_delay}
     if api_key:
         options["api_key"] = api_key
+    if verification_delay is not None:
+        if name != "qboxmail":
+            raise click.UsageError("--verification-delay is an option of the qboxmail simulator only")
+        options["verification_delay"] = verification_delay
     try:
         serve_forever(name, "127.0.0.1", port, **options)
     except ValueError as exc:

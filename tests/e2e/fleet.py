@@ -19,10 +19,13 @@ from tests.e2e.procs import HTTP_TIMEOUT, START_TIMEOUT, Proc, Stack, free_port,
 
 class Fleet(Stack):
     def __init__(self, workdir: Path, database_url: str, *, servers: int = 2,
-                 simulators: tuple[str, ...] = (), extra_env: dict[str, str] | None = None, **options):
-        """``simulators``: upstreams besides the sandbox (``provisioner simulate NAME``),
-        each on a free port the example products are pointed at (never a dev port)."""
-        self.sim_urls = {name: f"http://127.0.0.1:{free_port()}" for name in simulators}
+                 simulators: dict[str, list[str]] | None = None, extra_env: dict[str, str] | None = None,
+                 **options):
+        """``simulators``: upstreams besides the sandbox, each ``provisioner simulate NAME``
+        with its extra arguments, on a free port the example products are pointed at (never
+        a dev port)."""
+        self.sim_args = dict(simulators or {})
+        self.sim_urls = {name: f"http://127.0.0.1:{free_port()}" for name in self.sim_args}
         urls = {DEV_SIMULATORS[name].url_var: url for name, url in self.sim_urls.items()}
         super().__init__(workdir, database_url, extra_env={**urls, **(extra_env or {})}, **options)
         self.sim_urls = {"sandbox": self.sim_url, **self.sim_urls}
@@ -37,7 +40,8 @@ class Fleet(Stack):
         for name, url in self.sim_urls.items():
             if name == "sandbox":
                 continue
-            proc = self._proc(f"simulator-{name}", ["simulate", name, "--port", url.rsplit(":", 1)[1]])
+            proc = self._proc(f"simulator-{name}", ["simulate", name, "--port", url.rsplit(":", 1)[1],
+                                                    *self.sim_args[name]])
             wait_until(lambda: self.http.get(f"{url}/_sim/state", timeout=2).status_code == 200,
                        timeout=START_TIMEOUT, what=f"the {name} simulator's /_sim/state",
                        alive=proc.check_alive)

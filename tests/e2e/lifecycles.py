@@ -89,6 +89,43 @@ MAILBOXORG = Product("mailboxorg", "40", {
     "firm": {"Standard Mailboxes": 10, "Premium Mailboxes": 3, "Mailing Lists": 5, "Service Package": "Gold"},
 }, _mailboxorg_limits, _mailboxorg_owner, terms=False)
 
+_SERVICE_DOMAIN = re.compile(r"^svc-(?P<service>\d+)\.example\.com$")     # make_lifecycle's domains
+
+
+def _owner_by_domain(account: dict[str, Any]) -> str | None:
+    match = _SERVICE_DOMAIN.match(account.get("domain") or "")
+    return match["service"] if match else None
+
+
+#: product_configs/enterprise-email-us.yaml: ResellerClub counts mailboxes only
+RESELLERCLUB = Product("resellerclub", "20", {
+    "few": {"Total Mailboxes": 2},
+    "some": {"Total Mailboxes": 5},
+    "many": {"Total Mailboxes": 12},
+}, lambda options: {"mailboxes": options["Total Mailboxes"]}, _owner_by_domain, terms=False)
+
+#: product_configs/qboxmail-hosting.yaml: a hosting domain's plan, mailboxes and quota
+QBOXMAIL = Product("qboxmail", "50", {
+    "basic": {"Plan": "basic", "Total Mailboxes": 3, "Mailbox Quota (GB)": 4},
+    "professional": {"Plan": "professional", "Total Mailboxes": 10, "Mailbox Quota (GB)": 8},
+    "enterprise": {"Plan": "enterprise", "Total Mailboxes": 40, "Mailbox Quota (GB)": 25},
+}, lambda options: {"qboxmail_product": "hosting", "plan": options["Plan"],
+                    "mailboxes": options["Total Mailboxes"], "mailbox_quota_gb": options["Mailbox Quota (GB)"]},
+    _owner_by_domain, terms=False)
+
+#: product_configs/polaris-business-mail.yaml: PolarisMail has no domain limits of its own
+#: (the provisioner enforces them), so its state shows none; every option is required
+POLARISMAIL = Product("polarismail", "30", {
+    plan: dict(zip(("Total Mailboxes", "Total Enhanced Mailboxes", "Mailbox Quota (GB)", "Total Aliases",
+                    "Total Distribution Lists"), values))
+    for plan, values in {"small": (3, 0, 5, 0, 0), "medium": (10, 2, 10, 10, 1),
+                         "large": (30, 5, 25, 50, 5)}.items()
+}, lambda options: {}, _owner_by_domain, terms=False)
+
+#: what ResellerClub needs to open the client's customer account
+CLIENT_ADDRESS = {"address": "1 Example Street", "city": "Berlin", "state": "Berlin", "postcode": "10115",
+                  "phone": "+49.3012345678"}
+
 OVERDUE = "Overdue on Payment"
 OTHER_REASON = "Abuse report"
 TERM = dt.timedelta(days=30)
@@ -119,6 +156,7 @@ class BillingEvent:
         body = event_body(self.kind, self.service_id, domain=self.domain, product_id=self.product.product_id,
                           options=dict(self.product.plans[self.plan]), occurred_at=self.occurred_at,
                           next_due_date=self.due.isoformat(), **extra)
+        body["client"].update(CLIENT_ADDRESS)
         return json.dumps(body, sort_keys=True)
 
 

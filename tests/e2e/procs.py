@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
+import yaml
 from sqlalchemy import text
 
 from provisioner.db import Database
@@ -184,13 +185,13 @@ def process_env(database_url: str, instance_dir: Path, *, webhook_secret: str, s
 
 
 def products_dir_with_timeout(target: Path, timeout: float) -> Path:
-    """A copy of product_configs/ whose sandbox upstream gives up after ``timeout`` seconds."""
+    """A copy of product_configs/ whose upstreams give up after ``timeout`` seconds."""
     shutil.copytree(ROOT / "product_configs", target)
     upstreams = target / "upstreams.yaml"
-    upstreams.write_text(upstreams.read_text().replace(
-        "  base_url: ${SANDBOX_URL:-http://127.0.0.1:8701}\n",
-        f"  base_url: ${{SANDBOX_URL:-http://127.0.0.1:8701}}\n  timeout: {timeout}\n"))
-    assert f"timeout: {timeout}" in upstreams.read_text(), "upstreams.yaml changed shape"
+    document = yaml.safe_load(upstreams.read_text())
+    for upstream in document.values():
+        upstream["timeout"] = timeout
+    upstreams.write_text(yaml.safe_dump(document, sort_keys=False))
     return target
 
 

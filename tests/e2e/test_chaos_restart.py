@@ -1,9 +1,10 @@
 """Chaos on PostgreSQL, with the database itself restarted in the middle (issue 12).
 
 Two ``serve`` and two ``worker`` processes on a PostgreSQL cluster of the test's
-own (``tests/e2e/pgcluster.py``; the machine's server is never touched), two
-upstream simulators (the sandbox for two services in three, mailbox.org for the rest)
-answering with errors, malformed bodies, timeouts, latency and bursts of 429.
+own (``tests/e2e/pgcluster.py``; the machine's server is never touched), and every
+upstream simulator (sandbox, mailbox.org, ResellerClub, Qboxmail, PolarisMail; a fifth
+of the services on each), each answering with errors, malformed bodies, timeouts,
+latency and bursts of 429.
 A billing system (``tests/e2e/billing_sender.py``) sends whole
 lifecycles for many services: 20 % of the events twice, 10 % of the services with
 two events swapped. Meanwhile one worker is SIGKILLed every few seconds and
@@ -34,7 +35,8 @@ from provisioner.migrate import upgrade
 from tests.e2e.billing_sender import BillingSender
 from tests.e2e.disturbances import DatabaseRestart, FaultBursts, WorkerKiller
 from tests.e2e.fleet import Fleet
-from tests.e2e.lifecycles import MAILBOXORG, SANDBOX, Lifecycle, expected_state, make_lifecycles, plan_waves
+from tests.e2e.lifecycles import (MAILBOXORG, POLARISMAIL, QBOXMAIL, RESELLERCLUB, SANDBOX, Lifecycle,
+                                  expected_state, make_lifecycles, plan_waves)
 from tests.e2e.pgcluster import PgCluster, PgUnavailable
 from tests.e2e.procs import FINISHED, products_dir_with_timeout, wait_until
 
@@ -44,7 +46,11 @@ FAULTS = {"error_rate": 0.15, "malformed_rate": 0.05, "timeout_rate": 0.03, "tim
           "latency_ms": 10}
 BURST = {"rate_limit_per_s": 4}       # 429 with Retry-After for everything above 4 calls/s
 UPSTREAM_TIMEOUT = 1                  # seconds; a "timed out" answer comes after 1.5 s
-PRODUCTS = (SANDBOX, SANDBOX, MAILBOXORG)   # in turn: two services in three on the sandbox
+PRODUCTS = (SANDBOX, MAILBOXORG, RESELLERCLUB, QBOXMAIL, POLARISMAIL)   # in turn: one service in five each
+#: every upstream but the sandbox (the Stack's own), with a Qboxmail domain's ownership
+#: record published at once (as the real sandbox's "skip ownership")
+SIMULATORS = {"mailboxorg": [], "resellerclub": [], "qboxmail": ["--verification-delay", "0"],
+              "polarismail": []}
 RESTART_AT = 0.4                      # share of events accepted when PostgreSQL is restarted
 DOWN_FOR = 3.0                        # seconds PostgreSQL stays down
 LEASE_SECONDS = 3
@@ -68,24 +74,14 @@ def pg_cluster():
         cluster.cleanup()
 
 
-def _with_timeouts(target, timeout: float):
-    """product_configs/ whose sandbox and mailbox.org upstreams give up after ``timeout`` s."""
-    products = products_dir_with_timeout(target, timeout)
-    upstreams = products / "upstreams.yaml"
-    line = "  base_url: ${MAILBOXORG_URL:-https://api.mailbox.org/v1/}\n"
-    assert line in upstreams.read_text(), "upstreams.yaml changed shape"
-    upstreams.write_text(upstreams.read_text().replace(line, f"{line}  timeout: {timeout}\n"))
-    return products
-
-
 @pytest.fixture
 def chaos_fleet(request, tmp_path, pg_cluster):
-    """Two simulators, two ``serve`` (2 gunicorn workers each) and two workers on a fresh,
+    """Every simulator, two ``serve`` (2 gunicorn workers each) and two workers on a fresh,
     migrated database of the local cluster."""
     url = pg_cluster.create_database("chaos")
     upgrade(url)
-    products = _with_timeouts(tmp_path / "product_configs", UPSTREAM_TIMEOUT)
-    fleet = Fleet(tmp_path / "fleet", url, servers=2, simulators=("mailboxorg",), lease_seconds=LEASE_SECONDS,
+    products = products_dir_with_timeout(tmp_path / "product_configs", UPSTREAM_TIMEOUT)
+    fleet = Fleet(tmp_path / "fleet", url, servers=2, simulators=SIMULATORS, lease_seconds=LEASE_SECONDS,
                   products_dir=products, extra_env={"PROVISIONER_JOB_MAX_ATTEMPTS": "100"})
     try:
         yield fleet.start_fleet(workers=2, worker_concurrency=6)

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from provisioner import apikeys
 from provisioner.intake import sign
 from provisioner.models import Event, Job, ReconcileRun, Service
-from tests.helpers import Signer, event_body
+from tests.helpers import event_body
 
 
 def counts(runtime) -> tuple[int, int, int]:
