@@ -6,7 +6,7 @@ VENV   := .venv
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test install system-deps check clean
+.PHONY: run test install system-deps check bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ run: install
 
 test: install system-deps
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# Every benchmark in its CI size; each prints JSON with its same-run baseline (bench/).
+bench: install
+	$(VENV)/bin/python bench/hook_intake.py -n 500 -c 8
+	$(VENV)/bin/python bench/reconcile_scale.py
 
 check: install
 	$(VENV)/bin/provisioner products check

@@ -327,8 +327,8 @@ class UsageRecord:
     source: str
     usage: dict[str, Any]
     limits: dict[str, Any]
-    #: when the usage was last read upstream (a reconcile pass, the usage tick,
-    #: or a converge job that saw the account)
+    #: when these figures were read upstream (a reconcile pass, the usage tick, or a
+    #: converge job that saw the account); a pass reading the same figures leaves it
     collected_at: dt.datetime | None
 
 

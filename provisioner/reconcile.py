@@ -29,13 +29,18 @@ orphans (they belong to no source).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import time
+from array import array
+from bisect import bisect_left
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Text, and_, cast, or_, select, update
 
 from . import jobs
 from .billing.sources import AUTHORITY_BILLING, authority_for
@@ -74,7 +79,8 @@ class Report:
     at: dt.datetime
     dry_run: bool
     source: str | None = None        # the one billing source judged, None: all
-    services: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    #: kind -> the services found so (a dict used as an ordered set: adding is O(1))
+    services: dict[str, dict[str, None]] = field(default_factory=lambda: defaultdict(dict))
     #: service key -> why it could not be judged
     service_errors: dict[str, str] = field(default_factory=dict)
     orphans: list[dict[str, Any]] = field(default_factory=list)
@@ -85,8 +91,7 @@ class Report:
     started: float = field(default_factory=time.monotonic)
 
     def add(self, kind: str, service_id: str) -> None:
-        if service_id not in self.services[kind]:
-            self.services[kind].append(service_id)
+        self.services[kind][service_id] = None
 
     def failed(self, service_id: str, what: str, exc: Exception) -> None:
         """Record that ``service_id`` could not be judged; the pass goes on."""
@@ -168,35 +173,82 @@ def _apply_due(runtime: Runtime, service_id: str, kind: str, at: dt.datetime, re
         _queue_converge(session, runtime, service.id, f"reconcile:{kind}", report)
 
 
-def check_due_dates(runtime: Runtime, services: list[Service], at: dt.datetime, report: Report) -> None:
-    authorities: dict[tuple[str, str], str] = {}     # (source, product) -> authority, once per pass
-    for service in services:
-        product = runtime.catalog.products.get(service.product_key)
-        if product is None:
-            report.add(CHECK_FAILED, service.id)
-            report.service_errors[service.id] = f"product {service.product_key!r} is no longer configured"
-            continue
-        pair = (service.source, product.id)
-        if pair not in authorities:
-            authorities[pair] = _authority(runtime, service, product)
+#: what the due-date check reads: rows, not ORM objects (a pass over a million services
+#: holds few of them at a time)
+_DUE_COLUMNS = (Service.id, Service.source, Service.desired_status, Service.next_due_date,
+                Service.auto_suspend_enabled, Service.auto_suspend_until, Service.suspended_by,
+                Service.suspend_reason, Service.suspended_at)
+#: what the drift check reads of each service a page of the listing names; limits and usage
+#: as their JSON text, decoded once per distinct text (a fleet shares a few plans)
+_HOLDER_COLUMNS = (Service.id, Service.source, Service.upstream_id, Service.desired_status, Service.next_due_date,
+                   cast(Service.limits, Text).label("limits"), cast(Service.usage, Text).label("usage"))
+
+
+class _Decoded(dict):
+    """JSON texts decoded once: text -> value (its values are shared; never change them)."""
+
+    def __missing__(self, text: str | None) -> Any:
+        value = json.loads(text) if text is not None else None
+        if len(self) < 100_000:
+            self[text] = value
+        return value
+
+
+def _scoped(stmt, source: str | None):
+    return stmt if source is None else stmt.where(Service.source == source)
+
+
+def _due_candidates(session, product: Product, at: dt.datetime, source: str | None):
+    """The services of ``product`` a due-date finding can concern at ``at``: active past
+    their due date and grace, or suspended for at least ``terminate_after_days``. The
+    database narrows them down; ``_due_findings`` judges each."""
+    policy = product.lifecycle
+    stmt = select(*_DUE_COLUMNS).where(Service.product_key == product.id, or_(
+        and_(Service.desired_status == DesiredStatus.ACTIVE,
+             Service.next_due_date < at.date() - dt.timedelta(days=policy.suspend_grace_days)),
+        and_(Service.desired_status == DesiredStatus.SUSPENDED,
+             Service.suspended_at <= at - dt.timedelta(days=policy.terminate_after_days))))
+    return session.execute(_scoped(stmt, source).execution_options(yield_per=1000))
+
+
+def check_due_dates(runtime: Runtime, at: dt.datetime, report: Report) -> None:
+    products = runtime.catalog.products
+    findings: list[tuple[str, str]] = []     # (service, kind) to act on, once the reads are done
+    with runtime.db.read() as session:
+        unknown = _scoped(select(Service.id, Service.product_key).where(Service.product_key.not_in(list(products))),
+                          report.source)
+        for service_id, product_key in session.execute(unknown):
+            report.add(CHECK_FAILED, service_id)
+            report.service_errors[service_id] = f"product {product_key!r} is no longer configured"
+        authorities: dict[tuple[str, str], str] = {}     # (source, product) -> authority, once per pass
+        for product in products.values():
+            for service in _due_candidates(session, product, at, report.source):
+                pair = (service.source, product.id)
+                try:
+                    if pair not in authorities:
+                        authorities[pair] = _authority(runtime, service, product)
+                    kind = _due_findings(service, product, at, authorities[pair])
+                except Exception as exc:   # one broken row must not stop the pass for everyone
+                    report.failed(service.id, "the due-date check", exc)
+                    continue
+                if kind is None:
+                    continue
+                report.add(kind, service.id)
+                if not report.dry_run and kind in ACTED_ON:
+                    findings.append((service.id, kind))
+    for service_id, kind in findings:
         try:
-            kind = _due_findings(service, product, at, authorities[pair])
-            if kind is None:
-                continue
-            report.add(kind, service.id)
-            if not report.dry_run and kind in ACTED_ON:
-                _apply_due(runtime, service.id, kind, at, report)
-        except Exception as exc:   # one broken row must not stop the pass for everyone
-            report.failed(service.id, "the due-date check", exc)
+            _apply_due(runtime, service_id, kind, at, report)
+        except Exception as exc:
+            report.failed(service_id, "the due-date check", exc)
 
 
 # --- drift, orphans, usage, terms ----------------------------------------------------------
 
-def _drift(service: Service, account: UpstreamAccount, compare_limits: bool) -> list[str]:
+def _drift(desired: str, limits: Any, account: UpstreamAccount, compare_limits: bool) -> list[str]:
     if account.status == AccountStatus.PENDING:
         return []  # still being set up: a job is (or was) on it
     kinds = []
-    desired = service.desired_status
     if account.status == AccountStatus.DELETED:
         if desired != DesiredStatus.TERMINATED:
             kinds.append(DRIFT_MISSING)
@@ -205,95 +257,155 @@ def _drift(service: Service, account: UpstreamAccount, compare_limits: bool) -> 
             or (desired == DesiredStatus.SUSPENDED and account.status != AccountStatus.SUSPENDED)
             or desired == DesiredStatus.TERMINATED):
         kinds.append(DRIFT_STATUS)
-    if compare_limits and desired != DesiredStatus.TERMINATED and any(
-            key in account.limits and account.limits[key] != value
-            for key, value in (service.limits or {}).items()):
-        kinds.append(DRIFT_LIMITS)
+    if compare_limits and desired != DesiredStatus.TERMINATED:
+        shown = account.limits
+        for key, value in (limits or {}).items():
+            if key in shown and shown[key] != value:
+                kinds.append(DRIFT_LIMITS)
+                break
     return kinds
 
 
-def _list_everything(runtime: Runtime, upstream: str, report: Report):
+def _pages(runtime: Runtime, upstream: str, report: Report) -> Iterator[list[UpstreamAccount]]:
+    """The upstream's accounts a page at a time, the next page read while this one is
+    judged (the upstream's answer time and our own work overlap; one call at a time)."""
     provider = runtime.provider(upstream)
-    page, per_page = 1, runtime.settings.reconcile_page_size
-    while True:
-        batch = provider.list_accounts(page=page, per_page=per_page)
-        report.calls[upstream] += 1
-        yield from batch.items
-        if not batch.has_more or not batch.items:
-            return
-        page += 1
+    per_page = runtime.settings.reconcile_page_size
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"reconcile-{upstream}") as reader:
+        page, pending = 1, reader.submit(provider.list_accounts, page=1, per_page=per_page)
+        while True:
+            batch = pending.result()
+            report.calls[upstream] += 1
+            more = batch.has_more and bool(batch.items)
+            if more:
+                pending = reader.submit(provider.list_accounts, page=page + 1, per_page=per_page)
+            try:
+                yield batch.items
+            except GeneratorExit:
+                if more:
+                    pending.cancel()
+                raise
+            if not more:
+                return
+            page += 1
 
 
-def check_upstream(runtime: Runtime, upstream: str, services: list[Service], at: dt.datetime,
-                   report: Report) -> None:
+@dataclass
+class _UpstreamCheck:
+    """What one upstream's listing showed, page by page."""
+    upstream: str
+    compare_limits: bool
+    terms: bool
+    lists_usage: bool
+    busy: set[str]                  # services with a converge job waiting or running
+    #: hash() of each account id that a judged live service holds: 8 bytes each, so a
+    #: million fit in 8 MB (a collision could at worst hide one missing account for a pass)
+    seen: array = field(default_factory=lambda: array("q"))
+    drifted: dict[str, list[str]] = field(default_factory=dict)
+    decoded: _Decoded = field(default_factory=_Decoded)
+
+
+def _judge_page(session, check: _UpstreamCheck, accounts: list[UpstreamAccount], report: Report
+                ) -> list[tuple[str, dict[str, int]]]:
+    """Drift, terms and orphans of one page; returns the usage that changed."""
+    rows = session.connection().execute(select(*_HOLDER_COLUMNS).where(
+        Service.upstream == check.upstream, Service.upstream_id.in_([a.id for a in accounts])))
+    holders = {row.upstream_id: row for row in rows}
+    decoded = check.decoded
+    usage_changed = []
+    for account in accounts:
+        service = holders.get(account.id)
+        if service is None:
+            if account.status != AccountStatus.DELETED:
+                report.orphans.append({"upstream": check.upstream, "id": account.id, "domain": account.domain,
+                                       "status": account.status.value})
+            continue
+        if report.source is not None and service.source != report.source:
+            continue            # another billing source's: not judged by this pass, not an orphan
+        if service.desired_status != DesiredStatus.TERMINATED:
+            check.seen.append(hash(account.id))
+        try:
+            kinds = [] if service.id in check.busy else _drift(
+                service.desired_status, decoded[service.limits], account, check.compare_limits)
+            if (check.terms and service.desired_status != DesiredStatus.TERMINATED and account.paid_until
+                    and service.next_due_date and account.paid_until < service.next_due_date):
+                kinds.append(TERM_BEHIND)
+        except Exception as exc:   # one broken row must not stop the pass for everyone
+            report.failed(service.id, "the drift check", exc)
+            continue
+        for kind in kinds:
+            report.add(kind, service.id)
+        if kinds:
+            check.drifted[service.id] = kinds
+        if account.status != AccountStatus.DELETED and check.lists_usage:
+            used = account.usage.as_dict()
+            if used != decoded[service.usage]:
+                usage_changed.append((service.id, used))
+    return usage_changed
+
+
+def _missing(runtime: Runtime, check: _UpstreamCheck, listed_from: dt.datetime, report: Report) -> None:
+    """Live services whose account the listing did not show, or that never got one, and
+    that no job is working on. A service changed since the listing began is left to the
+    next pass (its account may have been made after its page was read)."""
+    seen = array("q", sorted(check.seen))
+    check.seen = array("q")
+    stmt = _scoped(select(Service.id, Service.upstream_id).where(
+        Service.upstream == check.upstream, Service.desired_status != DesiredStatus.TERMINATED,
+        Service.updated_at <= listed_from), report.source)
+    with runtime.db.read() as session:
+        for service_id, account_id in session.execute(stmt.execution_options(yield_per=5000)):
+            if service_id in check.busy:
+                continue
+            if account_id is not None:
+                key = hash(account_id)
+                at = bisect_left(seen, key)
+                if at < len(seen) and seen[at] == key:
+                    continue
+            report.add(DRIFT_MISSING, service_id)
+            check.drifted[service_id] = [DRIFT_MISSING]
+
+
+def _store_usage(runtime: Runtime, changed: list[tuple[str, dict[str, int]]], report: Report) -> None:
+    read_at = utcnow()  # when it was read, even on a what-if pass judged at another instant
+    with runtime.db.transaction() as session:
+        session.execute(update(Service), [{"id": service_id, "usage": used, "usage_at": read_at}
+                                          for service_id, used in changed])
+    report.usage_updated += len(changed)
+
+
+def check_upstream(runtime: Runtime, upstream: str, at: dt.datetime, report: Report) -> None:
+    """Drift, terms, orphans and usage of one upstream, its listing read page by page and
+    judged against the database a page at a time. Only what changed is written."""
     provider = runtime.provider(upstream)
     if not provider.supports(Capability.BULK_LIST):
         report.errors.append(f"upstream {upstream}: no bulk listing, drift not checked")
         return
-    ours = {s.upstream_id: s for s in services if s.upstream_id}
-    held: set[str] = set(ours)
-    if report.source is not None:
-        # Accounts of other sources' services are theirs, not orphans.
-        with runtime.db.read() as session:
-            held = set(session.execute(select(Service.upstream_id).where(
-                Service.upstream == upstream, Service.upstream_id.is_not(None))).scalars())
-    seen: set[str] = set()
-    drifted: dict[str, list[str]] = {}
-    usage: dict[str, dict[str, int]] = {}
-    compare_limits = provider.supports(Capability.LIMITS)
-    terms = provider.supports(Capability.TERMS)
     # Services with a converge job waiting or running are being changed right now (an event,
     # this pass's own due-date step): what the upstream shows of them is not drift.
     with runtime.db.read() as session:
         busy = set(session.execute(select(Job.service_id).where(
             Job.state.in_((*JobState.RUNNABLE, JobState.RUNNING)))).scalars())
+    check = _UpstreamCheck(upstream, provider.supports(Capability.LIMITS), provider.supports(Capability.TERMS),
+                           provider.lists_usage, busy)
+    listed_from = utcnow()
     try:
-        for account in _list_everything(runtime, upstream, report):
-            service = ours.get(account.id)
-            if service is None:
-                if account.id not in held and account.status != AccountStatus.DELETED:
-                    report.orphans.append({"upstream": upstream, "id": account.id, "domain": account.domain,
-                                           "status": account.status.value})
-                continue
-            seen.add(account.id)
-            try:
-                kinds = [] if service.id in busy else _drift(service, account, compare_limits)
-                if (terms and service.desired_status != DesiredStatus.TERMINATED and account.paid_until
-                        and service.next_due_date and account.paid_until < service.next_due_date):
-                    kinds.append(TERM_BEHIND)
-            except Exception as exc:   # one broken row must not stop the pass for everyone
-                report.failed(service.id, "the drift check", exc)
-                continue
-            for kind in kinds:
-                report.add(kind, service.id)
-            if kinds:
-                drifted[service.id] = kinds
-            if account.status != AccountStatus.DELETED and provider.lists_usage:
-                usage[service.id] = account.usage.as_dict()
+        for accounts in _pages(runtime, upstream, report):
+            with runtime.db.read() as session:
+                usage_changed = _judge_page(session, check, accounts, report)
+            if usage_changed and not report.dry_run:
+                _store_usage(runtime, usage_changed, report)
     except ProviderError as exc:
         report.errors.append(f"upstream {upstream}: listing failed ({exc.code}); drift not judged")
         return
-    for service in services:
-        live = service.desired_status != DesiredStatus.TERMINATED
-        # Gone upstream, or never created (its create job failed) and nothing queued to fix it.
-        gone = service.upstream_id and service.upstream_id not in seen and service.id not in busy
-        never = not service.upstream_id and service.id not in busy
-        if live and (gone or never):
-            report.add(DRIFT_MISSING, service.id)
-            drifted[service.id] = [DRIFT_MISSING]
-    if report.dry_run:
+    _missing(runtime, check, listed_from, report)
+    if report.dry_run or not check.drifted:
         return
     with runtime.db.transaction() as session:
-        for service_id, kinds in drifted.items():
+        for service_id, kinds in check.drifted.items():
             _queue_converge(session, runtime, service_id, "reconcile:drift", report)
             if any(kind in DRIFT_KINDS for kind in kinds):
                 notify(session, runtime, "service.drift", service_id, {"kinds": kinds})
-        read_at = utcnow()  # when it was read, even on a what-if pass judged at another instant
-        for service_id, used in usage.items():
-            service = session.get(Service, service_id)
-            service.usage = used
-            service.usage_at = read_at
-            report.usage_updated += 1
 
 
 def collect_usage(runtime: Runtime) -> int:
@@ -305,18 +417,20 @@ def collect_usage(runtime: Runtime) -> int:
         if provider.lists_usage:
             continue
         with runtime.db.read() as session:
-            services = list(session.execute(select(Service.id, Service.upstream_id).where(
+            services = list(session.execute(select(Service.id, Service.upstream_id, Service.usage).where(
                 Service.upstream == upstream, Service.upstream_id.is_not(None),
                 Service.desired_status != DesiredStatus.TERMINATED)).all())
-        for service_id, account_id in services:
+        for service_id, account_id, stored in services:
             try:
                 account = provider.get_account(account_id)
             except ProviderError as exc:
                 log.warning("usage of service %s not read: %s", service_id, exc.code)
                 continue
+            used = account.usage.as_dict()
+            if used == stored:
+                continue            # the same figures: nothing to write
             with runtime.db.transaction() as session:
-                service = session.get(Service, service_id)
-                service.usage, service.usage_at = account.usage.as_dict(), utcnow()
+                session.execute(update(Service).where(Service.id == service_id).values(usage=used, usage_at=utcnow()))
             updated += 1
     return updated
 
@@ -325,20 +439,16 @@ def collect_usage(runtime: Runtime) -> int:
 
 def evaluate(runtime: Runtime, at: dt.datetime, dry_run: bool, source: str | None = None) -> Report:
     report = Report(at=at, dry_run=dry_run, source=source)
-
-    def judged(stmt):
-        return stmt if source is None else stmt.where(Service.source == source)
-
-    with runtime.db.read() as session:
-        services = list(session.execute(judged(select(Service))).scalars())
-    check_due_dates(runtime, services, at, report)
-    upstreams = {service.upstream for service in services} if source is not None else runtime.catalog.upstreams
-    for upstream in sorted(u for u in upstreams if u in runtime.catalog.upstreams):
-        # Re-read: the due-date step may just have changed some of them.
+    check_due_dates(runtime, at, report)
+    if source is None:
+        upstreams = set(runtime.catalog.upstreams)      # all of them: orphans too
+    else:
         with runtime.db.read() as session:
-            current = list(session.execute(judged(select(Service).where(Service.upstream == upstream))).scalars())
+            upstreams = set(session.execute(
+                select(Service.upstream).where(Service.source == source).distinct()).scalars())
+    for upstream in sorted(u for u in upstreams if u in runtime.catalog.upstreams):
         try:
-            check_upstream(runtime, upstream, current, at, report)
+            check_upstream(runtime, upstream, at, report)
         except ProviderError as exc:
             report.errors.append(f"upstream {upstream}: {exc.code}")
     return report

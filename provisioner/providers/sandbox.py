@@ -68,6 +68,9 @@ def _status(value: Any) -> AccountStatus:
         return AccountStatus.PENDING
 
 
+USAGE_KEYS = tuple(Usage().as_dict())
+
+
 def _account(data: Any) -> UpstreamAccount:
     if not isinstance(data, dict) or not data.get("id"):
         raise MalformedResponse("sandbox: an account without an id")
@@ -77,7 +80,7 @@ def _account(data: Any) -> UpstreamAccount:
         domain=str(data.get("domain") or ""),
         status=_status(data.get("status")),
         limits=dict(data.get("limits") or {}),
-        usage=Usage(**{k: int(usage.get(k) or 0) for k in Usage().as_dict()}),
+        usage=Usage(**{k: int(usage.get(k) or 0) for k in USAGE_KEYS}),
         paid_until=_date(data.get("paid_until")),
         external_id=None if data.get("external_id") is None else str(data["external_id"]),
         native=data,

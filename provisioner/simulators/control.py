@@ -381,6 +381,17 @@ def _control_blueprint(sim: SimulatorBase) -> Blueprint:
     return bp
 
 
+def control_route(app: Flask, rule: str, view: Callable[[Any], Any], *, status: int = 200) -> None:
+    """A simulator's own ``POST /_sim/<rule>``: ``view(json body)`` answered as JSON, its
+    ControlErrors in the same shape as the shared control API's."""
+    def endpoint():
+        try:
+            return jsonify(view(_json_body())), status
+        except ControlError as exc:
+            return _control_error(exc)
+    app.add_url_rule(f"{CONTROL_PREFIX}/{rule}", f"_sim_{rule}", endpoint, methods=["POST"])
+
+
 def install(app: Flask, sim: SimulatorBase) -> None:
     """Attach ``sim`` to ``app``: the /_sim/ API plus faults around every other request.
 

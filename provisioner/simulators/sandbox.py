@@ -17,12 +17,14 @@ from typing import Any, ClassVar
 
 from flask import Flask, Response, jsonify, request
 
-from .control import ControlError, SimulatorBase, UnknownAccount, install
+from .control import ControlError, SimulatorBase, UnknownAccount, control_route, install
 
 LIMIT_KEYS = ("mailboxes", "enhanced_mailboxes", "mailbox_quota_gb", "aliases", "distribution_lists")
 STATUSES = ("pending", "active", "suspended", "deleted")
 MAILBOX_TYPES = ("basic", "enhanced")
 MAX_PER_PAGE = 500
+#: the most accounts one ``/_sim/seed`` makes
+SEED_MAX = 2_000_000
 
 _DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _LOCAL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9._+-]{0,62}[a-z0-9_+-])?$")
@@ -264,7 +266,50 @@ class SandboxSimulator(SimulatorBase):
     def reset_state(self) -> None:
         with self.lock:
             self.accounts: dict[str, Account] = {}
+            self.order: list[str] = []          # account ids in creation order (never removed)
             self._serial: dict[str, int] = {}
+
+    def add(self, acc: Account) -> None:
+        self.accounts[acc.id] = acc
+        self.order.append(acc.id)
+
+    def seed(self, body: Any) -> dict[str, Any]:
+        """``POST /_sim/seed``: ``count`` active accounts at once, for benchmarks at scale.
+
+        ``id``, ``external_id`` and ``domain`` are templates in which ``{n}`` runs from
+        ``first`` (default 1); ``limits`` are every account's (default: the create's)."""
+        if not isinstance(body, dict):
+            raise ControlError("the body must be a JSON object")
+        unknown = set(body) - {"count", "first", "id", "external_id", "domain", "limits"}
+        if unknown:
+            raise ControlError(f"{sorted(unknown)[0]}: unknown field", sorted(unknown)[0])
+        count, first = body.get("count"), body.get("first", 1)
+        for name, value, low in (("count", count, 1), ("first", first, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= SEED_MAX:
+                raise ControlError(f"{name}: an integer from {low} to {SEED_MAX}", name)
+        templates = {}
+        for name, default in (("id", "seed_{n}"), ("external_id", "{n}"), ("domain", "seed-{n}.example.com")):
+            template = body.get(name, default)
+            if not isinstance(template, str) or "{n}" not in template:
+                raise ControlError(f"{name}: a string with {{n}} in it", name)
+            templates[name] = template
+        if not _DOMAIN_RE.match(templates["domain"].replace("{n}", str(first))):
+            raise ControlError("domain: not a valid domain name", "domain")
+        try:
+            limits = _limits(body.get("limits", {"mailboxes": 1}))
+        except ApiError as exc:
+            raise ControlError(f"limits: {exc.message}", "limits") from None
+        now = self.now_iso()
+        with self.lock:
+            ids = [templates["id"].replace("{n}", str(n)) for n in range(first, first + count)]
+            taken = next((i for i in ids if i in self.accounts), None)
+            if taken is not None:
+                raise ControlError(f"id: {taken} exists already", "id")
+            for n, account_id in enumerate(ids, start=first):
+                self.add(Account(id=account_id, external_id=templates["external_id"].replace("{n}", str(n)),
+                                 domain=templates["domain"].replace("{n}", str(n)), status="active",
+                                 limits=dict(limits), created_at=now, updated_at=now))
+        return {"created": count, "total": len(self.order)}
 
     def mutate(self, account_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         acc = self.accounts.get(account_id)
@@ -422,16 +467,25 @@ def _register_routes(app: Flask, sim: SandboxSimulator) -> None:
             raise _invalid("status", f"must be one of {', '.join(STATUSES)}")
         external_id = request.args.get("external_id")
         domain = request.args.get("domain")
-        matches = []
-        for acc in sim.accounts.values():
-            sim._refresh(acc)
-            if ((external_id is None or acc.external_id == external_id)
-                    and (domain is None or acc.domain == domain.lower())
-                    and (status is None or acc.status == status)):
-                matches.append(acc)
         start = (page - 1) * per_page
-        return jsonify({"data": [a.as_dict() for a in matches[start:start + per_page]],
-                        "page": page, "per_page": per_page, "total": len(matches)})
+        if external_id is None and domain is None and status is None:
+            # Every account, in creation order: only the page is read (a listing of a
+            # million accounts stays a page's work per call).
+            ids = sim.order[start:start + per_page]
+            matches, total = [sim.accounts[i] for i in ids], len(sim.order)
+            for acc in matches:
+                sim._refresh(acc)
+        else:
+            found = []
+            for acc in sim.accounts.values():
+                sim._refresh(acc)
+                if ((external_id is None or acc.external_id == external_id)
+                        and (domain is None or acc.domain == domain.lower())
+                        and (status is None or acc.status == status)):
+                    found.append(acc)
+            matches, total = found[start:start + per_page], len(found)
+        return jsonify({"data": [a.as_dict() for a in matches], "page": page, "per_page": per_page,
+                        "total": total})
 
     @route("/accounts", "POST", "accounts.create")
     def accounts_create():
@@ -465,7 +519,7 @@ def _register_routes(app: Flask, sim: SandboxSimulator) -> None:
             paid_until=paid_until, owner=owner,
             password_hash=_hash_password(password) if password else None,
         )
-        sim.accounts[acc.id] = acc
+        sim.add(acc)
         return jsonify(acc.as_dict()), 201
 
     @route("/accounts/<account_id>", "GET", "accounts.get")
@@ -703,4 +757,5 @@ def create_app(*, activation_delay: float = 0.0, api_key: str | None = None,
                            seed=seed, clock=clock or time.time)
     install(app, sim)          # first: faults and counting precede the key check
     _register_routes(app, sim)
+    control_route(app, "seed", sim.seed, status=201)
     return app

@@ -639,7 +639,8 @@ class UsageSchema(Out):
                                       "storage_mb as the upstream last reported them; {} before the first."))
     limits = fields.Dict(metadata=_doc("The service's desired limits."))
     collected_at = fields.DateTime(allow_none=True, metadata=_doc(
-        "When the usage was read upstream (a reconcile pass or a converge job); null if never."))
+        "When these figures were read upstream (a reconcile pass or a converge job; a later pass "
+        "that reads the same figures leaves it); null if never."))
 
 
 @_always

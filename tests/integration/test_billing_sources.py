@@ -400,14 +400,21 @@ def test_one_poisoned_row_cannot_stop_a_pass(client, signer, worker, runtime, sa
     create(client, signer, "1", "s1.example")
     create(client, signer, "2", "s2.example")
     worker.drain()
-    with runtime.db.transaction() as session:    # a row stored before dates were bounded
+    create(client, signer, "3", "s3.example", next_due_date="2027-06-01")
+    worker.drain()
+    with runtime.db.transaction() as session:
+        # Rows stored before dates were bounded and limits checked: a due date the database
+        # compares (not overdue; nothing to add a grace period to in Python), and limits
+        # that are not a mapping, which the drift check cannot read.
         session.get(Service, "1").next_due_date = dt.date(9999, 12, 31)
+        session.get(Service, "3").limits = ["not", "a", "mapping"]
     run = run_pass(runtime, at=at("2026-12-10T00:00"))
     assert run.state == "finished"
-    assert run.report["services"]["check_failed"] == ["1"]
-    assert "OverflowError" in run.report["service_errors"]["1"]
+    assert run.report["services"]["check_failed"] == ["3"]
+    assert "AttributeError" in run.report["service_errors"]["3"]
     assert run.report["services"]["suspend_overdue"] == ["2"]
     assert service(runtime, "2").desired_status == "suspended"
+    assert service(runtime, "1").desired_status == "active"
 
 
 def test_a_future_reconcile_must_be_a_dry_run(client, signer, runtime):

@@ -203,6 +203,45 @@ def test_usage_is_collected_from_the_listing(client, signer, worker, runtime, sa
     assert svc.usage["mailboxes"] == 1 and svc.usage_at >= before
 
 
+def _row_versions(runtime) -> dict[str, tuple]:
+    with runtime.db.read() as s:
+        return {row.id: tuple(row) for row in s.execute(select(Service.id, Service.updated_at, Service.usage,
+                                                               Service.usage_at, Service.desired_status))}
+
+
+def _counts(runtime) -> tuple[int, int, int]:
+    with runtime.db.read() as s:
+        return tuple(s.execute(select(func.count()).select_from(model)).scalar()
+                     for model in (Job, Notification, Service))
+
+
+def test_a_pass_that_finds_nothing_writes_nothing(client, signer, worker, runtime, sandbox_sim):
+    for sid in range(12):
+        create(client, signer, worker, str(sid), next_due_date="2027-06-01")
+    account = service(runtime, "3").upstream_id
+    requests.post(f"{sandbox_sim.url}/api/v1/accounts/{account}/mailboxes",
+                  json={"local_part": "a", "password": "pw-123456789"}, timeout=5).raise_for_status()
+    runtime.settings.reconcile_page_size = 5
+    first = run_pass(runtime, at=at("2026-12-01T00:00")).report
+    assert first["usage_updated"] == 1 and first["counts"] == {}       # service 3's new mailbox, only
+    rows, counts = _row_versions(runtime), _counts(runtime)
+    again = run_pass(runtime, at=at("2026-12-01T00:00")).report
+    assert again["counts"] == {} and again["usage_updated"] == 0 and again["jobs_queued"] == 0
+    assert again["calls"] == {"sandbox": 3}                             # 12 accounts, 5 a page
+    assert _row_versions(runtime) == rows and _counts(runtime) == counts
+
+
+def test_a_service_missing_upstream_is_found_among_many_pages(client, signer, worker, runtime, sandbox_sim):
+    for sid in range(9):
+        create(client, signer, worker, str(sid), next_due_date="2027-06-01")
+    gone = service(runtime, "7").upstream_id
+    requests.post(f"{sandbox_sim.url}/_sim/mutate", json={"account_id": gone, "status": "deleted"},
+                  timeout=5).raise_for_status()
+    runtime.settings.reconcile_page_size = 2
+    report = run_pass(runtime, at=at("2026-12-01T00:00"), dry_run=True).report
+    assert report["services"] == {"drift_missing": ["7"]} and report["calls"] == {"sandbox": 5}
+
+
 def test_upstream_term_behind_the_paid_date_is_renewed(client, signer, worker, runtime, sandbox_sim):
     create(client, signer, worker, "1", next_due_date="2027-01-01")
     account = service(runtime, "1").upstream_id

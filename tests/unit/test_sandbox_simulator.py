@@ -403,3 +403,43 @@ def test_server_stop_releases_the_port():
     srv.stop()
     with pytest.raises(requests.exceptions.ConnectionError):
         requests.get(f"{url}{API}/ping", timeout=1)
+
+
+# --- /_sim/seed: accounts at scale for benchmarks ----------------------------------------------
+
+def test_seeded_accounts_are_listed_in_pages_after_created_ones(client):
+    made = created(client, external_id="1", domain="first.example")
+    r = client.post("/_sim/seed", json={"count": 7, "first": 10, "id": "bulk_{n}", "external_id": "svc{n}",
+                                        "domain": "svc-{n}.example.com", "limits": {"mailboxes": 3}})
+    assert r.status_code == 201 and r.get_json() == {"created": 7, "total": 8}
+    pages = [client.get(f"/api/v1/accounts?per_page=3&page={n}").get_json() for n in (1, 2, 3, 4)]
+    assert [p["total"] for p in pages] == [8, 8, 8, 8]
+    ids = [a["id"] for p in pages for a in p["data"]]
+    assert ids == [made["id"]] + [f"bulk_{n}" for n in range(10, 17)]
+    assert pages[3]["data"] == []
+    bulk = pages[1]["data"][0]
+    assert (bulk["external_id"], bulk["domain"], bulk["status"], bulk["limits"]["mailboxes"]) == (
+        "svc12", "svc-12.example.com", "active", 3)
+    # Filtered listings still see seeded accounts.
+    found = client.get("/api/v1/accounts?external_id=svc15").get_json()
+    assert found["total"] == 1 and found["data"][0]["id"] == "bulk_15"
+    assert client.get("/api/v1/accounts/bulk_16").get_json()["domain"] == "svc-16.example.com"
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"count": 0}, "count"), ({"count": True}, "count"), ({"count": 2_000_001}, "count"),
+    ({"count": 1, "first": -1}, "first"), ({"count": 1, "id": "same"}, "id"),
+    ({"count": 1, "domain": "not a domain {n}"}, "domain"), ({"count": 1, "limits": {"mailboxes": "x"}}, "limits"),
+    ({"count": 1, "colour": "red"}, "colour"),
+])
+def test_a_bad_seed_is_400_naming_the_field_and_makes_nothing(client, body, field):
+    r = client.post("/_sim/seed", json=body)
+    assert r.status_code == 400 and field in r.get_json()["error"]["fields"], r.get_json()
+    assert client.get("/api/v1/accounts").get_json()["total"] == 0
+
+
+def test_seeding_an_id_that_exists_makes_nothing(client):
+    assert client.post("/_sim/seed", json={"count": 3}).status_code == 201
+    r = client.post("/_sim/seed", json={"count": 5, "first": 2})
+    assert r.status_code == 400 and "seed_2 exists already" in r.get_json()["error"]["message"]
+    assert client.get("/api/v1/accounts").get_json()["total"] == 3
