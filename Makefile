@@ -43,6 +43,7 @@ test: install system-deps
 bench: install
 	$(VENV)/bin/python bench/hook_intake.py -n 500 -c 8
 	$(VENV)/bin/python bench/reconcile_scale.py
+	$(VENV)/bin/python bench/pages.py
 
 check: install
 	$(VENV)/bin/provisioner products check

@@ -83,6 +83,12 @@ def load(db: Database, sim_url: str, count: int) -> float:
         requests.post(f"{sim_url}/_sim/seed", json={"count": count, "id": "acc_b{n}", "external_id": "{n}",
                                                    "domain": "svc-{n}.example.com", "limits": LIMITS},
                       timeout=600).raise_for_status()
+    load_services(db, count)
+    return time.perf_counter() - started
+
+
+def load_services(db: Database, count: int) -> None:
+    """N active sandbox services, ``acc_b<n>`` upstream, bulk-inserted."""
     usage = Usage().as_dict()
     long_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
     due = dt.date.today() + dt.timedelta(days=180)
@@ -96,7 +102,6 @@ def load(db: Database, sim_url: str, count: int) -> float:
                 "observed_status": "active", "observed": {}, "usage": usage, "usage_at": long_ago,
                 "converged_at": long_ago, "created_at": long_ago, "updated_at": long_ago,
             } for n in range(first, min(first + LOAD_CHUNK, count + 1))])
-    return time.perf_counter() - started
 
 
 def read_listing(sim_url: str, page_size: int) -> tuple[float, int, int]:

@@ -53,7 +53,9 @@ class JobState:
 
 class Service(Base):
     __tablename__ = "services"
-    __table_args__ = (UniqueConstraint("source", "billing_id"),)
+    __table_args__ = (UniqueConstraint("source", "billing_id"),
+                      # the order every listing of services pages through (GET /api/v1/services)
+                      Index("ix_services_created_at_id", "created_at", "id"))
 
     # The provisioner's key: provisioner.billing.keys.service_key(source, billing_id).
     id: Mapped[str] = mapped_column(SERVICE_KEY, primary_key=True)
