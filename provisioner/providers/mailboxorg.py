@@ -2,16 +2,21 @@
 
 The API is JSON-RPC 2.0, always ``POST {base_url}`` (``https://api.mailbox.org/v1/``).
 ``auth {user, pass}`` opens a session that every other call sends in the header
-``HPLS-AUTH``; a session dies 20 minutes after its last use. The session is shared by
-all worker threads; when the API answers error 253 ("This Auth-ID is invalid") the
-adapter authenticates once more and repeats the call (a refused call was not applied).
+``HPLS-AUTH``; a session dies 20 minutes after its last use. The reseller's session is
+shared by all worker threads; when the API answers error 253 ("This Auth-ID is invalid")
+the adapter authenticates once more and repeats the call (a refused call was not applied).
 Error 2 ("Access denied") is permanent. Errors arrive inside HTTP 200 answers.
+
+Methods have login levels. The reseller's login does everything here except ``mail.add``
+(account and domain logins only): for that the adapter logs in as the mailbox's domain,
+whose password it sets afresh (``domain.set``) for each new domain session.
 
 One mailbox.org **customer account** per billing service, named from the service id
 (``{account_prefix}-{service_id}``, e.g. ``prov-1042``), with the service's domain. Its
-"plan restrictions" carry the product's limits: ``tarifflimits`` (mailboxes per plan:
-light, standard, premium), ``max_mailinglist`` and the account ``plan`` (the service
-package: reseller, silver, gold, platinum).
+"plan restrictions" carry the product's limits: ``tarifflimits`` (mailboxes per mailbox
+plan: light, standard, premium), ``max_mailinglist`` and the account ``plan`` (basic,
+profi, profixl, reseller). The API cannot disable an account: suspension turns its
+mailboxes off.
 """
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,7 +42,6 @@ from .base import (
     AccountSpec,
     AccountStatus,
     Capability,
-    DistributionList,
     Invoice,
     Mailbox,
     MailboxSpec,
@@ -72,15 +76,19 @@ PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR =
     -32700, -32600, -32601, -32602, -32603)
 #: sessions live 20 minutes after their last use; renew unasked a little before that
 SESSION_IDLE_MAX = 19 * 60.0
-#: session ids still masked by value after they were replaced (they expire anyway)
-MASKED_SESSIONS = 8
-#: account levels that may manage customer accounts
+#: session ids still masked by value after they were replaced (they expire anyway);
+#: domain logins add one session per domain a mailbox is created in
+MASKED_SESSIONS = 32
+#: login levels that may manage customer accounts
 RESELLER_LEVELS = frozenset({"reseller", "admin"})
+#: mail.add is not available to the reseller level, only to account and domain logins
+DOMAIN_LEVELS = frozenset({"domain"})
 
 TIERS = ("light", "standard", "premium")
 TIER_LIMITS = {"light": "light_mailboxes", "standard": "standard_mailboxes", "premium": "premium_mailboxes"}
-SERVICE_PACKAGES = ("reseller", "silver", "gold", "platinum")
-DEFAULT_PACKAGE = "reseller"
+#: the account ``plan`` values account.add / account.get publish
+ACCOUNT_PLANS = ("basic", "profi", "profixl", "reseller")
+DEFAULT_ACCOUNT_PLAN = "reseller"
 #: mail storage each plan includes, GB (unverified: mailbox.org's public price list);
 #: a mailbox's quota is this plus its ``additional_mail_quota``
 PLAN_MAIL_GB = {"light": 2, "standard": 10, "premium": 50}
@@ -90,13 +98,26 @@ UNSUPPORTED_LIMITS = ("mailbox_quota_gb", "aliases")
 #: then gets the next free name ``{base}-r2``, ``{base}-r3``, ...
 MAX_GENERATIONS = 20
 MAIL_PAGE = 100
-#: which call deletes a mailing list: UPSTREAMS.md and one public client say
-#: ``mailinglist.delete``, the generated Perl client ``mailinglist.del``
-LIST_DELETE_METHODS = ("mailinglist.delete", "mailinglist.del")
+#: invoice list entries carry an amount but no currency; mailbox.org bills in euros
+INVOICE_CURRENCY = "EUR"
+#: account.set has no status parameter, so suspend turns the account's mailboxes off
+#: (mail.set active) and notes that in the account memo, with the mailboxes that were off
+#: already (unsuspend leaves those off): "provisioner service 42; suspended; inactive before: a@x b@x"
+_SUSPENSION = re.compile(r"; suspended(?:; inactive before: (?P<kept>[^;]*))?$")
 
 _STATUS = {"aktiv": AccountStatus.ACTIVE, "nopop": AccountStatus.ACTIVE,
            "disabled": AccountStatus.SUSPENDED, "deleted": AccountStatus.DELETED}
 _NAME_CHARS = re.compile(r"[^a-z0-9._-]+")
+
+
+@dataclass
+class _Login:
+    """One API login and its session: the reseller's, or a domain's (``domain`` set)."""
+    user: str
+    domain: str = ""
+    session: str | None = None
+    used: float = 0.0                     # monotonic time of the session's last use
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
 # --- errors -------------------------------------------------------------------------
@@ -231,6 +252,8 @@ def _status(record: dict[str, Any]) -> AccountStatus:
     status = _text(record, "status").lower()
     if status not in _STATUS:
         raise MalformedResponse(f"mailboxorg: unknown account status {status[:20]!r}")
+    if _STATUS[status] is AccountStatus.ACTIVE and _SUSPENSION.search(_text(record, "memo")):
+        return AccountStatus.SUSPENDED
     return _STATUS[status]
 
 
@@ -239,17 +262,15 @@ def normalise_domain(domain: str) -> str:
 
 
 def decode_invoice(payload: Any) -> bytes:
-    """The PDF inside an ``account.invoice.get`` answer: base64 of gzip (or zlib) data."""
-    data = payload.get("bin") if isinstance(payload, dict) else payload
+    """The PDF inside an ``account.invoice.get`` answer: ``bin``, base64 of zlib data (RFC
+    1950, what heshsum/mailbox-org-api decodes with ``zlib.decompress``)."""
+    data = payload.get("bin") if isinstance(payload, dict) else None
     if not isinstance(data, str) or not data.strip():
         raise MalformedResponse("mailboxorg account.invoice.get: no invoice data")
     try:
-        packed = base64.b64decode(data.strip(), validate=True)
-        # wbits 47 reads both gzip (RFC 1952) and zlib (RFC 1950) headers: public
-        # clients decode the real answers with zlib.decompress, the docs say gzip.
-        pdf = zlib.decompress(packed, 47) if not packed.startswith(b"%PDF") else packed
+        pdf = zlib.decompress(base64.b64decode(data.strip(), validate=True))
     except (binascii.Error, ValueError, zlib.error):
-        raise MalformedResponse("mailboxorg account.invoice.get: the invoice is not base64 gzip data") from None
+        raise MalformedResponse("mailboxorg account.invoice.get: the invoice is not base64 zlib data") from None
     if not pdf.startswith(b"%PDF"):
         raise MalformedResponse("mailboxorg account.invoice.get: the invoice is not a PDF")
     return pdf
@@ -257,26 +278,28 @@ def decode_invoice(payload: Any) -> bytes:
 
 @dataclass
 class TierUsage(Usage):
-    """Usage with mailbox.org's own counters: mailboxes per plan and mailing lists."""
+    """Usage with mailbox.org's own counters: mailboxes per plan. Mailing lists are left
+    out: only the account's own login may list them (mailinglist.list), not the reseller."""
     light_mailboxes: int = 0
     standard_mailboxes: int = 0
     premium_mailboxes: int = 0
-    mailing_lists: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {**super().as_dict(), "light_mailboxes": self.light_mailboxes,
-                "standard_mailboxes": self.standard_mailboxes, "premium_mailboxes": self.premium_mailboxes,
-                "mailing_lists": self.mailing_lists}
+        counts = {key: value for key, value in super().as_dict().items() if key != "distribution_lists"}
+        return {**counts, "light_mailboxes": self.light_mailboxes,
+                "standard_mailboxes": self.standard_mailboxes, "premium_mailboxes": self.premium_mailboxes}
 
 
 class MailboxOrgProvider(Provider):
     kind = "mailboxorg"
     lists_usage = False          # the account list carries no usage
     capabilities = frozenset({
+        # SUSPEND: by turning the mailboxes off, the closest documented means (see suspend_account).
+        # No LISTS: mailing lists take no members and only the account's own login manages them.
         Capability.SUSPEND, Capability.LIMITS, Capability.PASSWORD, Capability.BULK_LIST,
-        Capability.MAILBOXES, Capability.LISTS, Capability.INVOICES,
+        Capability.MAILBOXES, Capability.INVOICES,
     })
-    extra_limits = frozenset({*TIER_LIMITS.values(), "mailing_lists", "service_package"})
+    extra_limits = frozenset({*TIER_LIMITS.values(), "mailing_lists", "account_plan"})
     required_settings = ("base_url", "username", "password")
     mailbox_types = dict(TIER_LIMITS)
 
@@ -297,9 +320,9 @@ class MailboxOrgProvider(Provider):
                                secrets=[self._password], error_mapper=jsonrpc_error, session=session)
         self._monotonic = monotonic
         self._ids = itertools.count(1)
-        self._session_lock = threading.Lock()
-        self._session: str | None = None
-        self._session_used = 0.0
+        self._reseller = _Login(self._username)
+        self._domain_logins: dict[str, _Login] = {}
+        self._domain_logins_lock = threading.Lock()
         self._recent_sessions: deque[str] = deque(maxlen=MASKED_SESSIONS)
         self._invoice_index: dict[str, tuple[str, str]] = {}      # invoice id -> (account, token)
 
@@ -348,11 +371,11 @@ class MailboxOrgProvider(Provider):
                                 log_bodies=log_bodies)
         return answer["result"]           # jsonrpc_error made sure it is there
 
-    def _login(self) -> str:
-        """A fresh session; call with ``_session_lock`` held. A refused login is permanent."""
+    def _authenticate(self, login: _Login, password: str, levels: frozenset[str]) -> str:
+        """A fresh session for ``login``; call with ``login.lock`` held. A refused login is permanent."""
         try:
             # The answer carries the session id: keep bodies out of the logs.
-            result = self._post("auth", {"user": self._username, "pass": self._password}, None,
+            result = self._post("auth", {"user": login.user, "pass": password}, None,
                                 idempotent=True, log_bodies=False)
         except ProviderError as err:
             if err.retryable or isinstance(err, ConfigurationError):
@@ -363,11 +386,28 @@ class MailboxOrgProvider(Provider):
             raise MalformedResponse(f"{self.name} auth: no session in the answer", action="auth")
         self._mask_session(session)
         level = _text(result, "level").lower()
-        if level and level not in RESELLER_LEVELS:
-            raise AuthError(f"{self.name} auth: the login has level {level!r}; customer accounts need "
-                            "a reseller login", action="auth")
-        self._session, self._session_used = session, self._monotonic()
+        if level and level not in levels:
+            raise AuthError(f"{self.name} auth: the login has level {level!r}, not {'/'.join(sorted(levels))}",
+                            action="auth")
+        login.session, login.used = session, self._monotonic()
         return session
+
+    def _open(self, login: _Login) -> str:
+        if not login.domain:
+            return self._authenticate(login, self._password, RESELLER_LEVELS)
+        # A domain login's password is nobody's (customers log in as the account): every new
+        # domain session starts with a fresh one, set through the reseller's session.
+        for attempt in (1, 2):
+            password = secrets.token_urlsafe(18)
+            self._call("domain.set", {"domain": login.domain, "password": password}, idempotent=True,
+                       secrets_=(password,))
+            try:
+                return self._authenticate(login, password, DOMAIN_LEVELS)
+            except AuthError:
+                if attempt == 2:
+                    raise
+                # another worker process set the password between our domain.set and auth
+        raise AssertionError("unreachable")
 
     def _mask_session(self, session: str) -> None:
         """Mask ``session`` wherever it would be logged. Sessions are renewed for the life of
@@ -375,48 +415,57 @@ class MailboxOrgProvider(Provider):
         self._recent_sessions.append(session)
         self.http.masker = Masker([self._password, *self._recent_sessions])
 
-    def _current_session(self, rejected: str | None = None) -> str:
-        """The shared session; a new one if it idled too long or ``rejected`` is the current one."""
-        with self._session_lock:
-            session = self._session
+    def _login_for(self, domain: str) -> _Login:
+        if not domain:
+            return self._reseller
+        with self._domain_logins_lock:
+            return self._domain_logins.setdefault(domain, _Login(domain, domain=domain))
+
+    def _current_session(self, login: _Login, rejected: str | None = None) -> str:
+        """The login's session; a new one if it idled too long or ``rejected`` is the current one."""
+        with login.lock:
+            session = login.session
             if session is not None and rejected is not None and session != rejected:
                 return session                # another thread already renewed it
-            fresh = self._monotonic() - self._session_used < self.session_idle
+            fresh = self._monotonic() - login.used < self.session_idle
             if session is not None and session != rejected and fresh:
                 return session
-            self._session = None
-            return self._login()
+            login.session = None
+            return self._open(login)
 
-    def _touch(self, session: str) -> None:
-        with self._session_lock:
-            if self._session == session:
-                self._session_used = self._monotonic()
+    def _touch(self, login: _Login, session: str) -> None:
+        with login.lock:
+            if login.session == session:
+                login.used = self._monotonic()
 
     def _call(self, method: str, params: dict[str, Any] | None = None, *, idempotent: bool = False,
-              log_bodies: bool = True, secrets_: tuple[str | None, ...] = ()) -> Any:
-        """An authenticated call: its ``result``. On error 253 the adapter authenticates once
-        more and repeats the call (a refused call was not applied, so that is safe)."""
-        session = self._current_session()
+              log_bodies: bool = True, secrets_: tuple[str | None, ...] = (), as_domain: str = "") -> Any:
+        """An authenticated call: its ``result``. The reseller's session by default; with
+        ``as_domain`` that domain's (for methods the reseller level may not call). On error
+        253 the adapter authenticates once more and repeats the call (a refused call was not
+        applied, so that is safe)."""
+        login = self._login_for(as_domain)
+        session = self._current_session(login)
         for attempt in (1, 2):
             try:
                 result = self._post(method, params or {}, session, idempotent=idempotent,
                                     log_bodies=log_bodies)
-                self._touch(session)
+                self._touch(login, session)
                 return result
             except SessionExpired as err:
                 if attempt == 2:
                     raise AuthError(f"{self.name} {method}: a fresh session was refused",
                                     status=err.status, action=method) from None
                 log.info("upstream %s %s: session no longer valid, authenticating again", self.name, method)
-                session = self._current_session(rejected=session)
+                session = self._current_session(login, rejected=session)
             except ProviderError as err:
                 raise err.scrubbed(*secrets_) from None
         raise AssertionError("unreachable")
 
     # --- connection -------------------------------------------------------------------
     def test_connection(self) -> None:
-        with self._session_lock:
-            self._login()
+        with self._reseller.lock:
+            self._open(self._reseller)
 
     # --- names, plan restrictions ---------------------------------------------------------
     def account_names(self, service_id: str) -> Iterator[str]:
@@ -434,7 +483,7 @@ class MailboxOrgProvider(Provider):
         ``mailboxes`` is the total over all tiers (what is left after the explicit tiers
         goes to ``default_plan``) and ``enhanced_mailboxes`` another name for premium;
         ``mailing_lists`` (or ``distribution_lists``) is ``max_mailinglist``;
-        ``service_package`` the account ``plan``. Raises ValidationError for limits the
+        ``account_plan`` the account ``plan``. Raises ValidationError for limits the
         platform cannot keep (they would never converge)."""
         unsupported = [name for name in UNSUPPORTED_LIMITS if limits.get(name) is not None]
         if unsupported:
@@ -448,13 +497,13 @@ class MailboxOrgProvider(Provider):
         lists = self._alias_limit(limits, "mailing_lists", "distribution_lists")
         if lists is not None or creating:
             params["max_mailinglist"] = lists or 0
-        package = limits.get("service_package")
-        if package is not None or creating:
-            package = str(package or DEFAULT_PACKAGE).strip().lower()
-            if package not in SERVICE_PACKAGES:
-                raise self._invalid(f"unknown service package {package!r}",
-                                    "The service package must be reseller, silver, gold or platinum.")
-            params["plan"] = package
+        plan = limits.get("account_plan")
+        if plan is not None or creating:
+            plan = str(plan or DEFAULT_ACCOUNT_PLAN).strip().lower()
+            if plan not in ACCOUNT_PLANS:
+                raise self._invalid(f"unknown account plan {plan!r}",
+                                    "The account plan must be basic, profi, profixl or reseller.")
+            params["plan"] = plan
         return params
 
     def _tier_limits(self, limits: dict[str, Any]) -> dict[str, int]:
@@ -512,7 +561,7 @@ class MailboxOrgProvider(Provider):
         lists = _int(record.get("max_mailinglist"))
         return {**tiers, "mailboxes": sum(tiers.values()), "enhanced_mailboxes": tiers["premium_mailboxes"],
                 "mailing_lists": lists, "distribution_lists": lists,
-                "service_package": _text(record, "plan").lower()}
+                "account_plan": _text(record, "plan").lower()}
 
     # --- accounts ---------------------------------------------------------------------------
     def _account_list(self) -> dict[str, dict[str, Any]]:
@@ -524,18 +573,17 @@ class MailboxOrgProvider(Provider):
         return [normalise_domain(_text(r, "domain")) for r in records if _text(r, "domain")]
 
     def _mail_records(self, domain: str) -> list[dict[str, Any]]:
+        """Every mailbox record of ``domain``, a page at a time: with ``page_size`` mail.list
+        answers ``{"totalHits", "totalPages", "results"}``."""
         records: list[dict[str, Any]] = []
-        for page in range(1, 10_000):
-            chunk = _records(self._call("mail.list", {"domain": domain, "page": page, "page_size": MAIL_PAGE},
-                                        idempotent=True), "the mailbox list")
-            records.extend(chunk)
-            if len(chunk) < MAIL_PAGE:
-                break
+        page, pages = 1, 1
+        while page <= pages:
+            answer = _record(self._call("mail.list", {"domain": domain, "page": page, "page_size": MAIL_PAGE},
+                                        idempotent=True), "the mailbox list page")
+            records.extend(_records(answer.get("results"), "the mailbox list"))
+            pages = _int(answer.get("totalPages"), 1)
+            page += 1
         return records
-
-    def _list_records(self, account: str) -> list[dict[str, Any]]:
-        return _records(self._call("mailinglist.list", {"account": account}, idempotent=True),
-                        "the mailing list list")
 
     def get_account(self, account_id: str) -> UpstreamAccount:
         name = str(account_id).strip().lower()
@@ -547,12 +595,10 @@ class MailboxOrgProvider(Provider):
             domains = self._domains(name)
             mails = [m for d in domains for m in self._mail_records(d)]
             per_plan = {tier: sum(1 for m in mails if _text(m, "plan").lower() == tier) for tier in TIERS}
-            lists = len(self._list_records(name))
             usage = TierUsage(mailboxes=len(mails), enhanced_mailboxes=per_plan["premium"],
                               aliases=sum(len(m.get("aliases") or []) for m in mails),
-                              distribution_lists=lists, light_mailboxes=per_plan["light"],
-                              standard_mailboxes=per_plan["standard"], premium_mailboxes=per_plan["premium"],
-                              mailing_lists=lists)
+                              light_mailboxes=per_plan["light"], standard_mailboxes=per_plan["standard"],
+                              premium_mailboxes=per_plan["premium"])
         return UpstreamAccount(id=name, domain=domains[0] if domains else "", status=status,
                                limits=self.limits_of(record), usage=usage,
                                native={"account": record, "domains": domains})
@@ -678,14 +724,52 @@ class MailboxOrgProvider(Provider):
     def _set_account(self, name: str, params: dict[str, Any], *secrets_: str) -> None:
         self._call("account.set", {"account": name, **params}, idempotent=True, secrets_=secrets_)
 
+    def _mailbox_states(self, name: str) -> dict[str, bool]:
+        """Every mailbox of the account: address -> active."""
+        return {_text(m, "mail").lower(): _on(m.get("active"))
+                for d in self._domains(name) for m in self._mail_records(d)}
+
+    def _set_active(self, address: str, active: bool) -> None:
+        self._call("mail.set", {"mail": address, "active": active}, idempotent=True)
+
     def suspend_account(self, account_id: str, reason: str) -> None:
-        # mailbox.org keeps no suspension reason; the provisioner records it.
-        log.info("upstream %s suspend_account %s", self.name, account_id)
-        self._set_account(str(account_id).strip().lower(), {"status": "disabled"})
+        """Turn every mailbox off (``mail.set active``): account.set publishes no status,
+        and nothing else blocks an account. The memo note comes first, so that a suspend
+        cut short still reads as suspended and a repeat finishes it; a repeat keeps the
+        note's list of mailboxes that were off before. mailbox.org keeps no reason."""
+        name = str(account_id).strip().lower()
+        log.info("upstream %s suspend_account %s", self.name, name)
+        record = _record(self._call("account.get", {"account": name}, idempotent=True), "account.get")
+        mailboxes = self._mailbox_states(name)
+        memo = _text(record, "memo")
+        if not _SUSPENSION.search(memo):
+            kept = sorted(address for address, active in mailboxes.items() if not active)
+            note = "; suspended" + (f"; inactive before: {' '.join(kept)}" if kept else "")
+            self._set_account(name, {"memo": memo + note})
+        for address, active in mailboxes.items():
+            if active:
+                self._set_active(address, False)
 
     def unsuspend_account(self, account_id: str) -> None:
-        log.info("upstream %s unsuspend_account %s", self.name, account_id)
-        self._set_account(str(account_id).strip().lower(), {"status": "aktiv"})
+        """Turn back on the mailboxes suspend turned off, then drop the memo note (last, so
+        that an unsuspend cut short is repeated)."""
+        name = str(account_id).strip().lower()
+        log.info("upstream %s unsuspend_account %s", self.name, name)
+        record = _record(self._call("account.get", {"account": name}, idempotent=True), "account.get")
+        if _text(record, "status").lower() == "disabled":
+            # mailbox.org's own lock: the API has no call that lifts it
+            raise NotSupported(f"{self.name}: account {name} is disabled by mailbox.org",
+                               safe_message="The e-mail platform has locked this account; "
+                                            "only its support can unlock it.", action="account.set")
+        memo = _text(record, "memo")
+        found = _SUSPENSION.search(memo)
+        if found is None:
+            return
+        kept = set((found["kept"] or "").split())
+        for address, active in self._mailbox_states(name).items():
+            if not active and address not in kept:
+                self._set_active(address, True)
+        self._set_account(name, {"memo": memo[:found.start()]})
 
     def set_limits(self, account_id: str, limits: dict[str, Any]) -> None:
         params = self.plan_restrictions(limits, creating=False)
@@ -762,7 +846,8 @@ class MailboxOrgProvider(Provider):
                                   "first_name": first, "last_name": last, "inboxsave": True, "forwards": []}
         if extra:
             params["additional_mail_quota"] = str(extra)
-        self._call("mail.add", params, secrets_=(spec.password,))
+        # mail.add is for account and domain logins only, not the reseller's
+        self._call("mail.add", params, secrets_=(spec.password,), as_domain=address.partition("@")[2])
         # Built from what was sent: a read failing now must not turn a made mailbox into an error.
         return Mailbox(id=address, address=address, name=" ".join(p for p in (first, last) if p),
                        quota_gb=PLAN_MAIL_GB[plan] + extra, type=plan)
@@ -793,59 +878,6 @@ class MailboxOrgProvider(Provider):
         log.info("upstream %s delete_mailbox %s", self.name, address)
         self._call("mail.del", {"mail": address})
 
-    # --- mailing lists --------------------------------------------------------------------------
-    # mailbox.org's mailing lists are managed lists with their own admin password;
-    # ``members`` in mailinglist.add/set/get is unverified (see the docs).
-    @staticmethod
-    def _mailing_list(record: dict[str, Any]) -> DistributionList:
-        address = _text(record, "mailinglist", "address", "name").lower()
-        members = record.get("members") if isinstance(record.get("members"), list) else []
-        return DistributionList(id=address, address=address, members=[str(m).lower() for m in members])
-
-    def _read_list(self, account: str, address: str, wanted: list[str]) -> DistributionList:
-        record = _record(self._call("mailinglist.get", {"mailinglist": address, "account": account},
-                                    idempotent=True), "mailinglist.get")
-        result = self._mailing_list(record)
-        if sorted(result.members) != sorted(wanted):
-            log.warning("upstream %s: mailing list %s reports other members than were sent "
-                        "(its subscribers may be managed in the list's own interface)", self.name, address)
-        return result
-
-    def list_lists(self, account_id: str) -> list[DistributionList]:
-        name = str(account_id).strip().lower()
-        return [self._mailing_list(r) for r in self._list_records(name)]
-
-    def create_list(self, account_id: str, local_part: str, members: list[str]) -> DistributionList:
-        name = str(account_id).strip().lower()
-        address = self._address(name, local_part, "mailing list")
-        wanted = _unique(members)
-        password = secrets.token_urlsafe(18)  # the list's admin password; reset it upstream to use the list UI
-        log.info("upstream %s create_list %s", self.name, address)
-        self._call("mailinglist.add", {"mailinglist": address, "password": password, "account": name,
-                                       "members": wanted}, secrets_=(password,))
-        return self._read_list(name, address, wanted)
-
-    def update_list(self, account_id: str, list_id: str, members: list[str]) -> DistributionList:
-        name = str(account_id).strip().lower()
-        address = self._address(name, list_id, "mailing list")
-        wanted = _unique(members)
-        log.info("upstream %s update_list %s", self.name, address)
-        self._call("mailinglist.set", {"mailinglist": address, "account": name, "members": wanted},
-                   idempotent=True)
-        return self._read_list(name, address, wanted)
-
-    def delete_list(self, account_id: str, list_id: str) -> None:
-        name = str(account_id).strip().lower()
-        address = self._address(name, list_id, "mailing list")
-        log.info("upstream %s delete_list %s", self.name, address)
-        for method in LIST_DELETE_METHODS:
-            try:
-                self._call(method, {"mailinglist": address, "account": name})
-                return
-            except MethodNotFound:
-                if method == LIST_DELETE_METHODS[-1]:
-                    raise
-
     # --- invoices ---------------------------------------------------------------------------------
     def list_invoices(self) -> list[Invoice]:
         """The invoices of every customer account (deleted ones too), newest first."""
@@ -863,7 +895,8 @@ class MailboxOrgProvider(Provider):
                     continue
                 index[invoice_id] = (account, _text(r, "token"))
                 invoices.append(Invoice(id=invoice_id, date=_date(r.get("date")), amount=_amount(r.get("amount")),
-                                        currency=_text(r, "currency"), status=_text(r, "status").lower(),
+                                        currency=_text(r, "currency") or INVOICE_CURRENCY,
+                                        status=_text(r, "status").lower(),
                                         description=_text(r, "description") or f"mailbox.org invoice {invoice_id}",
                                         customer=account))
         self._invoice_index = index
@@ -880,15 +913,6 @@ class MailboxOrgProvider(Provider):
                            action="account.invoice.list")
         account, token = found
         # The answer is a large base64 blob and the token a download credential: no bodies in logs.
-        result = self._call("account.invoice.get", {"account": account, "token": token},
+        result = self._call("account.invoice.get", {"account": account, "token": token, "type": "pdf"},
                             idempotent=True, log_bodies=False)
         return decode_invoice(result)
-
-
-def _unique(members: list[str]) -> list[str]:
-    seen: list[str] = []
-    for member in members:
-        member = str(member).strip().lower()
-        if member and member not in seen:
-            seen.append(member)
-    return seen

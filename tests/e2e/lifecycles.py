@@ -60,12 +60,12 @@ def _sandbox_limits(options: dict[str, Any]) -> dict[str, Any]:
 
 def _mailboxorg_limits(options: dict[str, Any]) -> dict[str, Any]:
     """product_configs/mailboxorg-business.yaml, as the mailbox.org simulator shows it:
-    mailboxes per tier, their total, mailing lists and the service package."""
+    mailboxes per tier, their total, mailing lists and the account plan."""
     tiers = {"light_mailboxes": options.get("Light Mailboxes", 0),
              "standard_mailboxes": options.get("Standard Mailboxes", 1),
              "premium_mailboxes": options.get("Premium Mailboxes", 0)}
     return {**tiers, "mailboxes": sum(tiers.values()), "mailing_lists": options.get("Mailing Lists", 0),
-            "service_package": str(options.get("Service Package", "reseller")).lower()}
+            "account_plan": str(options.get("Account Plan", "reseller")).lower()}
 
 
 _MAILBOXORG_NAME = re.compile(r"^prov-(?P<service>.+?)(?:-r\d+)?$")   # upstreams.yaml account_prefix
@@ -85,8 +85,8 @@ SANDBOX = Product("sandbox", "12", {
 
 MAILBOXORG = Product("mailboxorg", "40", {
     "solo": {"Standard Mailboxes": 1},
-    "office": {"Light Mailboxes": 3, "Standard Mailboxes": 5, "Mailing Lists": 2, "Service Package": "Silver"},
-    "firm": {"Standard Mailboxes": 10, "Premium Mailboxes": 3, "Mailing Lists": 5, "Service Package": "Gold"},
+    "office": {"Light Mailboxes": 3, "Standard Mailboxes": 5, "Mailing Lists": 2, "Account Plan": "Profi"},
+    "firm": {"Standard Mailboxes": 10, "Premium Mailboxes": 3, "Mailing Lists": 5, "Account Plan": "ProfiXL"},
 }, _mailboxorg_limits, _mailboxorg_owner, terms=False)
 
 _SERVICE_DOMAIN = re.compile(r"^svc-(?P<service>\d+)\.example\.com$")     # make_lifecycle's domains

@@ -494,10 +494,10 @@ def test_polarismail_service(polaris_runtime, signer):
     assert load(runtime, "801").usage["mailboxes"] == 1
 
 
-# --- mailbox.org: plan tiers as mailbox types, mailing lists, no aliases ---------------------------------
+# --- mailbox.org: plan tiers as mailbox types, no lists, no aliases ---------------------------------
 
 MBO_OPTIONS = {"Light Mailboxes": 1, "Standard Mailboxes": 1, "Premium Mailboxes": 0, "Mailing Lists": 1,
-               "Service Package": "reseller"}
+               "Account Plan": "reseller"}
 
 
 @pytest.fixture
@@ -517,7 +517,7 @@ def test_mailboxorg_service(mbo_runtime, signer):
                  "mbo-shop.example", product_id="40", options=MBO_OPTIONS)
     me = sign_in(app, runtime, "811")
     session = me.get("/session").get_json()
-    assert session["capabilities"] == ["mailboxes", "lists"]
+    assert session["capabilities"] == ["mailboxes"]          # lists: only the account's own login
     assert session["mailbox_types"] == ["light", "standard"]          # the plan has no Premium ones
 
     r = me.post("/mailboxes", {"local_part": "ada", "password": PASSWORD, "type": "light"})
@@ -533,12 +533,13 @@ def test_mailboxorg_service(mbo_runtime, signer):
     r = me.post("/mailboxes", {"local_part": "cat", "password": PASSWORD, "type": "basic"})
     assert r.status_code == 422 and "type" in r.get_json()["error"]["fields"]
 
-    assert me.post("/lists", {"local_part": "team", "members": ["ada@mbo-shop.example"]}).status_code == 201
-    limit_error(me.post("/lists", {"local_part": "all", "members": []}), "mailing_lists")
-    r = me.post("/aliases", {"local_part": "info", "target": "ada@mbo-shop.example"})
-    assert r.status_code == 409 and r.get_json()["error"]["code"] == "not_supported"
+    for path, body in (("/lists", {"local_part": "team", "members": ["ada@mbo-shop.example"]}),
+                       ("/aliases", {"local_part": "info", "target": "ada@mbo-shop.example"})):
+        r = me.post(path, body)
+        assert r.status_code == 409 and r.get_json()["error"]["code"] == "not_supported"
     usage = load(runtime, "811").usage
-    assert usage["light_mailboxes"] == 1 and usage["standard_mailboxes"] == 1 and usage["mailing_lists"] == 1
+    assert usage["light_mailboxes"] == 1 and usage["standard_mailboxes"] == 1
+    assert "mailing_lists" not in usage and "distribution_lists" not in usage     # not readable by the reseller
 
 
 @pytest.mark.parametrize("upstream, limits, expected", [

@@ -32,7 +32,7 @@ def mbo_sim():
     server = SimulatorServer(create_simulator_app("mailboxorg")).start()
     session = rpc(server.url, "auth", {"user": DEV_USER, "pass": DEV_PASSWORD})["session"]
     for name in ACCOUNTS:          # what the reseller's customers were billed for
-        rpc(server.url, "account.add", {"account": name, "password": "Customer-Pass-1", "plan": "gold",
+        rpc(server.url, "account.add", {"account": name, "password": "Customer-Pass-1", "plan": "reseller",
                                         "tarifflimits": {"standard": 2}}, session)
     yield server
     server.stop()

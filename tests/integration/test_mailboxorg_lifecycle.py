@@ -21,7 +21,7 @@ from tests.helpers import event_body, sim_state, table_dump
 SERVICE, DOMAIN, PRODUCT = "4001", "mbo-customer.example", "40"
 ACCOUNT = f"prov-{SERVICE}"
 OPTIONS = {"Light Mailboxes": 1, "Standard Mailboxes": 2, "Premium Mailboxes": 0, "Mailing Lists": 1,
-           "Service Package": "Silver"}
+           "Account Plan": "Profi"}
 FINISHED = ("succeeded", "failed", "skipped")
 TAKEN = "someone-elses.example"
 DEV_USER, DEV_PASSWORD = "dev-reseller", "dev-mailboxorg-password"
@@ -69,7 +69,7 @@ class Sim:
     def __init__(self, server: SimulatorServer):
         self.url = server.url
         self.sim = server.app.extensions["simulator"]
-        self.reseller_auths = 0
+        self.rpc_auths = 0
 
     def accounts(self) -> list[dict]:
         return sim_state(self)
@@ -87,16 +87,17 @@ class Sim:
     def faults(self, **faults) -> None:
         requests.post(f"{self.url}/_sim/faults", json=faults, timeout=5).raise_for_status()
 
-    def rpc(self, method: str, **params) -> object:
-        """What the reseller (or the customer) does in mailbox.org's own dashboard."""
+    def rpc(self, method: str, login: tuple[str, str] = (DEV_USER, DEV_PASSWORD), **params) -> object:
+        """What the reseller (or, with the customer's ``login``, the customer) does in
+        mailbox.org's own dashboard."""
         def call(name, args, session=None):
             body = requests.post(f"{self.url}/v1/", json={"jsonrpc": "2.0", "id": 1, "method": name,
                                                           "params": args},
                                  headers={"HPLS-AUTH": session} if session else {}, timeout=5).json()
             assert "result" in body, body
             return body["result"]
-        self.reseller_auths += 1
-        session = call("auth", {"user": DEV_USER, "pass": DEV_PASSWORD})["session"]
+        self.rpc_auths += 1
+        session = call("auth", {"user": login[0], "pass": login[1]})["session"]
         return call(method, params, session)
 
     def password_is(self, account: str, password: str) -> bool:
@@ -158,27 +159,30 @@ def test_full_lifecycle_through_signed_hooks(client, signer, worker, runtime, si
     assert account["id"] == svc.upstream_id == ACCOUNT and account["domain"] == DOMAIN
     assert account["status"] == "active" and account["native"]["status"] == "aktiv"
     assert [d["domain"] for d in account["native"]["domains"]] == [DOMAIN]
-    assert restrictions(account) == ({"light": 1, "standard": 2, "premium": 0}, 1, "silver")
+    assert restrictions(account) == ({"light": 1, "standard": 2, "premium": 0}, 1, "profi")
     assert account["native"]["memo"] == f"provisioner service {SERVICE}"
     assert svc.limits == {"light_mailboxes": 1, "standard_mailboxes": 2, "premium_mailboxes": 0,
-                          "mailing_lists": 1, "service_package": "silver"}
+                          "mailing_lists": 1, "account_plan": "profi"}
     assert svc.observed_status == "active" and svc.usage["mailboxes"] == 0
 
     svc = converge_step(client, signer, worker, runtime, "service.suspend", suspend_reason="Overdue on Payment")
-    assert sim.only()["native"]["status"] == "disabled" and sim.only()["status"] == "suspended"
+    # account.set has no status: the note in the memo says it, and the mailboxes are off
+    assert sim.only()["native"]["status"] == "aktiv" and sim.only()["status"] == "suspended"
+    assert sim.only()["native"]["memo"] == f"provisioner service {SERVICE}; suspended"
     assert svc.observed_status == "suspended"
     svc = converge_step(client, signer, worker, runtime, "service.unsuspend")
-    assert sim.only()["native"]["status"] == "aktiv" and svc.observed_status == "active"
+    assert sim.only()["native"]["memo"] == f"provisioner service {SERVICE}" and svc.observed_status == "active"
 
-    # The customer makes two Standard mailboxes in mailbox.org's own admin.
+    # The customer makes two Standard mailboxes in mailbox.org's own admin, logged in as the account.
+    sim.rpc("account.set", account=ACCOUNT, password="Customer-Pass-1")
     for name in ("ada", "bob"):
-        sim.rpc("mail.add", mail=f"{name}@{DOMAIN}", password="Mailbox-Pass-1", plan="standard",
-                first_name=name.title(), last_name="Example", inboxsave=True, forwards=[])
-    up = {**OPTIONS, "Standard Mailboxes": 4, "Premium Mailboxes": 1, "Mailing Lists": 3, "Service Package": "gold"}
+        sim.rpc("mail.add", login=(ACCOUNT, "Customer-Pass-1"), mail=f"{name}@{DOMAIN}", password="Mailbox-Pass-1",
+                plan="standard", first_name=name.title(), last_name="Example", inboxsave=True, forwards=[])
+    up = {**OPTIONS, "Standard Mailboxes": 4, "Premium Mailboxes": 1, "Mailing Lists": 3, "Account Plan": "basic"}
     svc = converge_step(client, signer, worker, runtime, "service.change_package", options=up)
-    assert restrictions(sim.only()) == ({"light": 1, "standard": 4, "premium": 1}, 3, "gold")
+    assert restrictions(sim.only()) == ({"light": 1, "standard": 4, "premium": 1}, 3, "basic")
     assert svc.usage["standard_mailboxes"] == 2 and svc.usage["mailboxes"] == 2
-    down = {**OPTIONS, "Standard Mailboxes": 2, "Light Mailboxes": 0, "Service Package": "reseller"}
+    down = {**OPTIONS, "Standard Mailboxes": 2, "Light Mailboxes": 0, "Account Plan": "reseller"}
     svc = converge_step(client, signer, worker, runtime, "service.change_package", options=down)
     assert restrictions(sim.only()) == ({"light": 0, "standard": 2, "premium": 0}, 1, "reseller")
     assert svc.limits["standard_mailboxes"] == 2 and len(sim.only()["mailboxes"]) == 2
@@ -195,7 +199,7 @@ def test_full_lifecycle_through_signed_hooks(client, signer, worker, runtime, si
     assert account["native"]["domains"] == [] and account["mailboxes"] == []
     assert svc.observed_status == "deleted"
     assert [j.state for j in jobs(runtime)] == ["succeeded"] * 7
-    assert sim.calls()["auth"] - sim.reseller_auths == 1          # one session for the whole run
+    assert sim.calls()["auth"] - sim.rpc_auths == 1               # one session for the whole run
 
 
 def test_create_adopts_an_account_the_reseller_already_made(client, signer, worker, runtime, sim):
@@ -206,7 +210,7 @@ def test_create_adopts_an_account_the_reseller_already_made(client, signer, work
     assert svc.upstream_id == ACCOUNT and sim.calls()["account.add"] == 1        # the dashboard's own
     account = sim.only()
     assert account["domain"] == DOMAIN and restrictions(account) == ({"light": 1, "standard": 2, "premium": 0},
-                                                                     1, "silver")
+                                                                     1, "profi")
     with runtime.db.read() as s:
         details = s.execute(select(JobAttempt.detail)).scalars().all()
     assert details == ["adopt, set_limits"]
@@ -249,9 +253,9 @@ def test_lifecycle_with_faults_and_expiring_sessions_never_makes_two_accounts(
     converge_step(client, signer, worker, runtime, "service.create")
     assert [a["id"] for a in sim.accounts()] == [ACCOUNT] and sim.only()["domain"] == DOMAIN
     converge_step(client, signer, worker, runtime, "service.suspend")
-    assert sim.only()["native"]["status"] == "disabled"
+    assert sim.only()["status"] == "suspended"
     converge_step(client, signer, worker, runtime, "service.unsuspend")
-    assert sim.only()["native"]["status"] == "aktiv"
+    assert sim.only()["status"] == "active"
     svc = converge_step(client, signer, worker, runtime, "service.change_package",
                         options={**OPTIONS, "Premium Mailboxes": 3})
     assert restrictions(sim.only())[0] == {"light": 1, "standard": 2, "premium": 3}

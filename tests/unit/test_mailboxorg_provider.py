@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from provisioner.providers import mailboxorg as mbo
-from provisioner.providers.base import AccountSpec, AccountStatus, ClientInfo, MailboxSpec
+from provisioner.providers.base import AccountSpec, AccountStatus, Capability, ClientInfo, MailboxSpec
 from provisioner.providers.errors import (
     AuthError,
     ConfigurationError,
@@ -37,7 +37,7 @@ USER, PASSWORD = "unit-reseller", "Unit-Mbo-Pass-42"
 ACCOUNT_PASSWORD = "Account-Secret-Pass-19"
 MAILBOX_PASSWORD = "Box-Secret-Pass-73"
 LIMITS = {"light_mailboxes": 1, "standard_mailboxes": 2, "premium_mailboxes": 0, "mailing_lists": 1,
-          "service_package": "silver"}
+          "account_plan": "profi"}
 
 
 class FakeClock:
@@ -150,13 +150,14 @@ def rpc_error(code: int, message: str, status: int = 200) -> tuple[int, dict]:
 
 
 def fake_provider(answers: dict[str, Callable | tuple], **settings) -> tuple[MailboxOrgProvider, FakeSession]:
-    """A provider whose ``auth`` hands out sessions sess-1, sess-2, ... and whose other
-    methods answer from ``answers`` (a tuple, or a function of (params, session))."""
+    """A provider whose ``auth`` hands out sessions sess-1, sess-2, ... (level reseller for
+    the reseller's login, else domain) and whose other methods answer from ``answers`` (a
+    tuple, or a function of (params, session))."""
     sessions = iter(f"sess-{n}" for n in range(1, 100))
 
     def handler(method, params, session):
         if method == "auth" and "auth" not in answers:
-            return ok({"session": next(sessions), "level": "reseller"})
+            return ok({"session": next(sessions), "level": "reseller" if params["user"] == USER else "domain"})
         answer = answers[method]
         return answer(params, session) if callable(answer) else answer
     session = FakeSession(handler)
@@ -182,7 +183,7 @@ def test_settings_are_checked():
     assert MailboxOrgProvider.mailbox_types == {"light": "light_mailboxes", "standard": "standard_mailboxes",
                                                 "premium": "premium_mailboxes"}
     assert {"light_mailboxes", "standard_mailboxes", "premium_mailboxes", "mailing_lists",
-            "service_package"} == MailboxOrgProvider.extra_limits
+            "account_plan"} == MailboxOrgProvider.extra_limits
 
 
 def test_account_names_are_stable_and_generations_follow():
@@ -320,12 +321,12 @@ def test_create_makes_the_account_with_its_plan_restrictions_and_domain(sim):
     [entry] = sim.state()
     native = entry["native"]
     assert native["tarifflimits"] == {"light": 1, "standard": 2, "premium": 0}
-    assert native["max_mailinglist"] == 1 and native["plan"] == "silver"
+    assert native["max_mailinglist"] == 1 and native["plan"] == "profi"
     assert native["memo"] == "provisioner service 1042" and native["contact"] == {"mail": "owner@example.net"}
     assert native["address_main"] == {"first_name": "Ada", "last_name": "Lovelace", "country": "DE"}
     assert account.limits == {"light_mailboxes": 1, "standard_mailboxes": 2, "premium_mailboxes": 0,
                               "mailboxes": 3, "enhanced_mailboxes": 0, "mailing_lists": 1,
-                              "distribution_lists": 1, "service_package": "silver"}
+                              "distribution_lists": 1, "account_plan": "profi"}
 
 
 def test_the_billing_password_becomes_the_account_password(sim):
@@ -407,7 +408,7 @@ def test_a_taken_domain_leaves_no_account_behind(make_sim):
 def test_unsupported_or_inconsistent_limits_are_refused_before_any_call():
     p, fake = fake_provider({})
     for limits in ({"aliases": 5}, {"mailbox_quota_gb": 10}, {"mailboxes": 2, "light_mailboxes": 1,
-                   "standard_mailboxes": 2, "premium_mailboxes": 0}, {"service_package": "diamond"},
+                   "standard_mailboxes": 2, "premium_mailboxes": 0}, {"account_plan": "gold"},
                    {"mailboxes": 1, "premium_mailboxes": 2}, {"light_mailboxes": -1},
                    {"mailing_lists": 1, "distribution_lists": 2}, {"premium_mailboxes": 1, "enhanced_mailboxes": 2}):
         with pytest.raises(ValidationError) as info:
@@ -423,26 +424,58 @@ def test_unsupported_or_inconsistent_limits_are_refused_before_any_call():
     ({"mailboxes": 5}, False, {"tarifflimits": {"light": 5, "standard": 0, "premium": 0}}),
     ({"mailboxes": 5, "enhanced_mailboxes": 2}, False, {"tarifflimits": {"light": 3, "standard": 0, "premium": 2}}),
     ({"mailboxes": 5, "standard_mailboxes": 1}, False, {"tarifflimits": {"light": 4, "standard": 1, "premium": 0}}),
-    ({"standard_mailboxes": 3, "distribution_lists": 2, "service_package": "Platinum"}, False,
-     {"tarifflimits": {"light": 0, "standard": 3, "premium": 0}, "max_mailinglist": 2, "plan": "platinum"}),
+    ({"standard_mailboxes": 3, "distribution_lists": 2, "account_plan": "ProfiXL"}, False,
+     {"tarifflimits": {"light": 0, "standard": 3, "premium": 0}, "max_mailinglist": 2, "plan": "profixl"}),
 ])
 def test_plan_restrictions(limits, creating, params):
     p, _ = fake_provider({})
     assert p.plan_restrictions(limits, creating=creating) == params
 
 
-def test_set_limits_suspend_and_drift(sim):
+def test_set_limits(sim):
     p = provider(sim.url)
     account = p.create_account(spec())
-    p.set_limits(account.id, {**LIMITS, "premium_mailboxes": 3, "service_package": "gold"})
+    p.set_limits(account.id, {**LIMITS, "premium_mailboxes": 3, "account_plan": "basic"})
     native = sim.state()[0]["native"]
-    assert native["tarifflimits"]["premium"] == 3 and native["plan"] == "gold"
+    assert native["tarifflimits"]["premium"] == 3 and native["plan"] == "basic"
+
+
+def test_suspend_turns_the_mailboxes_off_and_unsuspend_keeps_the_customers_own_off(sim):
+    p = provider(sim.url)
+    account = p.create_account(spec(standard_mailboxes=3))
+    for name in ("ada", "bob", "cid"):
+        p.create_mailbox(account.id, MailboxSpec(local_part=name, password=MAILBOX_PASSWORD, type="standard"))
+    p.update_mailbox(account.id, "bob", {"enabled": False})               # the customer's own choice
     p.suspend_account(account.id, "Overdue")
-    assert sim.state()[0]["native"]["status"] == "disabled"
+
+    def active() -> dict[str, bool]:
+        return {m["mail"]: m["active"] for m in sim.state()[0]["native"]["mailboxes"]}
+    assert not any(active().values())
+    native = sim.state()[0]["native"]
+    assert native["status"] == "aktiv"                                     # account.set has no status
+    assert native["memo"] == "provisioner service 1042; suspended; inactive before: bob@example.com"
     assert p.get_account(account.id).status is AccountStatus.SUSPENDED
+    p.suspend_account(account.id, "Overdue")                               # a repeat keeps the note
+    assert sim.state()[0]["native"]["memo"].endswith("inactive before: bob@example.com")
     p.unsuspend_account(account.id)
+    assert active() == {"ada@example.com": True, "bob@example.com": False, "cid@example.com": True}
+    assert sim.state()[0]["native"]["memo"] == "provisioner service 1042"
     assert p.get_account(account.id).status is AccountStatus.ACTIVE
-    sim.rpc("account.set", account=account.id, status="nopop")
+    calls = sim.calls()
+    p.unsuspend_account(account.id)                                        # nothing left to do
+    assert sim.calls().get("account.set") == calls.get("account.set")
+    assert sim.calls().get("mail.set") == calls.get("mail.set")
+
+
+def test_an_account_mailbox_org_disabled_reads_suspended_and_cannot_be_unsuspended(sim):
+    p = provider(sim.url)
+    account = p.create_account(spec())
+    sim.sim.accounts[account.id].status = "disabled"            # mailbox.org's own lock
+    assert p.get_account(account.id).status is AccountStatus.SUSPENDED
+    with pytest.raises(NotSupported) as info:
+        p.unsuspend_account(account.id)
+    assert "support" in info.value.safe_message
+    sim.sim.accounts[account.id].status = "nopop"
     assert p.get_account(account.id).status is AccountStatus.ACTIVE       # nopop: still a working account
 
 
@@ -457,18 +490,18 @@ def test_list_accounts_skips_deleted_ones(sim):
 
 # --- usage per tier, mailboxes, lists ---------------------------------------------------------------
 
-def test_usage_counts_mailboxes_per_plan_and_mailing_lists(sim):
+def test_usage_counts_mailboxes_per_plan_but_not_mailing_lists(sim):
     p = provider(sim.url)
     account = p.create_account(spec(standard_mailboxes=3, premium_mailboxes=1, mailing_lists=2))
     p.create_mailbox(account.id, MailboxSpec(local_part="ada", password=MAILBOX_PASSWORD, type="standard"))
     p.create_mailbox(account.id, MailboxSpec(local_part="bob", password=MAILBOX_PASSWORD, type="standard"))
     p.create_mailbox(account.id, MailboxSpec(local_part="cid", password=MAILBOX_PASSWORD, type="enhanced"))
     p.create_mailbox(account.id, MailboxSpec(local_part="dan", password=MAILBOX_PASSWORD))      # basic: light
-    p.create_list(account.id, "team", ["a@example.org"])
     usage = p.get_account(account.id).usage.as_dict()
-    assert usage == {"mailboxes": 4, "enhanced_mailboxes": 1, "aliases": 0, "distribution_lists": 1,
-                     "storage_mb": 0, "light_mailboxes": 1, "standard_mailboxes": 2, "premium_mailboxes": 1,
-                     "mailing_lists": 1}
+    # mailing lists: only the account's own login may list them, so they are not reported
+    assert usage == {"mailboxes": 4, "enhanced_mailboxes": 1, "aliases": 0, "storage_mb": 0,
+                     "light_mailboxes": 1, "standard_mailboxes": 2, "premium_mailboxes": 1}
+    assert "mailinglist.list" not in sim.calls()
     with pytest.raises(LimitExceeded):
         p.create_mailbox(account.id, MailboxSpec(local_part="eve", password=MAILBOX_PASSWORD, type="light"))
 
@@ -493,43 +526,46 @@ def test_mailbox_plans_and_quotas(sim):
         p.update_mailbox(account.id, "ada@other.example", {"name": "x"})
 
 
-def test_mailing_list_members_round_trip_and_delete_falls_back_to_del():
-    lists = {}
-
-    def add(params, session):
-        lists[params["mailinglist"]] = list(params["members"])
-        return ok(True)
+def test_mail_add_goes_through_a_domain_login_with_a_fresh_password():
     answers = {"domain.list": ok([{"domain": "example.com", "account": "prov-1"}]),
-               "mailinglist.add": add,
-               "mailinglist.get": lambda params, s: ok({"mailinglist": params["mailinglist"], "adminmail": "",
-                                                        "members": lists[params["mailinglist"]]}),
-               "mailinglist.delete": rpc_error(-32601, "Method not found"),
-               "mailinglist.del": ok(True)}
+               "domain.set": ok({"domain": "example.com"}), "mail.add": ok({"mail": "ada@example.com"})}
     p, fake = fake_provider(answers)
-    made = p.create_list("prov-1", "Team", ["B@example.org", "a@example.org", "b@example.org"])
-    assert made.id == "team@example.com" and made.members == ["b@example.org", "a@example.org"]
-    add_call = next(c for c in fake.calls if c[0] == "mailinglist.add")
-    assert add_call[1]["account"] == "prov-1" and len(add_call[1]["password"]) >= 20
-    p.delete_list("prov-1", "team")
-    assert fake.methods()[-2:] == ["mailinglist.delete", "mailinglist.del"]
+    p.create_mailbox("prov-1", MailboxSpec(local_part="ada", password=MAILBOX_PASSWORD))
+    p.create_mailbox("prov-1", MailboxSpec(local_part="bob", password=MAILBOX_PASSWORD))
+    assert fake.methods() == ["auth", "domain.list", "domain.set", "auth", "mail.add", "domain.list", "mail.add"]
+    [(_, set_params, set_session), (_, auth_params, _)] = [c for c in fake.calls[2:4]]
+    assert set_session == "sess-1" and set_params["domain"] == "example.com" and len(set_params["password"]) >= 20
+    assert auth_params == {"user": "example.com", "pass": set_params["password"]}
+    assert [c[2] for c in fake.calls if c[0] == "mail.add"] == ["sess-2", "sess-2"]     # the domain's session
 
 
-def test_aliases_are_not_offered(sim):
+def test_a_domain_login_of_another_level_is_refused():
+    answers = {"domain.list": ok([{"domain": "example.com"}]), "domain.set": ok({"domain": "example.com"}),
+               "auth": lambda params, s: ok({"session": "s-" + params["user"],
+                                             "level": "reseller" if params["user"] == USER else "mail"})}
+    p, fake = fake_provider(answers)
+    with pytest.raises(AuthError):
+        p.create_mailbox("prov-1", MailboxSpec(local_part="ada", password=MAILBOX_PASSWORD))
+    assert "mail.add" not in fake.methods() and fake.methods().count("domain.set") == 2
+
+
+@pytest.mark.parametrize("capability", [Capability.ALIASES, Capability.LISTS])
+def test_aliases_and_lists_are_not_offered(sim, capability):
     p = provider(sim.url)
     account = p.create_account(spec())
+    assert not p.supports(capability)
     with pytest.raises(NotSupported):
-        p.list_aliases(account.id)
+        p.list_aliases(account.id) if capability is Capability.ALIASES else p.list_lists(account.id)
 
 
 # --- invoices -----------------------------------------------------------------------------------------
 
-def test_invoice_payloads_decode_from_gzip_or_zlib():
+def test_invoice_payloads_decode_from_zlib():
     pdf = minimal_pdf(["hello"])
-    assert decode_invoice({"bin": base64.b64encode(gzip.compress(pdf)).decode()}) == pdf
     assert decode_invoice({"bin": base64.b64encode(zlib.compress(pdf)).decode()}) == pdf   # PHP gzcompress
-    assert decode_invoice(base64.b64encode(zlib.compress(pdf)).decode()) == pdf
     for broken in ({"bin": "not base64!"}, {"bin": base64.b64encode(b"plain").decode()},
-                   {"bin": base64.b64encode(gzip.compress(b"<html>")).decode()}, {}, None):
+                   {"bin": base64.b64encode(gzip.compress(pdf)).decode()},              # gzip is not what it sends
+                   {"bin": base64.b64encode(zlib.compress(b"<html>")).decode()}, {}, None):
         with pytest.raises(MalformedResponse):
             decode_invoice(broken)
 
@@ -562,18 +598,19 @@ def test_secrets_and_the_session_id_stay_out_of_logs_and_errors(sim, caplog):
     p.invoice_pdf(p.list_invoices()[0].id)
     with pytest.raises(ValidationError) as info:
         p.create_mailbox(account.id, MailboxSpec(local_part="bob", password="short"))
-    [session] = list(sim.sim.sessions)
+    sessions = list(sim.sim.sessions)            # the reseller's and the domain's
+    assert len(sessions) == 2
     tokens = [i.token for a in sim.sim.accounts.values() for i in a.invoices]
     shown = "\n".join([caplog.text, info.value.message, info.value.body or ""])
     assert "create_account" in caplog.text and "account.add" in caplog.text
     for secret in (PASSWORD, ACCOUNT_PASSWORD, MAILBOX_PASSWORD, "Changed-Box-Pass-5", "Changed-Account-Pass-6",
-                   "short", session, *tokens):
+                   "short", *sessions, *tokens):
         assert secret not in shown, secret
-    assert session in jsonlib.dumps(sim.sim.sessions)         # the check looked for the right thing
+    assert sessions[0] in jsonlib.dumps(list(sim.sim.sessions))      # the check looked for the right thing
 
 
 def test_a_password_echoed_by_the_upstream_is_scrubbed():
-    answers = {"domain.list": ok([{"domain": "example.com"}]),
+    answers = {"domain.list": ok([{"domain": "example.com"}]), "domain.set": ok({"domain": "example.com"}),
                "mail.add": lambda params, s: rpc_error(-32602, f"Invalid params: password {params['password']} "
                                                                "is too weak")}
     p, _ = fake_provider(answers)

@@ -2,7 +2,7 @@
 
 A customer account's plan restrictions are the limits: the core ``mailboxes`` (the
 total over all plans, here all light mailboxes, the adapter's ``default_plan``),
-``mailing_lists`` and the ``service_package``.
+``mailing_lists`` and the ``account_plan``.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ TARGET = Target(
     sim_options={"username": SIM_USERNAME, "password": SIM_PASSWORD},
     config=_config,
     bad_credentials=lambda url: {**_config(url), "password": BAD_PASSWORD},
-    limits={"mailboxes": 2, "mailing_lists": 1, "service_package": "reseller"},
+    limits={"mailboxes": 2, "mailing_lists": 1, "account_plan": "reseller"},
     secrets=(SIM_PASSWORD, BAD_PASSWORD),
     # find_account reads one account.list; a deleted account keeps its name, so an
     # account made again for the same service gets a new one (``...-r2``)
