@@ -7,6 +7,7 @@ the same actions as JSON under ``/client/api/v1/``:
 | --- | --- | --- |
 | ``GET /client/dns`` | ``GET dns-records`` | the records the upstream says the customer must publish |
 | ``POST /client/dns/check``, ``POST /client/dns/<id>/check`` | ``POST dns-records/check``, ``POST dns-records/<id>/check`` | resolve now: pass / fail / error with a reason |
+| ``POST /client/dns/dkim`` | ``POST dns-records/dkim`` | a custom DKIM signature, where the provider makes one (``enable_dkim``): its TXT record joins the list |
 | ``GET /client/devices`` | ``GET devices`` | the mailboxes to set up, the domain's autoconfig |
 | ``GET /client/devices/<mailbox>`` | ``GET devices/<mailbox>`` | manual settings per mail app |
 | ``GET /client/devices/<mailbox>/profile.mobileconfig`` | ``GET devices/<mailbox>/mobileconfig`` | Apple configuration profile |
@@ -86,6 +87,7 @@ NOTICES = {
     "bounce_cleared": "Bounce notifications now go back to each message's sender.",
     "domain_added": "The sender domain was added. Publish its SPF and DKIM records so that mail from it is delivered.",
     "domain_removed": "The sender domain was removed.",
+    "dkim_enabled": "A custom DKIM signature was created. Publish its TXT record below.",
 }
 
 
@@ -174,19 +176,19 @@ def _relative(host: str, domain: str) -> str:
     return host[:-len(domain) - 1] if host.endswith("." + domain) else host + "."
 
 
+def _client_record(item: Mapping[str, Any], domain: str) -> dict[str, Any]:
+    record = {k: item.get(k) for k in ("type", "host", "value", "priority", "ttl", "purpose")}
+    record["type"] = str(record["type"]).upper()
+    record["id"] = record_id(record)
+    record["name"] = _relative(str(record["host"]), domain)
+    return record
+
+
 def dns_records(runtime: Runtime, service: Service) -> list[dict[str, Any]]:
     """The records the upstream said (at the last converge) the customer must publish."""
     raw = (service.observed or {}).get("dns_records") or []
-    records = []
-    for item in raw:
-        if not isinstance(item, Mapping) or not item.get("type") or not item.get("host"):
-            continue
-        record = {k: item.get(k) for k in ("type", "host", "value", "priority", "ttl", "purpose")}
-        record["type"] = str(record["type"]).upper()
-        record["id"] = record_id(record)
-        record["name"] = _relative(str(record["host"]), service.domain)
-        records.append(record)
-    return records
+    return [_client_record(item, service.domain) for item in raw
+            if isinstance(item, Mapping) and item.get("type") and item.get("host")]
 
 
 def _dns_available(runtime: Runtime, service: Service) -> None:
@@ -218,12 +220,53 @@ def _find_record(records: list[dict[str, Any]], rid: str) -> dict[str, Any]:
     raise NotFound("There is no such DNS record for your service.")
 
 
-def _dns_page(runtime: Runtime, service: Service, results: dict[str, dict[str, Any]] | None = None):
+# --- custom DKIM (providers with an ``enable_dkim(account_id) -> DnsRecord``: Qboxmail) ---------
+
+def _dkim_provider(runtime: Runtime, service: Service):
+    """The service's provider if it makes custom DKIM signatures for this service."""
+    if "dns" not in _caps(runtime, service):
+        return None
+    try:
+        provider = runtime.provider(service.upstream)
+    except perr.ProviderError:
+        return None
+    return provider if callable(getattr(provider, "enable_dkim", None)) else None
+
+
+def dkim_offered(runtime: Runtime, service: Service) -> bool:
+    """Offer a custom DKIM signature: the platform makes them and the service has none yet."""
+    return (_dkim_provider(runtime, service) is not None
+            and not any(r.get("purpose") == "DKIM" for r in dns_records(runtime, service)))
+
+
+def enable_dkim(runtime: Runtime, service: Service) -> dict[str, Any]:
+    """Have the platform make a custom DKIM signature; its record is stored with the
+    service's other records (the next converge that reads them reads it too)."""
+    svc._writable(service)
+    provider = _dkim_provider(runtime, service)
+    if provider is None:
+        raise NotSupported("Your e-mail platform does not offer a custom DKIM signature here.")
+    account_id = svc._account(service)
+    with svc.service_lock(runtime, service.id), svc._calling("set up a DKIM signature"):
+        record = provider.enable_dkim(account_id).as_dict()
+    with runtime.db.transaction() as session:
+        row = session.get(Service, service.id)
+        if row is not None:
+            observed = dict(row.observed or {})
+            kept = [r for r in observed.get("dns_records") or [] if r.get("purpose") != "DKIM"]
+            row.observed = {**observed, "dns_records": [*kept, record]}
+    log.info("client area: service %s enabled a custom DKIM signature", service.id)
+    return _client_record(record, service.domain)
+
+
+def _dns_page(runtime: Runtime, service: Service, results: dict[str, dict[str, Any]] | None = None,
+              *, problem: str | None = None, status: int = 200):
     supported = "dns" in _caps(runtime, service)
     records = dns_records(runtime, service) if supported else []
     return render_template("client/extras/dns.html", records=records, results=results or {},
                            supported=supported, domain=service.domain, checked_at=dt.datetime.now(dt.timezone.utc)
-                           if results else None, **_status_view(service))
+                           if results else None, dkim_offered=supported and dkim_offered(runtime, service),
+                           notice=_notice(), problem=problem, **_status_view(service)), status
 
 
 @bp.get("/dns")
@@ -248,6 +291,24 @@ def dns_check_one(rid: str):
     _dns_available(runtime, service)
     record = _find_record(dns_records(runtime, service), rid)
     return _dns_page(runtime, service, check_records(service, [record]))
+
+
+@bp.post("/dns/dkim")
+def dns_dkim():
+    runtime, service = _ctx()
+    require_csrf()
+    try:
+        enable_dkim(runtime, service)
+    except ClientError as exc:
+        return _dns_page(runtime, service, problem=exc.message, status=exc.status)
+    return redirect(url_for("client_extras.dns", done="dkim_enabled"), 303)
+
+
+@api_bp.post("/dns-records/dkim")
+def api_dns_dkim():
+    runtime, service = _ctx()
+    require_csrf()
+    return jsonify(enable_dkim(runtime, service)), 201
 
 
 @api_bp.get("/dns-records")

@@ -9,8 +9,11 @@ One upstream connection serves two kinds of product, chosen per product by the l
 
 - ``hosting``: one **domain** per service (``/api/domains``, code ``D`` + 9 digits),
   with its mailboxes (``email_accounts``). A new domain waits for DNS ownership
-  verification: it is reported ``pending`` and ``dns_records()`` asks Qboxmail to
-  check now and returns the record the customer must publish.
+  verification (status ``ownership_check``): it is reported ``pending`` and
+  ``dns_records()`` asks Qboxmail to check now and returns the record the customer
+  must publish (``<possession_a_record>.<domain>`` A). A domain Qboxmail
+  ``rejected`` is not pending: it reads as suspended and unsuspending it fails with
+  a safe message. A custom DKIM signature is opt-in (``enable_dkim``).
 - ``relay``: one **Delivery account** per service (``/api/delivery/accounts``, an
   integer id). Its SMTP password is shown once, in the create answer: it goes into
   ``UpstreamAccount.one_time_secrets`` and nowhere else.
@@ -77,7 +80,10 @@ LOOKUP_PAGES = 20              # bound on pages scanned by one look-up
 MASKED_PASSWORDS = 16          # relay passwords still masked by value after they were read
 MAX_PURCHASES = 5              # bound on prepaid packages bought by one renew
 DEFAULT_RENEW_SLACK_DAYS = 31
-DEFAULT_MX_HOSTS = "mx01.qboxmail.com:10 mx02.qboxmail.com:20"      # unverified
+#: what two production integrations publish (docs/providers/qboxmail.md, "MX hosts")
+DEFAULT_MX_HOSTS = "mx01.qboxmail.com:10 mx02.qboxmail.com:20"
+#: the address the ownership A record points at, where no check answer names it
+DEFAULT_OWNERSHIP_IP = "185.97.217.16"
 DEFAULT_SPF = "v=spf1 include:spf.qboxmail.com mx a -all"
 
 _DOMAIN_CODE = re.compile(r"D\d{9}")
@@ -96,6 +102,8 @@ KIND_CAPABILITIES: dict[str, frozenset[Capability]] = {
 FREE_PLAN_TAKEN = ("Only one free relay account is allowed per customer. Choose a paid relay plan "
                    "or remove the existing free account first.")
 NOT_VERIFIED = "The domain's ownership has not been verified yet."
+DOMAIN_REJECTED = ("The e-mail platform rejected this domain, so mail for it cannot be enabled. "
+                   "Please contact support.")
 WEAK_PASSWORD = "The password must be at least 8 characters long and contain a letter and a number."
 
 
@@ -237,8 +245,13 @@ def _clean_native(resource: dict[str, Any]) -> dict[str, Any]:
 
 
 # Status vocabularies: the API's strings, the panel's names (seed 001) and the list filters.
+# Waiting ones (``ownership_check``, ``wait_pay``, updating, error) fall through to PENDING.
 _ACTIVE = {"enabled", "enable", "enablestatus", "active", "recordmxstatus", "record_mx"}
-_SUSPENDED = {"disabled", "disable", "disablestatus", "suspended", "blocked"}
+#: ``rejected`` is Qboxmail's refusal of a domain: not usable and never becoming so by
+#: itself, so not PENDING (a create job would wait days for nothing); like ``blocked``
+#: it reads as suspended, and unsuspending it fails with DOMAIN_REJECTED.
+_REJECTED = {"rejected"}
+_SUSPENDED = {"disabled", "disable", "disablestatus", "suspended", "blocked", *_REJECTED}
 _DELETED = {"deleted", "deleting", "deletestatus", "removed"}
 #: the integer ``status`` of Delivery accounts, where no string is given (*unverified*)
 _RELAY_STATUS_CODES = {0: "wait_pay", 1: "enabled", 2: "disabled", 3: "error", 4: "blocked"}
@@ -246,7 +259,8 @@ _RELAY_STATUS_CODES = {0: "wait_pay", 1: "enabled", 2: "disabled", 3: "error", 4
 
 def status_of(value: Any) -> AccountStatus:
     """Our status for a Qboxmail status string. Waiting (for ownership or payment),
-    updating and error states are PENDING: not usable yet, and nothing for us to do."""
+    updating and error states are PENDING: not usable yet, and nothing for us to do;
+    ``rejected`` is SUSPENDED (see _REJECTED)."""
     text = str(value or "").strip().lower()
     if text in _ACTIVE:
         return AccountStatus.ACTIVE
@@ -291,6 +305,7 @@ class QboxmailProvider(Provider):
         self.payment_method = str(config.get("payment_method") or "").strip() or None
         self.mx_hosts = self._mx_hosts(config.get("mx_hosts", DEFAULT_MX_HOSTS))
         self.spf_record = str(config.get("spf_record", DEFAULT_SPF) or "").strip()
+        self.ownership_ip = str(config.get("ownership_ip") or DEFAULT_OWNERSHIP_IP).strip()
         self.renew_slack = dt.timedelta(days=self._number(config, "renew_slack_days", DEFAULT_RENEW_SLACK_DAYS))
         timeout = self._number(config, "timeout", None)
         if timeout is not None and timeout <= 0:
@@ -454,6 +469,15 @@ class QboxmailProvider(Provider):
 
     def unsuspend_account(self, account_id: str) -> None:
         log.info("upstream %s unsuspend_account %s", self.name, account_id)
+        if self._kind_of_id(account_id) == HOSTING:
+            # A rejected domain reads as suspended; enabling it is not ours to do.
+            resource = _one(self._get(f"/api/domains/{account_id}", "domains.get"), "domains.get")
+            status = str(resource.get("status") or "").strip().lower()
+            if status in _REJECTED:
+                detail = str(resource.get("status_detail") or "").strip()[:120]
+                raise ValidationError(f"{self.name}: Qboxmail rejected domain {account_id}"
+                                      + (f" ({detail})" if detail else ""),
+                                      safe_message=DOMAIN_REJECTED, action="domains.status")
         self._set_status(account_id, "enabled")
 
     def _set_status(self, account_id: str, status: str) -> None:
@@ -679,30 +703,84 @@ class QboxmailProvider(Provider):
         """What the customer must publish. While the domain waits for ownership
         verification this asks Qboxmail to check now (``dns_ownership_check/sync``,
         which also queues the activation once the record resolves) and returns the
-        record it expects first. Relay accounts: none (their sender domains carry
+        record it expects first; once active, it asks Qboxmail to check the MX records
+        again (``PUT /api/domains/{code}/dns``), since these are the records the
+        customer is shown to publish. Relay accounts: none (their sender domains carry
         their own records)."""
         if self._kind_of_id(account_id) != HOSTING:
             return []
         resource = _one(self._get(f"/api/domains/{account_id}", "domains.get"), "domains.get")
         domain = normalise_domain(resource.get("name"))
         records: list[DnsRecord] = []
-        if status_of(resource.get("status")) == AccountStatus.PENDING:
+        status = status_of(resource.get("status"))
+        if status == AccountStatus.PENDING:
             ownership = self._ownership_record(account_id, resource)
             if ownership is not None:
                 records.append(ownership)
+        elif status == AccountStatus.ACTIVE:
+            self._check_mx(account_id)
         records += [DnsRecord("MX", domain, host, priority=priority, purpose="mail delivery")
                     for host, priority in self.mx_hosts]
         if self.spf_record:
             records.append(DnsRecord("TXT", domain, self.spf_record, purpose="SPF"))
-        selector, key = str(resource.get("dkim_selector") or ""), str(resource.get("dkim_public_key") or "")
-        if selector and key:
-            value = key if key.lower().startswith("v=dkim1") else f"v=DKIM1; k=rsa; p={key}"
-            records.append(DnsRecord("TXT", f"{selector}._domainkey.{domain}", value, purpose="DKIM"))
+        dkim = self._dkim_record(resource, domain)
+        if dkim is not None:
+            records.append(dkim)
         return records
+
+    def _check_mx(self, code: str) -> None:
+        """Queue Qboxmail's own check of the domain's MX records. A courtesy: its
+        failure must not fail a converge, which has nothing else to do about it."""
+        try:
+            self._put(f"/api/domains/{code}/dns", "domains.dns_check", {})
+        except ProviderError as err:
+            log.warning("upstream %s: MX check of %s not queued: %s", self.name, code, err.message)
+
+    @staticmethod
+    def _dkim_record(resource: dict[str, Any], domain: str, txt: Any = None) -> DnsRecord | None:
+        """The custom DKIM record of a domain that has one (``dkim_selector`` and
+        ``dkim_public_key``; ``txt``: the ``txt_record`` of the DKIM answer)."""
+        selector = str(resource.get("dkim_selector") or "").strip().rstrip(".").lower()
+        key = str(resource.get("dkim_public_key") or "").strip()
+        value = str(txt or "").strip() or (
+            key if key.lower().startswith("v=dkim1") else f"v=DKIM1; k=rsa; p={key}" if key else "")
+        if not selector or not value:
+            return None
+        # The panel calls "qbm1807252189._domainkey" the selector; RFC 6376 the first label.
+        host = selector if selector.endswith("._domainkey") else f"{selector}._domainkey"
+        return DnsRecord("TXT", f"{host}.{domain}", value, purpose="DKIM")
+
+    def enable_dkim(self, account_id: str) -> DnsRecord:
+        """A custom DKIM signature for a hosting domain (Qboxmail signs with a shared
+        one until then): generated with ``POST /api/domains/{code}/dkim`` unless the
+        domain has one already. Returns the TXT record the customer must publish."""
+        code = self._domain_code(account_id, "enable_dkim")
+        resource = _one(self._get(f"/api/domains/{code}", "domains.get"), "domains.get")
+        domain = normalise_domain(resource.get("name"))
+        existing = self._dkim_record(resource, domain)
+        if existing is not None:
+            return existing
+        log.info("upstream %s enable_dkim %s", self.name, code)
+        # A POST: never repeated by the HTTP client (a repeat could replace the key it made).
+        answer = self._call("POST", f"/api/domains/{code}/dkim", "domains.dkim", json={}).data
+        made = _one(answer, "domains.dkim") if isinstance(answer, dict) and answer.get("resources") else {}
+        if not made.get("dkim_selector"):
+            # The published answer carries the TXT value; the selector is on the domain.
+            resource = _one(self._get(f"/api/domains/{code}", "domains.get"), "domains.get")
+            made = {**resource, **{k: v for k, v in made.items() if v}}
+        record = self._dkim_record(made, domain, made.get("txt_record"))
+        if record is None:
+            raise MalformedResponse(f"{self.name} domains.dkim: no selector or key in the answer",
+                                    action="domains.dkim")
+        return record
 
     def _ownership_record(self, code: str, resource: dict[str, Any]) -> DnsRecord | None:
         try:
             check = self._put(f"/api/domains/{code}/dns_ownership_check/sync", "domains.dns_ownership_check", {})
+        except NotFound:
+            # The synchronous check is documented for alias domains; the queued one
+            # (``dns_ownership_check``) is what integrators call for a domain.
+            check = self._queue_ownership_check(code)
         except ProviderError as err:
             if err.retryable:
                 raise
@@ -712,13 +790,26 @@ class QboxmailProvider(Provider):
         check = check if isinstance(check, dict) else {}
         if check.get("verified") is True:
             return None
+        domain = normalise_domain(resource.get("name"))
         expected = check.get("expected_record")
-        if not isinstance(expected, dict):
-            expected = resource.get("ownership_verification_dns_record")
-        if not isinstance(expected, dict) or not expected.get("name") or not expected.get("value"):
+        if isinstance(expected, dict) and expected.get("name") and expected.get("value"):
+            return DnsRecord(str(expected.get("type") or "A").upper(), normalise_domain(expected["name"]),
+                             str(expected["value"]), purpose="ownership check")
+        # The domain record names the label (its code in lower case) under the domain.
+        label = normalise_domain(resource.get("possession_a_record"))
+        if not label or not domain:
             return None
-        return DnsRecord(str(expected.get("type") or "A").upper(), normalise_domain(expected["name"]),
-                         str(expected["value"]), purpose="ownership check")
+        host = label if label == domain or label.endswith("." + domain) else f"{label}.{domain}"
+        return DnsRecord("A", host, self.ownership_ip, purpose="ownership check")
+
+    def _queue_ownership_check(self, code: str) -> dict[str, Any]:
+        try:
+            self._put(f"/api/domains/{code}/dns_ownership_check", "domains.dns_ownership_check_queue", {})
+        except ProviderError as err:
+            if err.retryable:
+                raise
+            log.warning("upstream %s: ownership check of %s refused: %s", self.name, code, err.message)
+        return {}
 
     # --- mailboxes -------------------------------------------------------------------------
     @staticmethod

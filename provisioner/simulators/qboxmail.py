@@ -7,11 +7,16 @@ with 401/403/404/422/500. Two families of objects:
 
 - **Hosting domains** (``/api/domains``, codes ``D`` + 9 digits) with their email
   accounts (``/api/domains/{code}/email_accounts``, codes ``EA`` + 8 digits). A new
-  domain waits for DNS ownership verification (status ``waiting``): the record the
-  customer must publish counts as published ``verification_delay`` seconds after the
-  create (0: the domain is active at once, like the real sandbox's "skip ownership";
-  None: never by itself) and the domain is activated by the next ownership check
+  domain waits for DNS ownership verification (status ``ownership_check``; the record
+  to publish is ``<possession_a_record>.<domain>`` A ``185.97.217.16``): it counts as
+  published ``verification_delay`` seconds after the create (0: the domain is active
+  at once, like the real sandbox's "skip ownership"; None: never by itself) and the
+  domain is activated by the next ownership check
   (``PUT /api/domains/{code}/dns_ownership_check[/sync]``), or by ``/_sim/mutate``.
+  Domains sign with Qboxmail's shared DKIM key until ``POST /api/domains/{code}/dkim``
+  makes a custom one; ``PUT /api/domains/{code}/dns`` queues an MX check. Qboxmail's
+  own states ``suspended``, ``rejected`` and ``deleted`` (a queued deletion) are set
+  with ``/_sim/mutate {"qboxmail_status": ...}``.
 - **Delivery (SMTP relay) accounts** (``/api/delivery/accounts``, integer ids) with
   generated usernames; the password is shown once, in the create (and password
   regeneration) answer, and kept here only as a hash. Paid plans wait for payment
@@ -57,10 +62,12 @@ DEFAULT_PAID_MESSAGES = 10000
 PREPAID_MONTHS = 12
 #: relay account states -> the integer ``status`` of the API (this simulator's guess)
 RELAY_STATUS_CODES = {"wait_pay": 0, "enabled": 1, "disabled": 2, "error": 3, "blocked": 4}
-DOMAIN_STATES = ("waiting", "enabled", "disabled", "error")
+#: a domain's ``status`` strings (TanvirSEF/hosting lib/qboxmail.ts reads the first and
+#: the last four from real answers; ``error`` is the panel's errorStatus)
+DOMAIN_STATES = ("ownership_check", "enabled", "disabled", "error", "suspended", "rejected", "deleted")
 OWNER = "C000000001"              # the customer the API token belongs to
 CONFIG_HOSTNAME = "smtp-relay.qboxmail.com"
-OWNERSHIP_IP = "192.0.2.53"       # documentation range: this is a simulator
+OWNERSHIP_IP = "185.97.217.16"    # what integrators publish for the ownership A record
 
 _DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _LOCAL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9._+-]{0,62}[a-z0-9_+-])?$")
@@ -151,13 +158,13 @@ class Domain:
     max_email_accounts: int = -1
     max_email_quota: int = 8 * GIB
     default_quota: int = 8 * GIB
-    state: str = "waiting"                 # waiting | enabled | disabled | error
+    state: str = "ownership_check"         # one of DOMAIN_STATES
     verified: bool = False
     published_at: float | None = None      # when the ownership record counts as published
     created_at: float = 0.0
     activated_at: float | None = None
-    dkim_selector: str = "qbox"
-    dkim_public_key: str = ""
+    dkim_selector: str | None = None       # a custom DKIM signature, once made
+    dkim_public_key: str | None = None
     foreign: bool = False                  # hosted by another Qboxmail customer: invisible
     email_accounts: dict[str, EmailAccount] = field(default_factory=dict)
 
@@ -167,7 +174,7 @@ class Domain:
     def resource(self) -> dict[str, Any]:
         return {
             "code": self.code, "name": self.name, "status": self.state,
-            "status_detail": {"waiting": "ownership_verification", "error": "error"}.get(self.state, "ok"),
+            "status_detail": {"ownership_check": "ownership_verification", "error": "error"}.get(self.state, "ok"),
             "plan": self.plan, "customer_code": self.customer_code, "customer_fullname": "Simulated Customer",
             "created_at": _iso(self.created_at), "activated_at": _iso(self.activated_at),
             "is_healthy": self.state == "enabled",
@@ -176,8 +183,11 @@ class Domain:
             "dkim_selector": self.dkim_selector, "dkim_public_key": self.dkim_public_key,
             "has_dkim": 1 if self.dkim_public_key else 0,
             "ownership_verification_email_address": f"postmaster@{self.name}",
-            "ownership_verification_dns_record": None if self.verified else self.ownership_record(),
+            "possession_a_record": self.code.lower(),
         }
+
+    def dkim_txt(self) -> str:
+        return f"v=DKIM1; k=rsa; p={self.dkim_public_key}"
 
 
 @dataclass
@@ -293,7 +303,7 @@ class QboxmailSimulator(SimulatorBase):
         elif status == "suspended":
             d.state = "disabled"
         elif status == "pending":
-            d.state, d.verified, d.published_at = "waiting", False, None
+            d.state, d.verified, d.published_at = "ownership_check", False, None
         raw = changes.get("qboxmail_status")
         if raw is not None:
             if raw not in DOMAIN_STATES:
@@ -335,7 +345,8 @@ class QboxmailSimulator(SimulatorBase):
     # --- normalised state --------------------------------------------------------
     def domain_entry(self, d: Domain) -> dict[str, Any]:
         self.refresh_domain(d)
-        status = {"enabled": "active", "disabled": "suspended"}.get(d.state, "pending")
+        status = {"enabled": "active", "disabled": "suspended", "suspended": "suspended",
+                  "rejected": "suspended", "deleted": "deleted"}.get(d.state, "pending")
         return {
             "id": d.code, "domain": d.name, "status": status,
             "limits": {"qboxmail_product": "hosting", "plan": d.plan, "mailboxes": d.max_email_accounts,
@@ -382,9 +393,7 @@ class QboxmailSimulator(SimulatorBase):
     def add_domain(self, name: str, *, customer_code: str, foreign: bool = False, **fields: Any) -> Domain:
         now = self.now()
         d = Domain(code=f"D{100000000 + self.next_serial()}", name=name, customer_code=customer_code,
-                   created_at=now, foreign=foreign,
-                   dkim_public_key="MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA" + secrets.token_hex(24),
-                   **fields)
+                   created_at=now, foreign=foreign, **fields)
         if foreign or self.verification_delay == 0:
             self.activate_domain(d)
         elif self.verification_delay is not None:
@@ -646,6 +655,8 @@ def domains_update(sim: QboxmailSimulator, code: str):
 def domains_status(sim: QboxmailSimulator, code: str):
     d = sim.own_domain(code)
     wanted = _choice(_body(), "status", ("enabled", "disabled"))
+    if d.state in ("rejected", "deleted"):
+        raise invalid("status", f"cannot be changed for a {d.state} domain")
     if wanted == "enabled" and not d.verified:
         raise invalid("status", "domain ownership has not been verified")
     d.state = wanted
@@ -660,7 +671,7 @@ def domains_delete(sim: QboxmailSimulator, code: str):
 
 def _ownership_check(sim: QboxmailSimulator, d: Domain) -> dict[str, Any]:
     queued = False
-    if not d.verified and sim.record_published(d):
+    if d.state == "ownership_check" and not d.verified and sim.record_published(d):
         sim.activate_domain(d)
         queued = True
     return {"verified": d.verified, "activation_queued": queued,
@@ -677,6 +688,25 @@ def domains_dns_ownership_check(sim: QboxmailSimulator, code: str):
 
 def domains_dns_ownership_check_sync(sim: QboxmailSimulator, code: str):
     return jsonify(_ownership_check(sim, sim.own_domain(code)))
+
+
+def domains_dkim(sim: QboxmailSimulator, code: str):
+    """A custom DKIM key (vbdesign-be/vbdashboard reads ``resources[0].txt_record``).
+    A repeat answers the key the domain has: nothing published so far is replaced."""
+    d = sim.own_domain(code)
+    if d.state in ("rejected", "deleted"):
+        raise invalid("domain", f"is {d.state}")
+    if not d.dkim_public_key:
+        d.dkim_selector = f"qbm{secrets.randbelow(10 ** 10):010d}"
+        d.dkim_public_key = "MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQ" + secrets.token_hex(48)
+    return _one({"code": d.code, "name": d.name, "dkim_selector": d.dkim_selector,
+                 "dkim_public_key": d.dkim_public_key, "txt_record": d.dkim_txt()})
+
+
+def domains_dns_check(sim: QboxmailSimulator, code: str):
+    """Queues Qboxmail's check of the domain's MX records; nothing here resolves them."""
+    sim.own_domain(code)
+    return jsonify({"message": "DNS check queued"})
 
 
 def _email_account(d: Domain, code: str) -> EmailAccount:
@@ -933,6 +963,8 @@ ROUTES: list[tuple[str, str, str, Callable[..., Response]]] = [
     ("PUT", "/api/domains/<code>", "domains.update", domains_update),
     ("PUT", "/api/domains/<code>/status", "domains.status", domains_status),
     ("DELETE", "/api/domains/<code>", "domains.delete", domains_delete),
+    ("POST", "/api/domains/<code>/dkim", "domains.dkim", domains_dkim),
+    ("PUT", "/api/domains/<code>/dns", "domains.dns_check", domains_dns_check),
     ("PUT", "/api/domains/<code>/dns_ownership_check", "domains.dns_ownership_check",
      domains_dns_ownership_check),
     ("PUT", "/api/domains/<code>/dns_ownership_check/sync", "domains.dns_ownership_check_sync",

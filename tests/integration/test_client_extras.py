@@ -225,6 +225,38 @@ def test_dns_check_timeout_is_reported_not_failed(app, client, signer, worker, r
     assert check["status"] == "error" and "try again" in check["reason"]
 
 
+def test_a_custom_dkim_signature_is_offered_made_once_and_listed(app, client, signer, worker, runtime, qbox_sim,
+                                                                  admin_key, local_dns):
+    svc = make_hosting(client, signer, worker, runtime, qbox_sim)
+    csrf = sign_in(client, admin_key, HOSTING)
+    assert not [r for r in api(client, "GET", "/dns-records").get_json()["items"] if r["purpose"] == "DKIM"]
+    page = client.get("/client/dns")
+    assert b"Set up a custom DKIM signature" in page.data
+    assert client.post("/client/dns/dkim", data={}).status_code == 403            # CSRF
+    r = client.post("/client/dns/dkim", data={"csrf_token": csrf})
+    assert r.status_code == 303 and "done=dkim_enabled" in r.headers["Location"]
+    page = client.get(r.headers["Location"])
+    assert b"A custom DKIM signature was created" in page.data
+    assert b"Set up a custom DKIM signature" not in page.data                    # offered only while there is none
+    [dkim] = [r for r in api(client, "GET", "/dns-records").get_json()["items"] if r["purpose"] == "DKIM"]
+    native = qbox_sim.app.extensions["simulator"].domains[svc.upstream_id]
+    assert (dkim["type"], dkim["host"], dkim["value"]) == (
+        "TXT", f"{native.dkim_selector}._domainkey.{HOSTING_DOMAIN}", native.dkim_txt())
+    assert dkim["name"] == f"{native.dkim_selector}._domainkey"
+    # The JSON call answers the same record; the platform made one key only.
+    again = api(client, "POST", "/dns-records/dkim", csrf)
+    assert again.status_code == 201 and again.get_json() == dkim
+    local_dns.add(dkim["host"], "TXT", f'"{dkim["value"]}"')
+    assert api(client, "POST", f"/dns-records/{dkim['id']}/check", csrf).get_json()["check"]["status"] == "pass"
+
+
+def test_dkim_is_not_offered_for_a_relay_service(app, client, signer, worker, runtime, admin_key):
+    make_relay(client, signer, worker, runtime)
+    csrf = sign_in(client, admin_key, RELAY)
+    r = api(client, "POST", "/dns-records/dkim", csrf)
+    assert r.status_code == 409 and r.get_json()["error"]["code"] == "not_supported"
+
+
 def test_dns_not_offered_for_a_relay_service(app, client, signer, worker, runtime, admin_key):
     make_relay(client, signer, worker, runtime)
     sign_in(client, admin_key, RELAY)
@@ -469,3 +501,5 @@ def test_pages_stay_readable_and_dns_checks_allowed_while_suspended(app, client,
     for path in ("/client/dns", "/client/devices"):
         page = client.get(path)
         assert page.status_code == 200 and b"Overdue on Payment" in page.data, path
+    r = api(client, "POST", "/dns-records/dkim", csrf)
+    assert r.status_code == 409 and r.get_json()["error"]["code"] == "service_suspended"

@@ -17,6 +17,7 @@ from provisioner.devsetup import dev_products_env
 from provisioner.models import Job, JobAttempt, Service
 from provisioner.products import load_catalog
 from provisioner.providers.http import HttpClient
+from provisioner.providers.qboxmail import DOMAIN_REJECTED
 from provisioner.runtime import Runtime
 from provisioner.simulators.qboxmail import add_months, check_password, create_app
 from provisioner.simulators.server import SimulatorServer
@@ -137,10 +138,10 @@ def test_hosting_waits_for_its_ownership_record_then_lives_its_life(client, sign
     svc = service(runtime, HOSTING_SERVICE)
     [domain] = sim.accounts()
     assert svc.upstream_id == domain["id"] and domain["status"] == "pending" and svc.observed_status == "pending"
-    expected = domain["native"]["ownership_verification_dns_record"]
+    assert domain["native"]["status"] == "ownership_check"
     [ownership] = [r for r in svc.observed["dns_records"] if r["purpose"] == "ownership check"]
     assert (ownership["type"], ownership["host"], ownership["value"]) == (
-        expected["type"], expected["name"], expected["value"])
+        "A", f'{domain["native"]["possession_a_record"]}.{HOSTING_DOMAIN}', "185.97.217.16")
     assert {"MX", "TXT"} <= {r["type"] for r in svc.observed["dns_records"]}
 
     sim.mutate(domain["id"], status="active")            # the customer published it; Qboxmail verified
@@ -149,7 +150,8 @@ def test_hosting_waits_for_its_ownership_record_then_lives_its_life(client, sign
     assert svc.observed_status == "active" and sim.account(svc.upstream_id)["status"] == "active"
     records = svc.observed["dns_records"]
     assert not [r for r in records if r["purpose"] == "ownership check"]
-    assert [r["host"] for r in records if r["purpose"] == "DKIM"] == [f"qbox._domainkey.{HOSTING_DOMAIN}"]
+    assert not [r for r in records if r["purpose"] == "DKIM"]         # custom DKIM is the customer's choice
+    assert [r["host"] for r in records if r["type"] == "MX"] == [HOSTING_DOMAIN] * 2
     native = sim.account(svc.upstream_id)["native"]
     assert (native["plan"], native["max_email_accounts"], native["max_email_quota"]) == ("professional", 5, 8 * GIB)
 
@@ -180,6 +182,21 @@ def test_a_published_ownership_record_is_found_by_the_polls(client, signer, work
     assert service(runtime, HOSTING_SERVICE).observed_status == "active"
     assert sim.calls()["domains.dns_ownership_check_sync"] >= 2    # asked until the record resolved
     assert len(sim.accounts()) == 1
+
+
+def test_a_rejected_domain_fails_its_job_with_a_safe_message_and_can_still_be_terminated(
+        client, signer, worker, runtime, sim):
+    post(client, signer, hosting_body("service.create"))
+    worker.drain()
+    [domain] = sim.accounts()
+    sim.mutate(domain["id"], qboxmail_status="rejected")          # Qboxmail refused the domain
+    last = run_jobs(worker, runtime, HOSTING_SERVICE)
+    assert (last.state, last.error_code, last.error_message) == (
+        "failed", "upstream_validation", DOMAIN_REJECTED)                # at once, not after days of waiting
+    assert sim.calls().get("domains.status", 0) == 0               # never asked to enable it
+
+    svc = step(client, signer, worker, runtime, hosting_body("service.terminate"))
+    assert sim.accounts() == [] and svc.observed_status == "deleted"
 
 
 # --- relay -----------------------------------------------------------------------------------------

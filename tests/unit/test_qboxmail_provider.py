@@ -236,6 +236,8 @@ def test_a_create_answered_500_is_not_repeated(sim, provider):
     ("enabled", AccountStatus.ACTIVE), ("enableStatus", AccountStatus.ACTIVE), ("recordMXStatus", AccountStatus.ACTIVE),
     ("disabled", AccountStatus.SUSPENDED), ("disableStatus", AccountStatus.SUSPENDED),
     ("blocked", AccountStatus.SUSPENDED), ("waiting", AccountStatus.PENDING), ("waitStatus", AccountStatus.PENDING),
+    ("ownership_check", AccountStatus.PENDING), ("suspended", AccountStatus.SUSPENDED),
+    ("rejected", AccountStatus.SUSPENDED), ("deleted", AccountStatus.DELETED),
     ("wait_pay", AccountStatus.PENDING), ("updateStatus", AccountStatus.PENDING),
     ("errorStatus", AccountStatus.PENDING), ("error", AccountStatus.PENDING), ("deleting", AccountStatus.DELETED),
     ("something new", AccountStatus.PENDING), (None, AccountStatus.PENDING),
@@ -306,7 +308,8 @@ def test_a_new_domain_is_pending_with_its_ownership_record_until_verified(make_s
     assert provider.find_account(hosting()).status is AccountStatus.PENDING
     records = provider.dns_records(account.id)
     ownership = [r for r in records if r.purpose == "ownership check"]
-    assert [(r.type, r.host, r.value) for r in ownership] == [("A", f"{account.id.lower()}.shop.example", "192.0.2.53")]
+    assert [(r.type, r.host, r.value) for r in ownership] == [
+        ("A", f"{account.id.lower()}.shop.example", "185.97.217.16")]
     assert ("MX", "shop.example", "mx01.qboxmail.com", 10) in [(r.type, r.host, r.value, r.priority) for r in records]
     assert any(r.type == "TXT" and r.value.startswith("v=spf1 include:spf.qboxmail.com") for r in records)
     assert sim.calls()["domains.dns_ownership_check_sync"] == 1
@@ -317,8 +320,69 @@ def test_a_new_domain_is_pending_with_its_ownership_record_until_verified(make_s
     assert provider.get_account(account.id).status is AccountStatus.ACTIVE
     records = provider.dns_records(account.id)
     assert not [r for r in records if r.purpose == "ownership check"]
-    assert [r.host for r in records if r.purpose == "DKIM"] == ["qbox._domainkey.shop.example"]
+    assert not [r for r in records if r.purpose == "DKIM"]               # the shared signature needs none
     assert sim.calls()["domains.dns_ownership_check_sync"] == 1          # asked only while pending
+    assert sim.calls()["domains.dns_check"] == 1                         # active: Qboxmail rechecks the MX
+
+
+def test_the_ownership_record_comes_from_possession_a_record_without_a_sync_check(make_sim, monkeypatch):
+    sim = make_sim()
+    provider = sim.provider(ownership_ip="203.0.113.7")
+    account = provider.create_account(hosting())
+    put = provider._put
+
+    def no_sync_path(path, action, body, **kw):     # as if the sync check existed for alias domains only
+        if path.endswith("/dns_ownership_check/sync"):
+            raise NotFound("404")
+        return put(path, action, body, **kw)
+
+    monkeypatch.setattr(provider, "_put", no_sync_path)
+    # The queued check is asked for instead, and the record built from possession_a_record.
+    [ownership] = [r for r in provider.dns_records(account.id) if r.purpose == "ownership check"]
+    assert (ownership.type, ownership.host, ownership.value) == ("A", f"{account.id.lower()}.shop.example",
+                                                                 "203.0.113.7")
+    assert sim.calls()["domains.dns_ownership_check"] == 1
+
+
+def test_a_rejected_domain_is_not_pending_and_fails_with_a_safe_message(sim, provider):
+    account = provider.create_account(hosting())
+    sim.mutate(account.id, qboxmail_status="rejected")
+    assert provider.get_account(account.id).status is AccountStatus.SUSPENDED
+    with pytest.raises(ValidationError) as info:
+        provider.unsuspend_account(account.id)
+    assert info.value.safe_message == qb.DOMAIN_REJECTED and not info.value.retryable
+    assert "domains.status" not in sim.calls()                          # nothing asked of Qboxmail
+
+
+def test_suspended_and_deleted_domains(sim, provider):
+    account = provider.create_account(hosting())
+    sim.mutate(account.id, qboxmail_status="suspended")
+    assert provider.get_account(account.id).status is AccountStatus.SUSPENDED
+    sim.mutate(account.id, qboxmail_status="deleted")                  # a deletion Qboxmail queued
+    assert provider.get_account(account.id).status is AccountStatus.DELETED
+    assert provider.find_account(hosting()) is None
+
+
+def test_enable_dkim_makes_a_custom_key_once_and_shows_its_record(sim, provider):
+    account = provider.create_account(hosting())
+    record = provider.enable_dkim(account.id)
+    assert record.type == "TXT" and record.purpose == "DKIM"
+    assert record.host.startswith("qbm") and record.host.endswith("._domainkey.shop.example")
+    assert record.value.startswith("v=DKIM1; k=rsa; p=MIGf")
+    assert provider.enable_dkim(account.id) == record                    # already there: no second key
+    assert sim.calls()["domains.dkim"] == 1
+    assert [r for r in provider.dns_records(account.id) if r.purpose == "DKIM"] == [record]
+
+
+@pytest.mark.parametrize("selector", ["qbm1807252189", "qbm1807252189._domainkey"])
+def test_a_dkim_selector_is_read_with_or_without_domainkey(selector):
+    record = QboxmailProvider._dkim_record({"dkim_selector": selector, "dkim_public_key": "MIGfMA0G"}, "a.example")
+    assert (record.host, record.value) == ("qbm1807252189._domainkey.a.example", "v=DKIM1; k=rsa; p=MIGfMA0G")
+
+
+def test_enable_dkim_is_for_hosting_domains(provider):
+    with pytest.raises(NotSupported):
+        provider.enable_dkim("42")
 
 
 def test_dns_records_check_ownership_so_a_published_record_activates(make_sim):

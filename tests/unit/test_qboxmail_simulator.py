@@ -159,10 +159,12 @@ def test_a_new_domain_waits_for_ownership_until_mutated(make_api):
     api = make_api()                                        # verification_delay None: never by itself
     code = api.domain()
     [domain] = api.ok("GET", f"/api/domains/{code}")["resources"]
-    assert domain["status"] == "waiting" and domain["status_detail"] == "ownership_verification"
+    assert domain["status"] == "ownership_check" and domain["status_detail"] == "ownership_verification"
+    assert domain["possession_a_record"] == code.lower()
     check = api.ok("PUT", f"/api/domains/{code}/dns_ownership_check/sync")
     assert check["verified"] is False and check["activation_queued"] is False
-    assert check["expected_record"] == {"name": f"{code.lower()}.shop.example", "type": "A", "value": "192.0.2.53"}
+    assert check["expected_record"] == {"name": f"{code.lower()}.shop.example", "type": "A",
+                                        "value": "185.97.217.16"}
     assert api.state()[0]["status"] == "pending"
     r = api("POST", f"/api/domains/{code}/email_accounts", {"name": "ada"})
     assert r.status_code == 422 and errors(r) == [("domain", "ownership has not been verified")]
@@ -175,7 +177,7 @@ def test_ownership_is_verified_by_a_check_once_the_record_is_published(make_api,
     code = api.domain()
     assert api.ok("PUT", f"/api/domains/{code}/dns_ownership_check/sync")["verified"] is False
     clock.now += 61
-    assert api.ok("GET", f"/api/domains/{code}")["resources"][0]["status"] == "waiting"   # reads change nothing
+    assert api.ok("GET", f"/api/domains/{code}")["resources"][0]["status"] == "ownership_check"   # reads change nothing
     check = api.ok("PUT", f"/api/domains/{code}/dns_ownership_check/sync")
     assert check["verified"] is True and check["activation_queued"] is True
     assert check["resource"]["status"] == "enabled"
@@ -371,3 +373,38 @@ def test_concurrent_creates_get_distinct_codes():
         assert sorted(a["id"] for a in state) == sorted(codes)
     finally:
         server.stop()
+
+
+def test_qboxmails_own_domain_states_and_what_they_refuse(make_api, clock):
+    api = make_api(verification_delay=0.5)
+    code = api.domain()
+    for state, normalised in (("suspended", "suspended"), ("rejected", "suspended"), ("deleted", "deleted")):
+        api.mutate(code, qboxmail_status=state)
+        assert api.ok("GET", f"/api/domains/{code}")["resources"][0]["status"] == state
+        assert api.state()[0]["status"] == normalised
+    api.mutate(code, qboxmail_status="rejected")
+    clock.now += 1                                            # its record is published, too late
+    r = api("PUT", f"/api/domains/{code}/status", {"status": "enabled"})
+    assert r.status_code == 422 and errors(r) == [("status", "cannot be changed for a rejected domain")]
+    r = api("PUT", f"/api/domains/{code}/dns_ownership_check/sync")
+    assert r.get_json()["verified"] is False                  # a rejected domain is not activated by a check
+
+
+def test_dkim_is_opt_in_and_made_once(api):
+    code = api.domain()
+    [domain] = api.ok("GET", f"/api/domains/{code}")["resources"]
+    assert domain["dkim_selector"] is None and domain["dkim_public_key"] is None and domain["has_dkim"] == 0
+    [made] = api.ok("POST", f"/api/domains/{code}/dkim")["resources"]
+    assert re.fullmatch(r"qbm\d{10}", made["dkim_selector"])
+    assert made["txt_record"] == f"v=DKIM1; k=rsa; p={made['dkim_public_key']}"
+    assert api.ok("POST", f"/api/domains/{code}/dkim")["resources"] == [made]      # a repeat: the same key
+    [domain] = api.ok("GET", f"/api/domains/{code}")["resources"]
+    assert (domain["dkim_selector"], domain["dkim_public_key"], domain["has_dkim"]) == (
+        made["dkim_selector"], made["dkim_public_key"], 1)
+    assert api("POST", "/api/domains/D999999999/dkim").status_code == 404
+
+
+def test_the_dns_check_is_queued(api):
+    code = api.domain()
+    assert api.ok("PUT", f"/api/domains/{code}/dns") == {"message": "DNS check queued"}
+    assert api("PUT", "/api/domains/D999999999/dns").status_code == 404
