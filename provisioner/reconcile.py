@@ -16,8 +16,11 @@ operator's what-if or a test passes another) and, unless ``dry_run``, acts:
   date is converged (the converge step renews, never past what is paid);
 - **drift**: each upstream's accounts are read page by page (never one call
   per service) and compared with desired state; drifted or missing ones get a
-  converge job; accounts nobody owns are reported as orphans, never deleted;
-- **usage**: what each listed account uses is stored on its service.
+  converge job, unless its newest job failed for a reason a repeat would meet again
+  (``held_after_failed_job``: reported, left for billing or an operator); accounts
+  nobody owns are reported as orphans, never deleted;
+- **usage and status**: what each listed account uses, and the status it shows, are
+  stored on its service where they changed.
 
 Every change goes through the same path as billing events: desired state
 moves, a converge job is queued, and the billing system is notified. One
@@ -40,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Text, and_, cast, or_, select, update
+from sqlalchemy import Text, and_, cast, func, or_, select, update
 
 from . import jobs
 from .billing.sources import AUTHORITY_BILLING, authority_for
@@ -51,7 +54,7 @@ from .models import DesiredStatus, Job, JobState, ReconcileRun, Service, Suspend
 from .notifications import notify
 from .products import Product
 from .providers.base import AccountStatus, Capability, UpstreamAccount
-from .providers.errors import ProviderError
+from .providers.errors import Conflict, LimitExceeded, NotSupported, ProviderError, ValidationError
 from .runtime import Runtime
 
 log = logging.getLogger("provisioner.reconcile")
@@ -71,7 +74,13 @@ BILLING_ACTIVE_OVERDUE = "billing_active_overdue"
 SUSPEND_OVERRIDDEN = "suspend_overridden"
 # The service could not be judged (a broken row); the others were.
 CHECK_FAILED = "check_failed"
+# Drifted, but its newest job failed for a reason repeating cannot cure (the upstream
+# refused the service's parameters, e.g. a domain it rejected): no new job until billing
+# or an operator changes something, so the pass does not fail (and report) it again.
+HELD_AFTER_FAILURE = "held_after_failed_job"
 DRIFT_KINDS = (DRIFT_STATUS, DRIFT_LIMITS, DRIFT_MISSING)
+#: error codes of a failed job that a converge repeated unchanged would meet again
+PERMANENT_FAILURES = frozenset({ValidationError.code, LimitExceeded.code, Conflict.code, NotSupported.code})
 
 
 @dataclass
@@ -181,6 +190,7 @@ _DUE_COLUMNS = (Service.id, Service.source, Service.desired_status, Service.next
 #: what the drift check reads of each service a page of the listing names; limits and usage
 #: as their JSON text, decoded once per distinct text (a fleet shares a few plans)
 _HOLDER_COLUMNS = (Service.id, Service.source, Service.upstream_id, Service.desired_status, Service.next_due_date,
+                   Service.observed_status,
                    cast(Service.limits, Text).label("limits"), cast(Service.usage, Text).label("usage"))
 
 
@@ -306,13 +316,14 @@ class _UpstreamCheck:
 
 
 def _judge_page(session, check: _UpstreamCheck, accounts: list[UpstreamAccount], report: Report
-                ) -> list[tuple[str, dict[str, int]]]:
-    """Drift, terms and orphans of one page; returns the usage that changed."""
+                ) -> list[dict[str, Any]]:
+    """Drift, terms and orphans of one page; returns the rows to write: usage that
+    changed, and the observed status where the listing shows another one."""
     rows = session.connection().execute(select(*_HOLDER_COLUMNS).where(
         Service.upstream == check.upstream, Service.upstream_id.in_([a.id for a in accounts])))
     holders = {row.upstream_id: row for row in rows}
     decoded = check.decoded
-    usage_changed = []
+    changed = []
     for account in accounts:
         service = holders.get(account.id)
         if service is None:
@@ -337,11 +348,18 @@ def _judge_page(session, check: _UpstreamCheck, accounts: list[UpstreamAccount],
             report.add(kind, service.id)
         if kinds:
             check.drifted[service.id] = kinds
+        row: dict[str, Any] = {}
+        if (service.id not in check.busy and service.desired_status != DesiredStatus.TERMINATED
+                and account.status.value != service.observed_status):
+            row["observed_status"] = account.status.value   # what the upstream shows now
         if account.status != AccountStatus.DELETED and check.lists_usage:
             used = account.usage.as_dict()
             if used != decoded[service.usage]:
-                usage_changed.append((service.id, used))
-    return usage_changed
+                row["usage"] = used
+        if row:
+            row["id"] = service.id
+            changed.append(row)
+    return changed
 
 
 def _missing(runtime: Runtime, check: _UpstreamCheck, listed_from: dt.datetime, report: Report) -> None:
@@ -366,12 +384,35 @@ def _missing(runtime: Runtime, check: _UpstreamCheck, listed_from: dt.datetime, 
             check.drifted[service_id] = [DRIFT_MISSING]
 
 
-def _store_usage(runtime: Runtime, changed: list[tuple[str, dict[str, int]]], report: Report) -> None:
-    read_at = utcnow()  # when it was read, even on a what-if pass judged at another instant
+def _store_observed(runtime: Runtime, changed: list[dict[str, Any]], report: Report) -> None:
+    """Write what a page showed: usage (with when it was read, even on a what-if pass
+    judged at another instant) and observed statuses. Rows alike are written together."""
+    read_at = utcnow()
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in changed:
+        if "usage" in row:
+            row["usage_at"] = read_at
+        groups[tuple(sorted(row))].append(row)
     with runtime.db.transaction() as session:
-        session.execute(update(Service), [{"id": service_id, "usage": used, "usage_at": read_at}
-                                          for service_id, used in changed])
-    report.usage_updated += len(changed)
+        for rows in groups.values():
+            session.execute(update(Service), rows)
+    report.usage_updated += sum(1 for row in changed if "usage" in row)
+
+
+def _held(session, service_ids: list[str]) -> dict[str, str]:
+    """The services whose newest job failed for good with a PERMANENT_FAILURES code:
+    service id -> that code."""
+    held: dict[str, str] = {}
+    for start in range(0, len(service_ids), 500):
+        chunk = service_ids[start:start + 500]
+        newest = (select(Job.service_id, func.max(Job.created_at).label("created_at"))
+                  .where(Job.service_id.in_(chunk)).group_by(Job.service_id).subquery())
+        rows = session.execute(select(Job.service_id, Job.state, Job.error_code).join(
+            newest, and_(Job.service_id == newest.c.service_id, Job.created_at == newest.c.created_at)))
+        for service_id, state, code in rows:
+            if state == JobState.FAILED and code in PERMANENT_FAILURES:
+                held[service_id] = code
+    return held
 
 
 def check_upstream(runtime: Runtime, upstream: str, at: dt.datetime, report: Report) -> None:
@@ -392,17 +433,25 @@ def check_upstream(runtime: Runtime, upstream: str, at: dt.datetime, report: Rep
     try:
         for accounts in _pages(runtime, upstream, report):
             with runtime.db.read() as session:
-                usage_changed = _judge_page(session, check, accounts, report)
-            if usage_changed and not report.dry_run:
-                _store_usage(runtime, usage_changed, report)
+                changed = _judge_page(session, check, accounts, report)
+            if changed and not report.dry_run:
+                _store_observed(runtime, changed, report)
     except ProviderError as exc:
         report.errors.append(f"upstream {upstream}: listing failed ({exc.code}); drift not judged")
         return
     _missing(runtime, check, listed_from, report)
-    if report.dry_run or not check.drifted:
+    if not check.drifted:
+        return
+    with runtime.db.read() as session:
+        held = _held(session, list(check.drifted))
+    for service_id in held:
+        report.add(HELD_AFTER_FAILURE, service_id)
+    if report.dry_run:
         return
     with runtime.db.transaction() as session:
         for service_id, kinds in check.drifted.items():
+            if service_id in held:
+                continue
             _queue_converge(session, runtime, service_id, "reconcile:drift", report)
             if any(kind in DRIFT_KINDS for kind in kinds):
                 notify(session, runtime, "service.drift", service_id, {"kinds": kinds})

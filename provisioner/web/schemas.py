@@ -615,7 +615,7 @@ class ReconcileRunSchema(Out):
     counts = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata=_doc(
         "Findings by kind (suspend_overdue, suspend_overridden, billing_active_overdue, terminate_overdue, "
         "awaiting_operator_termination, upstream_expiry_before_paid_until, drift_status, drift_limits, "
-        "drift_missing, check_failed, orphan); empty while running or when nothing was found."))
+        "drift_missing, held_after_failed_job, check_failed, orphan); empty while running or when nothing was found."))
 
     def adapt(self, record):
         # admin.RunRecord: the run with its report as the caller may see it

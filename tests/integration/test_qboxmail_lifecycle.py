@@ -16,6 +16,7 @@ from sqlalchemy import select
 from provisioner.devsetup import dev_products_env
 from provisioner.models import Job, JobAttempt, Service
 from provisioner.products import load_catalog
+from provisioner.reconcile import run_pass
 from provisioner.providers.http import HttpClient
 from provisioner.providers.qboxmail import DOMAIN_REJECTED
 from provisioner.runtime import Runtime
@@ -197,6 +198,30 @@ def test_a_rejected_domain_fails_its_job_with_a_safe_message_and_can_still_be_te
 
     svc = step(client, signer, worker, runtime, hosting_body("service.terminate"))
     assert sim.accounts() == [] and svc.observed_status == "deleted"
+
+
+def test_a_pass_shows_a_rejected_domain_as_it_is_and_does_not_fail_it_again(client, signer, worker, runtime,
+                                                                           sim):
+    post(client, signer, hosting_body("service.create"))
+    worker.drain()
+    [domain] = sim.accounts()
+    sim.mutate(domain["id"], qboxmail_status="rejected")
+    assert run_jobs(worker, runtime, HOSTING_SERVICE).state == "failed"
+    assert service(runtime, HOSTING_SERVICE).observed_status == "pending"    # what the job last saw
+
+    for _ in range(2):                       # pass after pass: reported, never failed again
+        report = run_pass(runtime).report
+        assert report["services"]["drift_status"] == [HOSTING_SERVICE]
+        assert report["services"]["held_after_failed_job"] == [HOSTING_SERVICE]
+        assert report["jobs_queued"] == 0
+        assert service(runtime, HOSTING_SERVICE).observed_status == "suspended"   # as Qboxmail shows it
+        assert len(jobs(runtime, HOSTING_SERVICE)) == 1
+
+    # Billing acts (here: a new package): the service gets a job again, and its answer.
+    post(client, signer, hosting_body("service.change_package",
+                                      options={**HOSTING_OPTIONS, "Total Mailboxes": 8}))
+    assert run_jobs(worker, runtime, HOSTING_SERVICE).error_message == DOMAIN_REJECTED
+    assert len(jobs(runtime, HOSTING_SERVICE)) == 2
 
 
 # --- relay -----------------------------------------------------------------------------------------
