@@ -125,13 +125,35 @@ def parse_body(body: bytes) -> dict[str, Any]:
                         ev.flatten_errors(exc.messages)) from None
 
 
+@dataclass(frozen=True)
+class JobSnapshot:
+    """A job as the transaction that stored (or found) it left it: what the hook's
+    answer shows without reading the job again."""
+    id: str
+    state: str
+    attempts: int
+    error_code: str | None
+    error_message: str | None
+    report_outcome: bool
+    reveal_once: bool              # it holds a once-shown secret
+
+    @classmethod
+    def of(cls, job: Job) -> "JobSnapshot":
+        return cls(job.id, job.state, job.attempts or 0, job.error_code, job.error_message,
+                   bool(job.report_outcome), job.reveal_once is not None)
+
+
 @dataclass
 class Receipt:
     event_id: str
     service_id: str        # the billing system's service id
     source: str            # the billing source it came from
-    job_id: str
+    job: JobSnapshot
     created: bool          # False for a redelivery of an event already stored
+
+    @property
+    def job_id(self) -> str:
+        return self.job.id
 
 
 @dataclass
@@ -179,7 +201,7 @@ def _redelivery(runtime: Runtime, session, source: BillingSource, existing: Even
         jobs.requeue(session, job, extra_attempts=runtime.settings.job_max_attempts)
         log.info("event %s redelivered: failed job %s queued again", existing.id, job.id)
     billing_id = (existing.payload.get("service") or {}).get("id", existing.service_id)
-    return Receipt(existing.id, str(billing_id), source.name, job.id, created=False)
+    return Receipt(existing.id, str(billing_id), source.name, JobSnapshot.of(job), created=False)
 
 
 def _limits_for(runtime: Runtime, source: BillingSource, event: dict, service: Service | None):
@@ -324,7 +346,7 @@ def _store(runtime: Runtime, session, source: BillingSource, webhook_id: str, di
         log.info("event %s (%s) for service %s is older than one already applied: skipped",
                  stored.id, event["type"], verdict.key)
     session.flush()
-    return Receipt(stored.id, body["id"], source.name, job.id, created=True)
+    return Receipt(stored.id, body["id"], source.name, JobSnapshot.of(job), created=True)
 
 
 def receive(runtime: Runtime, source: BillingSource, webhook_id: str, raw_body: bytes, event: dict,

@@ -28,14 +28,14 @@ def requested_wait(prefer: str | None) -> float:
     return float(min(int(match.group(1)), MAX_WAIT_SECONDS)) if match else 0.0
 
 
-def job_view(job: Job) -> dict:
+def job_view(job: Job | intake.JobSnapshot) -> dict:
     error = {"code": job.error_code, "message": job.error_message} if job.error_code else None
     return {"id": job.id, "state": job.state, "attempts": job.attempts, "error": error}
 
 
-def reveal_secrets(job: Job) -> dict | None:
+def reveal_secrets(job: Job | intake.JobSnapshot) -> dict | None:
     """One-time secrets of a finished job (a relay password), erased as they are shown."""
-    if job.reveal_once is None or job.state not in JobState.FINISHED:
+    if not job.reveal_once or job.state not in JobState.FINISHED:
         return None
     runtime = current_runtime()
     token = jobs.take_secrets(runtime.db, job.id)
@@ -77,7 +77,8 @@ def receive_event():
     except intake.HookError as exc:
         HOOKS.labels(type=event_type, outcome=exc.code).inc()
         raise
-    job = wait_for_job(receipt.job_id, wait)
+    # Without a wait the answer shows the job as stored: no second read.
+    job = wait_for_job(receipt.job_id, wait) if wait else receipt.job
     # A 202 promises a job.* callback. Without a wait the new job asked for it when it
     # was stored; otherwise ask now, unless it ended meanwhile (then this answer reports it).
     if (job.state not in JobState.FINISHED and not job.report_outcome
