@@ -725,8 +725,8 @@ def webmail_url(runtime: Runtime, service: Service, mailbox_id: str | None = Non
     mailbox = None
     if mailbox_id:
         mailbox = get_mailbox(runtime, service, mailbox_id).address
-    what = provider.sign_ons.get(target or next(iter(provider.sign_ons), ""), "webmail")
-    with _calling(f"open {what.lower()}"):
+    label = provider.sign_ons.get(target) if target else next(iter(provider.sign_ons.values()), None)
+    with _calling(f"open {(label or 'webmail').lower()}"):
         return provider.sso_url(_account(service), mailbox, target)
 
 
