@@ -85,12 +85,16 @@ def logout():
 
 @bp.post("/webmail")
 def webmail():
-    """A single sign-on link into the upstream's webmail (extension; providers with SSO)."""
+    """A single sign-on link (extension; providers with SSO): ``{"mailbox", "target"}``,
+    ``target`` one of the session's ``sign_ons`` (default: the first, webmail)."""
     runtime, service = _ctx()
-    mailbox = _body().get("mailbox")
+    body = _body()
+    mailbox, target = body.get("mailbox"), body.get("target")
     if mailbox is not None and not isinstance(mailbox, str):
         raise InvalidInput({"mailbox": "Give a mailbox id."})
-    return jsonify({"url": svc.webmail_url(runtime, service, mailbox)})
+    if target is not None and not isinstance(target, str):
+        raise InvalidInput({"target": "Give a sign-on target."})
+    return jsonify({"url": svc.webmail_url(runtime, service, mailbox, target)})
 
 
 # --- mailboxes ---------------------------------------------------------------------------------

@@ -432,6 +432,7 @@ def overview(runtime: Runtime, service: Service) -> dict[str, Any]:
         "capabilities": caps,
         "mailbox_types": [{"type": t, "label": TYPE_LABELS.get(t, t.title())} for t in types],
         "sso": "sso" in caps and status == "active",
+        "sign_ons": sign_ons(provider) if provider and "sso" in caps else [],
     }
 
 
@@ -444,7 +445,7 @@ def session_info(runtime: Runtime, service: Service, csrf_token: str) -> dict[st
         "capabilities": view["capabilities"], "csrf_token": csrf_token,
         "product": view["product"], "paid_until": view["paid_until"],
         "suspend_reason": view["suspend_reason"], "mailbox_types": [t["type"] for t in view["mailbox_types"]],
-        "sso": view["sso"],
+        "sso": view["sso"], "sign_ons": view["sign_ons"],
     }
 
 
@@ -706,16 +707,27 @@ def delete_mailbox(runtime: Runtime, service: Service, mailbox_id: str) -> Mailb
     return box
 
 
-def webmail_url(runtime: Runtime, service: Service, mailbox_id: str | None = None) -> str:
-    """A single sign-on link into the upstream's webmail (providers with SSO)."""
+def sign_ons(provider: Provider) -> list[dict[str, str]]:
+    """What the provider's single sign-on can open, each with the label customers see."""
+    return [{"target": target, "label": label} for target, label in provider.sign_ons.items()]
+
+
+def webmail_url(runtime: Runtime, service: Service, mailbox_id: str | None = None,
+                target: str | None = None) -> str:
+    """A single sign-on link (providers with SSO) into ``target``, one of the provider's
+    ``sign_ons`` (None: the first, webmail)."""
     provider = provider_for(runtime, service)
     _require(runtime, service, provider, Capability.SSO, "webmail sign-in")
+    if target is not None and target not in provider.sign_ons:
+        choices = ", ".join(provider.sign_ons)
+        raise InvalidInput({"target": f"Choose one of: {choices}."})
     _writable(service)
     mailbox = None
     if mailbox_id:
         mailbox = get_mailbox(runtime, service, mailbox_id).address
-    with _calling("open webmail"):
-        return provider.sso_url(_account(service), mailbox)
+    label = provider.sign_ons.get(target) if target else next(iter(provider.sign_ons.values()), None)
+    with _calling(f"open {(label or 'webmail').lower()}"):
+        return provider.sso_url(_account(service), mailbox, target)
 
 
 # --- aliases --------------------------------------------------------------------------------

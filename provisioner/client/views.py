@@ -134,9 +134,10 @@ def webmail():
     runtime, service = _ctx()
     require_csrf()
     try:
-        url = svc.webmail_url(runtime, service, request.form.get("mailbox") or None)
+        url = svc.webmail_url(runtime, service, request.form.get("mailbox") or None,
+                              request.form.get("target") or None)
     except ClientError as exc:
-        return render_template("client/message.html", title="Webmail could not be opened",
+        return render_template("client/message.html", title="The sign-in could not be opened",
                                message=exc.message), exc.status
     return redirect(url, 303)
 

@@ -230,6 +230,9 @@ class Provider:
     #: list_accounts items carry the accounts' usage (a reconcile pass stores it); False:
     #: only get_account does, and a pass keeps what the last converge read
     lists_usage: ClassVar[bool] = True
+    #: with Capability.SSO: what a sign-on can open -> the label customers see; the
+    #: first is the default ``target`` of ``sso_url``
+    sign_ons: ClassVar[dict[str, str]] = {"webmail": "Webmail"}
 
     def __init__(self, name: str, config: dict[str, Any]):
         self.name = name
@@ -299,7 +302,8 @@ class Provider:
     def list_accounts(self, page: int = 1, per_page: int = 100) -> Page:
         self._unsupported("bulk list")
 
-    def sso_url(self, account_id: str, mailbox: str | None = None) -> str:
+    def sso_url(self, account_id: str, mailbox: str | None = None, target: str | None = None) -> str:
+        """A one-time sign-on link; ``target`` is a key of ``sign_ons`` (None: the first)."""
         self._unsupported("single sign-on")
 
     def dns_records(self, account_id: str) -> list[DnsRecord]:

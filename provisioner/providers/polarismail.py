@@ -8,6 +8,11 @@ out or the API refuses it. Answers are ``{"returncode": 1, "returndata": ...}``;
 refusals ``{"returncode": 0, "returndata": "<message>"}``, usually with HTTP 200,
 so errors are told apart by their message.
 
+Two sign-ons (``sign_ons``), as PolarisMail's own Blesta module offers them:
+**webmail** (``getOTPassAndToken`` answers ``{otp, token, url}``, ``url`` being the
+webmail host) and the mailbox's **control panel** (``getOTPass`` answers a one-time
+password for ``processlogin.php?u=&p=``).
+
 One account per billing service: the *domain*, whose name is also the account
 id. PolarisMail keeps no per-domain limits (mailbox counts, quotas and so on are
 the reseller's to enforce), so this adapter has no ``Capability.LIMITS``: the
@@ -24,7 +29,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import requests
 
@@ -58,7 +63,9 @@ from .http import HttpClient
 log = logging.getLogger("provisioner.upstream.polarismail")
 
 API_PATH = "/admin/json.php"
-LOGIN_PAGE = "/processlogin.php"
+LOGIN_PAGE = "/processlogin.php"     # the user control panel's one-time-password login
+WEBMAIL = "webmail"
+CONTROL_PANEL = "control_panel"
 DEFAULT_BASE_URL = "https://cp.emailarray.com"
 #: renew the login token before this age (s); public clients cache it for 300 s
 TOKEN_MAX_AGE = 240.0
@@ -229,6 +236,7 @@ class PolarisMailProvider(Provider):
         Capability.SUSPEND, Capability.BULK_LIST, Capability.MAILBOXES, Capability.ALIASES,
         Capability.LISTS, Capability.DNS, Capability.SSO,
     })
+    sign_ons = {WEBMAIL: "Webmail", CONTROL_PANEL: "Mailbox control panel"}
     required_settings = ("base_url", "username", "password")
     mailbox_types = {"basic": "mailboxes", "enhanced": "enhanced_mailboxes"}
 
@@ -240,7 +248,12 @@ class PolarisMailProvider(Provider):
                 raise ConfigurationError(f"upstream {name}: {setting} is required")
         self.base_url = str(config["base_url"]).rstrip("/")
         self.fallback_url = str(config.get("fallback_url") or "").rstrip("/") or None
-        self.login_url = str(config.get("webmail_url") or "").strip() or f"{self.base_url}{LOGIN_PAGE}"
+        if str(config.get("webmail_url") or "").strip():
+            # It used to name processlogin.php, which is the control panel's login, not webmail.
+            raise ConfigurationError(f"upstream {name}: webmail_url is now control_panel_url (the "
+                                     "processlogin.php page); the webmail host comes from the API")
+        self.control_panel_url = (str(config.get("control_panel_url") or "").strip()
+                                  or f"{self.base_url}{LOGIN_PAGE}")
         self._username = str(config["username"])
         self._password = str(config["password"])
         self.token_max_age = self._positive(config, "token_max_age", TOKEN_MAX_AGE)
@@ -540,21 +553,42 @@ class PolarisMailProvider(Provider):
             key = f"v=DKIM1; k=rsa; p={key}"
         return DnsRecord("TXT", _fqdn(host or "default._domainkey", domain), key, purpose="DKIM")
 
-    def sso_url(self, account_id: str, mailbox: str | None = None) -> str:
-        """A one-time webmail login link for ``mailbox`` (the API signs in users, not domains)."""
+    def sso_url(self, account_id: str, mailbox: str | None = None, target: str | None = None) -> str:
+        """A one-time sign-on link for ``mailbox`` into ``target`` (``sign_ons``; default
+        webmail). The API signs in users, not domains, so a mailbox is required."""
+        target = target or WEBMAIL
+        if target not in self.sign_ons:
+            raise ValidationError(f"{self.name}: no sign-on {target!r}",
+                                  safe_message="Choose webmail or the mailbox control panel.")
         domain = normalise_domain(account_id)
+        api_action = "getOTPassAndToken" if target == WEBMAIL else "getOTPass"
         if not mailbox:
             raise ValidationError(f"{self.name}: single sign-on needs a mailbox",
-                                  safe_message="Choose the mailbox to sign in to.", action="getOTPass")
+                                  safe_message="Choose the mailbox to sign in to.", action=api_action)
         username = _local(mailbox, domain, "mailbox")
-        # The answer is a one-time password: keep bodies out of the logs.
-        otp = _data(self._call("getOTPass", {"username": username, "domain": domain},
-                               idempotent=True, log_bodies=False))
-        if not isinstance(otp, str) or not otp:
-            raise MalformedResponse(f"{self.name} getOTPass: no one-time password", action="getOTPass")
+        # Both answers are one-time credentials: keep bodies out of the logs.
+        data = _data(self._call(api_action, {"username": username, "domain": domain},
+                                idempotent=True, log_bodies=False))
+        if target == WEBMAIL:
+            return self._webmail_link(data)
+        if not isinstance(data, str) or not data:
+            raise MalformedResponse(f"{self.name} getOTPass: no one-time password", action=api_action)
         query = urlencode({"u": base64.b64encode(f"{username}@{domain}".encode()).decode(),
-                           "p": base64.b64encode(otp.encode()).decode()})
-        return f"{self.login_url}?{query}"
+                           "p": base64.b64encode(data.encode()).decode()})
+        return f"{self.control_panel_url}?{query}"
+
+    def _webmail_link(self, data: Any) -> str:
+        """The webmail link from getOTPassAndToken's ``{otp, token, url}``. How the webmail
+        host takes otp and token is not published (*unverified*): they are added to
+        ``url`` as ``otp`` and ``token`` query parameters, here and in the simulator."""
+        record = data if isinstance(data, dict) else {}
+        otp, token, url = _text(record, "otp"), _text(record, "token"), _text(record, "url")
+        parts = urlsplit(url)
+        if not (otp and token and parts.scheme in ("http", "https") and parts.netloc):
+            raise MalformedResponse(f"{self.name} getOTPassAndToken: no otp, token and webmail url",
+                                    action="getOTPassAndToken")
+        query = "&".join(q for q in (parts.query, urlencode({"otp": otp, "token": token})) if q)
+        return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", query, ""))
 
     # --- mailboxes --------------------------------------------------------------------------
     @staticmethod
@@ -635,6 +669,21 @@ class PolarisMailProvider(Provider):
                 aliases.append(Alias(id=name, address=f"{name}@{domain}",
                                      target=_text(record, "forward", "target", "destination")))
         return aliases
+
+    def list_forwards(self, account_id: str) -> list[Alias]:
+        """Every mailbox forward of the domain (getAllForwardsDomain, as the Blesta
+        module's forwards tab reads it: ``username`` and ``forward``). A forward copies a
+        mailbox's mail elsewhere, unlike an alias, which is an address of its own, so
+        these are not aliases: ``address`` is the mailbox, ``id`` is ``mailbox>target``."""
+        domain = normalise_domain(account_id)
+        records, _ = self._listing("getAllForwardsDomain", {"domain": domain}, "the forward list")
+        forwards = []
+        for record in records:
+            username = _text(record, "username").partition("@")[0].lower()
+            target = _text(record, "forward").lower()
+            if username and target:
+                forwards.append(Alias(id=f"{username}>{target}", address=f"{username}@{domain}", target=target))
+        return forwards
 
     def create_alias(self, account_id: str, local_part: str, target: str) -> Alias:
         domain = normalise_domain(account_id)

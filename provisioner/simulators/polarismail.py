@@ -9,8 +9,15 @@ other call passes as ``token`` and that expires after ``token_ttl`` seconds.
 
 A new domain needs its ownership verified (a TXT record at ``mx-verification``)
 before it can be used; here verification completes by itself ``activation_delay``
-seconds after ``addDomain`` (0: at once). ``GET /processlogin.php?u=&p=`` is the
-webmail login that one-time passwords from ``getOTPass`` open.
+seconds after ``addDomain`` (0: at once).
+
+Two sign-ons, as PolarisMail's own Blesta module uses them: ``getOTPass`` answers a
+one-time password that ``GET /processlogin.php?u=&p=`` (the user **control panel**
+login) or a user-API ``login`` on ``POST /json.php`` accepts once;
+``getOTPassAndToken`` answers ``{"otp", "token", "url"}``, ``url`` being the
+**webmail** host, which this simulator serves at ``GET /webmail/``. The user API
+(``/json.php``) carries the per-mailbox forwards (``addForward``, ``removeForward``,
+``getForwards``) that the admin action ``getAllForwardsDomain`` lists.
 
 State lives in a :class:`PolarisMailSimulator` attached to the app that
 :func:`create_app` builds; message texts are this simulator's own (the real ones
@@ -35,7 +42,9 @@ from flask import Flask, Response, jsonify, request
 from .control import SimulatorBase, UnknownAccount, install
 
 ADMIN_PATH = "/admin/json.php"
-LOGIN_PATH = "/processlogin.php"
+USER_API_PATH = "/json.php"             # the user-level API (forwards), a user token per mailbox
+LOGIN_PATH = "/processlogin.php"        # the user control panel's one-time-password login
+WEBMAIL_PATH = "/webmail/"              # stands in for the webmail host getOTPassAndToken names
 VERIFICATION_HOST = "mx-verification"
 DKIM_SELECTOR = "dkim._domainkey"
 BASIC, ENHANCED = 1, 2
@@ -120,6 +129,8 @@ class Domain:
     users: dict[str, User] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)      # alias -> forward
     lists: dict[str, MailList] = field(default_factory=dict)
+    forwards: list[tuple[str, str]] = field(default_factory=list)   # (username, forward address)
+    brand: dict[str, str] = field(default_factory=dict)             # empty: the reseller's default
 
     def addresses(self) -> set[str]:
         return set(self.users) | set(self.aliases) | set(self.lists)
@@ -146,6 +157,15 @@ class Domain:
         return {"dkim_enabled": _flag(self.dkim_enabled), "dkim_host": self.dkim_host,
                 "dkim_key": self.dkim_key}
 
+    def forward_entries(self) -> list[dict[str, str]]:
+        """getAllForwardsDomain's returndata (the fields the Blesta module's forwards tab reads)."""
+        return [{"username": user, "forward": target} for user, target in self.forwards]
+
+
+#: what a domain without branding of its own shows (getDomainBrandInfo)
+DEFAULT_BRAND = {"brandname": "", "supportemail": "", "brandcolor": "", "brandlink": "",
+                 "basic_logo": "", "basic_logo_href": ""}
+
 
 # --- the simulator --------------------------------------------------------------
 
@@ -157,8 +177,10 @@ class PolarisMailSimulator(SimulatorBase):
     def __init__(self, *, username: str, password: str, activation_delay: float = 0.0,
                  token_ttl: float = 600.0, otp_ttl: float = 60.0, seed: int | None = None,
                  clock: Callable[[], float] = time.time, taken_domains: Iterable[str] = (),
-                 plan_basic: int | None = None, plan_enhanced: int | None = None):
+                 plan_basic: int | None = None, plan_enhanced: int | None = None,
+                 webmail_url: str | None = None):
         super().__init__(seed=seed)
+        self.webmail_url = webmail_url
         self.username = username
         self.password = password
         self.activation_delay = activation_delay
@@ -173,6 +195,8 @@ class PolarisMailSimulator(SimulatorBase):
     def action_name(self, req) -> str:
         if req.path == ADMIN_PATH:
             return req.form.get("action") or "unknown"
+        if req.path == USER_API_PATH:
+            return "user:" + (req.form.get("action") or "unknown")
         return req.path.strip("/") or "unknown"
 
     def error_response(self, status: int, message: str, code: str) -> Response:
@@ -198,7 +222,8 @@ class PolarisMailSimulator(SimulatorBase):
             "lists": [{"id": lst.lname, "address": f"{lst.lname}@{d.name}", "members": list(lst.members)}
                       for lst in d.lists.values()],
             "native": {**d.list_entry(), "info": d.info(), "verified": d.verified,
-                       "verification_code": d.verification_code, "dkim": d.dkim()},
+                       "verification_code": d.verification_code, "dkim": d.dkim(),
+                       "forwards": d.forward_entries(), "brand": {**DEFAULT_BRAND, **d.brand}},
         }
 
     def reset_state(self) -> None:
@@ -206,6 +231,9 @@ class PolarisMailSimulator(SimulatorBase):
             self.domains: dict[str, Domain] = {}
             self.tokens: dict[str, float] = {}
             self.otps: dict[str, tuple[str, float]] = {}
+            self.user_tokens: dict[str, tuple[str, float]] = {}     # token -> (address, expiry)
+            self.webmail_otps: dict[str, tuple[str, str, float]] = {}  # otp -> (address, token, expiry)
+            self.admin_brand = dict(DEFAULT_BRAND)
             self._next_id = 1
             for name in self.taken_domains:
                 self.add_domain(name, foreign=True)
@@ -251,6 +279,34 @@ class PolarisMailSimulator(SimulatorBase):
         token = secrets.token_hex(20)
         self.tokens[token] = now + self.token_ttl
         return token
+
+    def issue_otp(self, address: str) -> str:
+        otp = secrets.token_urlsafe(18)
+        self.otps[otp] = (address, self.clock() + self.otp_ttl)
+        return otp
+
+    def redeem_otp(self, otp: str, address: str) -> bool:
+        """True once for a live one-time password of ``address`` (it is spent either way)."""
+        entry = self.otps.pop(otp, None) if otp else None
+        return entry is not None and entry[0] == address and entry[1] > self.clock()
+
+    def issue_user_token(self, address: str) -> str:
+        now = self.clock()
+        self.user_tokens = {t: e for t, e in self.user_tokens.items() if e[1] > now}
+        token = secrets.token_hex(20)
+        self.user_tokens[token] = (address, now + self.token_ttl)
+        return token
+
+    def user_of(self, token: str) -> tuple[Domain, User]:
+        """The mailbox a user-API token belongs to (it must still exist)."""
+        entry = self.user_tokens.get(token)
+        if entry is None or entry[1] <= self.clock():
+            raise ApiError("Invalid or expired token")
+        username, _, domain = entry[0].partition("@")
+        d = self.domains.get(domain)
+        if d is None or d.foreign or username not in d.users:
+            raise ApiError("Invalid or expired token")
+        return d, d.users[username]
 
     def token_valid(self, token: str) -> bool:
         expires = self.tokens.get(token)
@@ -496,7 +552,9 @@ def update_user(sim, form):
 @action("removeUser")
 def remove_user(sim, form):
     d = sim.domain(form)
-    del d.users[_user(d, form).username]
+    username = _user(d, form).username
+    del d.users[username]
+    d.forwards = [f for f in d.forwards if f[0] != username]       # its forwards go with it
     return ok("User removed")
 
 
@@ -553,11 +611,25 @@ def get_total_users_domain(sim, form):
 
 @action("getOTPass")
 def get_ot_pass(sim, form):
+    # returndata is the bare one-time password (the Blesta module base64-encodes it
+    # into processlogin.php?p= and also sends it as the password of a user-API login).
     d = sim.usable_domain(form)
     user = _user(d, form)
+    return ok(sim.issue_otp(f"{user.username}@{d.name}"))
+
+
+@action("getOTPassAndToken")
+def get_ot_pass_and_token(sim, form):
+    # returndata is an object {otp, token, url}: the Blesta module's getUserWebmailLoginUrl
+    # reads returndata->otp, ->token and ->url (the webmail host).
+    d = sim.usable_domain(form)
+    user = _user(d, form)
+    address = f"{user.username}@{d.name}"
     otp = secrets.token_urlsafe(18)
-    sim.otps[otp] = (f"{user.username}@{d.name}", sim.clock() + sim.otp_ttl)
-    return ok(otp)
+    token = sim.issue_user_token(address)
+    sim.webmail_otps[otp] = (address, token, sim.clock() + sim.otp_ttl)
+    url = sim.webmail_url or request.host_url.rstrip("/") + WEBMAIL_PATH
+    return ok({"otp": otp, "token": token, "url": url})
 
 
 # aliases
@@ -645,6 +717,61 @@ def remove_list_member(sim, form):
     return ok("Member removed")
 
 
+# forwards (per mailbox; written through the user API, listed per domain here)
+
+@action("getAllForwardsDomain")
+def get_all_forwards_domain(sim, form):
+    return ok(sim.domain(form).forward_entries())
+
+
+# branding
+
+_BRAND_FIELDS = ("brandname", "supportemail", "brandcolor", "newlogo")
+_COLOR_RE = re.compile(r"^[0-9a-fA-F]{6}$")
+
+
+@action("getDomainBrandInfo")
+def get_domain_brand_info(sim, form):
+    return ok({**DEFAULT_BRAND, **sim.domain(form).brand})
+
+
+@action("getAdminBrandInfo")
+def get_admin_brand_info(sim, form):
+    return ok(dict(sim.admin_brand))
+
+
+@action("setDomainBrandingV2")
+def set_domain_branding_v2(sim, form):
+    # The Blesta module posts brand as a PHP array: brand[brandname], brand[supportemail],
+    # brand[brandcolor] (hex without "#") and brand[newlogo] (the file's bytes; left out
+    # when no new logo is uploaded, as http_build_query drops nulls).
+    d = sim.domain(form)
+    brand = {key: form[f"brand[{key}]"] for key in _BRAND_FIELDS if f"brand[{key}]" in form}
+    if not brand:
+        raise ApiError("Missing parameter: brand")
+    color = brand.get("brandcolor", "").strip().lstrip("#")
+    if color and not _COLOR_RE.match(color):
+        raise ApiError("Invalid brand color")
+    email = brand.get("supportemail", "").strip()
+    if email:
+        _email(email, "support email")
+    logo = brand.pop("newlogo", "")
+    updated = {k: v.strip() for k, v in brand.items()}
+    if "brandcolor" in updated:
+        updated["brandcolor"] = color
+    if logo:
+        updated["basic_logo"] = f"{d.name}.png"
+        updated["basic_logo_href"] = f"{request.host_url.rstrip('/')}/branding/{d.name}.png"
+    d.brand.update(updated)
+    return ok("Branding updated")
+
+
+@action("resetDomainBranding")
+def reset_domain_branding(sim, form):
+    sim.domain(form).brand.clear()
+    return ok("Branding reset")
+
+
 # DKIM
 
 @action("getDKIM")
@@ -668,6 +795,53 @@ def enable_dkim(sim, form):
 def disable_dkim(sim, form):
     sim.domain(form).dkim_enabled = False
     return ok("DKIM disabled")
+
+
+# --- the user API (/json.php): what one mailbox may do with its own user token ----------------
+
+UserHandler = Callable[[PolarisMailSimulator, Domain, User, dict[str, str]], Response]
+USER_ACTIONS: dict[str, UserHandler] = {}
+
+
+def user_action(name: str):
+    def register(fn: UserHandler) -> UserHandler:
+        USER_ACTIONS[name] = fn
+        return fn
+    return register
+
+
+def _user_login(sim: PolarisMailSimulator, form: dict[str, str]) -> Response:
+    # The Blesta module's userLogin: username (local part), password = a getOTPass
+    # one-time password, domain; returndata is the user token.
+    address = f"{form.get('username', '').strip().lower()}@{form.get('domain', '').strip().lower()}"
+    if not sim.redeem_otp(form.get("password", ""), address):
+        raise ApiError("Invalid credentials")
+    return ok(sim.issue_user_token(address))
+
+
+@user_action("getForwards")
+def get_forwards(sim, d, user, form):
+    return ok([{"forward": target} for name, target in d.forwards if name == user.username])
+
+
+@user_action("addForward")
+def add_forward(sim, d, user, form):
+    target = _email(_required(form, "newforward"), "forward address")
+    if target == f"{user.username}@{d.name}":
+        raise ApiError("Invalid forward address")
+    if (user.username, target) in d.forwards:
+        raise ApiError("Forward already exists")
+    d.forwards.append((user.username, target))
+    return ok("Forward added")
+
+
+@user_action("removeForward")
+def remove_forward(sim, d, user, form):
+    entry = (user.username, form.get("forward", "").strip().lower())
+    if entry not in d.forwards:
+        raise ApiError("Forward does not exist")
+    d.forwards.remove(entry)
+    return ok("Forward removed")
 
 
 # --- routes --------------------------------------------------------------------------------
@@ -701,17 +875,49 @@ def _register_routes(app: Flask, sim: PolarisMailSimulator) -> None:
             except ApiError as exc:
                 return jsonify({"returncode": 0, "returndata": exc.message})
 
+    @app.post(USER_API_PATH)
+    def user_api():
+        form = _form()
+        name = form.get("action", "")
+        with sim.lock:
+            try:
+                if name == "login":
+                    return _user_login(sim, form)
+                handler = USER_ACTIONS.get(name)
+                if handler is None:
+                    raise ApiError("Invalid action")
+                d, user = sim.user_of(form.get("token", ""))
+                return handler(sim, d, user, form)
+            except ApiError as exc:
+                return jsonify({"returncode": 0, "returndata": exc.message})
+
     @app.get(LOGIN_PATH)
     def process_login():
         address = _decode(request.args.get("u", ""))
         otp = _decode(request.args.get("p", ""))
         with sim.lock:
-            entry = sim.otps.pop(otp, None) if otp else None
-        if entry is None or entry[0] != address or entry[1] <= sim.clock():
-            return Response("<!doctype html><title>Login failed</title><p>Login failed.</p>",
-                            status=403, mimetype="text/html")
-        return Response(f"<!doctype html><title>Webmail</title><p>Signed in as {html.escape(address)}.</p>",
-                        status=200, mimetype="text/html")
+            good = address is not None and otp is not None and sim.redeem_otp(otp, address)
+        if not good:
+            return _page("Login failed", "Login failed.", 403)
+        return _page("Control panel", f"Control panel: signed in as {address}.")
+
+    @app.get(WEBMAIL_PATH)
+    def webmail_login():
+        # How the real webmail host takes otp and token is not published; the adapter
+        # and this page agree on ?otp=&token= (docs/providers/polarismail.md).
+        otp, token = request.args.get("otp", ""), request.args.get("token", "")
+        with sim.lock:
+            entry = sim.webmail_otps.pop(otp, None) if otp else None
+            good = (entry is not None and entry[2] > sim.clock()
+                    and hmac.compare_digest(entry[1].encode(), token.encode()))
+        if not good:
+            return _page("Login failed", "Login failed.", 403)
+        return _page("Webmail", f"Webmail: signed in as {entry[0]}.")
+
+
+def _page(title: str, text: str, status: int = 200) -> Response:
+    return Response(f"<!doctype html><title>{html.escape(title)}</title><p>{html.escape(text)}</p>",
+                    status=status, mimetype="text/html")
 
 
 def _login(sim: PolarisMailSimulator, form: dict[str, str]) -> Response:
@@ -726,7 +932,8 @@ def create_app(*, username: str = "dev-admin", password: str = "dev-polaris-pass
                activation_delay: float = 0.0, token_ttl: float = 600.0, seed: int | None = None,
                otp_ttl: float = 60.0, clock: Callable[[], float] | None = None,
                taken_domains: Iterable[str] = (), plan_basic: int | None = None,
-               plan_enhanced: int | None = None, **_ignored: Any) -> Flask:
+               plan_enhanced: int | None = None, webmail_url: str | None = None,
+               **_ignored: Any) -> Flask:
     """A fresh PolarisMail simulator app.
 
     ``username``/``password``: the reseller login the API accepts; ``activation_delay``:
@@ -734,7 +941,8 @@ def create_app(*, username: str = "dev-admin", password: str = "dev-polaris-pass
     ``otp_ttl``: lifetimes of login tokens and webmail one-time passwords;
     ``taken_domains``: domains other PolarisMail customers already host;
     ``plan_basic`` / ``plan_enhanced``: the reseller plan's account totals (None:
-    unlimited); ``seed``: for the fault dice; ``clock``: wall-clock seconds (tests).
+    unlimited); ``webmail_url``: the webmail host getOTPassAndToken names (default: this
+    server's ``/webmail/``); ``seed``: for the fault dice; ``clock``: wall-clock seconds (tests).
     Other options (e.g. ``api_key`` from ``provisioner simulate``) are ignored."""
     for option, value in (("activation_delay", activation_delay), ("token_ttl", token_ttl),
                           ("otp_ttl", otp_ttl)):
@@ -748,7 +956,7 @@ def create_app(*, username: str = "dev-admin", password: str = "dev-polaris-pass
                                activation_delay=activation_delay, token_ttl=token_ttl,
                                otp_ttl=otp_ttl, seed=seed, clock=clock or time.time,
                                taken_domains=taken_domains, plan_basic=plan_basic,
-                               plan_enhanced=plan_enhanced)
+                               plan_enhanced=plan_enhanced, webmail_url=webmail_url)
     install(app, sim)          # first: faults and call counting precede everything else
     _register_routes(app, sim)
     return app

@@ -463,6 +463,8 @@ def test_polarismail_service(polaris_runtime, signer):
     session = me.get("/session").get_json()
     assert session["capabilities"] == ["mailboxes", "aliases", "lists", "sso", "dns"]
     assert session["mailbox_types"] == ["basic", "enhanced"] and session["sso"] is True
+    assert session["sign_ons"] == [{"target": "webmail", "label": "Webmail"},
+                                   {"target": "control_panel", "label": "Mailbox control panel"}]
 
     r = me.post("/mailboxes", {"local_part": "ada", "password": PASSWORD, "type": "enhanced", "quota_gb": 5})
     assert r.status_code == 201, r.get_json()
@@ -487,7 +489,12 @@ def test_polarismail_service(polaris_runtime, signer):
     limit_error(me.post("/lists", {"local_part": "all", "members": []}), "distribution_lists")
 
     r = me.post("/webmail", {"mailbox": "ada"})
-    assert r.status_code == 200 and r.get_json()["url"].startswith(runtime.polaris_url)
+    assert r.status_code == 200 and r.get_json()["url"].startswith(f"{runtime.polaris_url}/webmail/?otp=")
+    r = me.post("/webmail", {"mailbox": "ada", "target": "control_panel"})
+    assert r.status_code == 200 and r.get_json()["url"].startswith(f"{runtime.polaris_url}/processlogin.php?u=")
+    r = me.post("/webmail", {"mailbox": "ada", "target": "root"})
+    assert r.status_code == 422 and "target" in r.get_json()["error"]["fields"]
+    assert me.post("/webmail", {"mailbox": "ada", "target": 3}).status_code == 422
     assert me.post("/webmail", {"mailbox": "nobody"}).status_code == 404
 
     assert me.delete("/mailboxes/bob").status_code == 204

@@ -334,5 +334,18 @@ def test_polarismail_overview_opens_webmail(polaris_runtime, signer):
     page = browser.get("/client/")
     assert_accessible_form(page)
     assert [o["value"] for o in page.find("option")] == ["ada"]
+    # one labelled button per sign-on, each naming what it opens
+    buttons = [(b.get("name"), b.get("value"), b["text"].strip()) for b in page.find("button")
+               if b.get("name") == "target"]
+    assert buttons == [("target", "webmail", "Open webmail"),
+                       ("target", "control_panel", "Open mailbox control panel")]
+    assert "Sign in to a mailbox" in page.text()
+    r = browser.http.post("/client/webmail", data={"csrf_token": page.csrf(), "mailbox": "ada", "target": "webmail"})
+    assert r.status_code == 303 and r.headers["Location"].startswith(f"{runtime.polaris_url}/webmail/?")
     r = browser.http.post("/client/webmail", data={"csrf_token": page.csrf(), "mailbox": "ada"})
-    assert r.status_code == 303 and r.headers["Location"].startswith(runtime.polaris_url)
+    assert r.status_code == 303 and r.headers["Location"].startswith(f"{runtime.polaris_url}/webmail/?")
+    r = browser.http.post("/client/webmail", data={"csrf_token": page.csrf(), "mailbox": "ada",
+                                                  "target": "control_panel"})
+    assert r.status_code == 303 and r.headers["Location"].startswith(f"{runtime.polaris_url}/processlogin.php?u=")
+    r = browser.http.post("/client/webmail", data={"csrf_token": page.csrf(), "mailbox": "ada", "target": "root"})
+    assert r.status_code == 422 and "The sign-in could not be opened" in r.get_data(as_text=True)

@@ -1,6 +1,7 @@
 """The PolarisMail adapter: token handling, error mapping, adoption, DKIM, SSO, paging, secrets."""
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import logging
@@ -150,12 +151,17 @@ def test_settings_are_checked():
     base = {"provider": "polarismail", "base_url": "https://cp.example.test", "username": USER,
             "password": PASSWORD}
     for broken in ({"username": ""}, {"password": None}, {"timeout": "soon"}, {"timeout": 0},
-                   {"token_max_age": -5}, {"mx_hosts": "mx.example.test:high"}):
+                   {"token_max_age": -5}, {"mx_hosts": "mx.example.test:high"},
+                   # renamed: processlogin.php is the control panel's login, not webmail
+                   {"webmail_url": "https://cp.example.test/processlogin.php"}):
         with pytest.raises(ConfigurationError):
             PolarisMailProvider("p", {**base, **broken})
     p = PolarisMailProvider("p", {**base, "mx_hosts": "mx.example.test:5 mx2.example.test:10", "timeout": "7"})
     assert p.mx_hosts == [("mx.example.test", 5), ("mx2.example.test", 10)]
-    assert p.http.timeout == 7.0 and p.login_url == "https://cp.example.test/processlogin.php"
+    assert p.http.timeout == 7.0 and p.control_panel_url == "https://cp.example.test/processlogin.php"
+    with pytest.raises(ConfigurationError) as info:
+        PolarisMailProvider("p", {**base, "webmail_url": "https://cp.example.test/processlogin.php"})
+    assert "control_panel_url" in info.value.message
 
 
 # --- the login token ---------------------------------------------------------------------------
@@ -512,24 +518,81 @@ def test_a_bare_dkim_key_is_completed_and_a_refused_enable_is_skipped():
     assert p.dns_records("example.com") == []
 
 
-def test_sso_url_opens_webmail_once(sim):
+def test_sign_ons_are_labelled_for_what_they_open():
+    assert PolarisMailProvider.sign_ons == {"webmail": "Webmail", "control_panel": "Mailbox control panel"}
+    assert list(PolarisMailProvider.sign_ons)[0] == "webmail"          # the default target
+
+
+def test_sso_url_opens_webmail_once_through_getotpassandtoken(sim):
     p = provider(sim.url)
     p.create_account(spec())
     p.create_mailbox("example.com", MailboxSpec(local_part="ada", password=MAILBOX_PASSWORD))
-    url = p.sso_url("example.com", "ada@example.com")
-    assert url.startswith(f"{sim.url}/processlogin.php?")
-    query = parse_qs(urlsplit(url).query)
-    assert set(query) == {"u", "p"}
+    before = sim.calls()
+    url = p.sso_url("example.com", "ada@example.com")          # the default target: webmail
+    calls = sim.calls()
+    assert calls.get("getOTPassAndToken", 0) == before.get("getOTPassAndToken", 0) + 1
+    assert calls.get("getOTPass", 0) == before.get("getOTPass", 0)
+    parts = urlsplit(url)
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == f"{sim.url}/webmail/"   # the url answered
+    assert set(parse_qs(parts.query)) == {"otp", "token"}
     r = requests.get(url, timeout=5)
-    assert r.status_code == 200 and "Signed in as ada@example.com" in r.text
-    assert requests.get(url, timeout=5).status_code == 403
-    custom = provider(sim.url, webmail_url="https://webmail.example.test/login")
-    assert custom.sso_url("example.com", "ada").startswith("https://webmail.example.test/login?u=")
+    assert r.status_code == 200 and "Webmail: signed in as ada@example.com" in r.text
+    assert requests.get(url, timeout=5).status_code == 403                  # single use
+    assert p.sso_url("example.com", "ada", "webmail") != url
     with pytest.raises(ValidationError) as info:
         p.sso_url("example.com")
     assert info.value.safe_message == "Choose the mailbox to sign in to."
     with pytest.raises(NotFound):
         p.sso_url("example.com", "nobody")
+
+
+def test_sso_url_opens_the_control_panel_through_getotpass(sim):
+    p = provider(sim.url)
+    p.create_account(spec())
+    p.create_mailbox("example.com", MailboxSpec(local_part="ada", password=MAILBOX_PASSWORD))
+    url = p.sso_url("example.com", "ada", "control_panel")
+    assert url.startswith(f"{sim.url}/processlogin.php?")
+    query = parse_qs(urlsplit(url).query)
+    assert set(query) == {"u", "p"}
+    assert base64.b64decode(query["u"][0]).decode() == "ada@example.com"
+    r = requests.get(url, timeout=5)
+    assert r.status_code == 200 and "Control panel: signed in as ada@example.com" in r.text
+    assert requests.get(url, timeout=5).status_code == 403
+    custom = provider(sim.url, control_panel_url="https://panel.example.test/processlogin.php")
+    assert custom.sso_url("example.com", "ada", "control_panel").startswith(
+        "https://panel.example.test/processlogin.php?u=")
+    with pytest.raises(ValidationError):
+        p.sso_url("example.com", "ada", "admin_panel")
+
+
+def test_webmail_link_keeps_the_answered_url_and_refuses_a_partial_answer():
+    otp_answer = {"otp": "one-time-1", "token": "user-token-1", "url": "https://al.example.test/?lang=en"}
+    answers = {"getOTPassAndToken": (200, {"returncode": 1, "returndata": otp_answer})}
+    p, _ = fake_provider(logged_in(answers))
+    url = p.sso_url("example.com", "ada")
+    parts = urlsplit(url)
+    assert (parts.netloc, parts.path) == ("al.example.test", "/")
+    assert parse_qs(parts.query) == {"lang": ["en"], "otp": ["one-time-1"], "token": ["user-token-1"]}
+    for broken in ({**otp_answer, "token": ""}, {**otp_answer, "url": "al.example.test"}, "one-time-1"):
+        answers["getOTPassAndToken"] = (200, {"returncode": 1, "returndata": broken})
+        with pytest.raises(MalformedResponse):
+            p.sso_url("example.com", "ada")
+
+
+def test_list_forwards_reads_getallforwardsdomain(sim):
+    p = provider(sim.url)
+    p.create_account(spec())
+    p.create_mailbox("example.com", MailboxSpec(local_part="ada", password=MAILBOX_PASSWORD))
+    assert p.list_forwards("example.com") == []
+    sim.sim.domains["example.com"].forwards.append(("ada", "ada@elsewhere.example"))
+    [forward] = p.list_forwards("example.com")
+    assert (forward.id, forward.address, forward.target) == (
+        "ada>ada@elsewhere.example", "ada@example.com", "ada@elsewhere.example")
+    assert p.list_aliases("example.com") == []           # a forward is not an alias
+    answers = {"getAllForwardsDomain": (200, {"returncode": 0, "returndata": "Domain not found"})}
+    fake, _ = fake_provider(logged_in(answers))
+    with pytest.raises(NotFound):
+        fake.list_forwards("example.com")
 
 
 # --- secrets ---------------------------------------------------------------------------------------
@@ -540,14 +603,16 @@ def test_password_token_mailbox_passwords_and_otps_stay_out_of_logs(sim, caplog)
     p.create_account(spec())
     p.create_mailbox("example.com", MailboxSpec(local_part="ada", password=MAILBOX_PASSWORD))
     p.update_mailbox("example.com", "ada", {"password": "Second-Secret-Pass-8"})
-    url = p.sso_url("example.com", "ada")
+    panel = parse_qs(urlsplit(p.sso_url("example.com", "ada", "control_panel")).query)
+    webmail = parse_qs(urlsplit(p.sso_url("example.com", "ada")).query)
     with pytest.raises(Conflict) as info:
         p.create_mailbox("example.com", MailboxSpec(local_part="ada", password=MAILBOX_PASSWORD))
     tokens = list(sim.sim.tokens)
-    otp = parse_qs(urlsplit(url).query)["p"][0]
+    otps = [panel["p"][0], base64.b64decode(panel["p"][0]).decode(), webmail["otp"][0], webmail["token"][0]]
     assert tokens and "addUser" in caplog.text and "create_account" in caplog.text
+    assert "getOTPassAndToken" in caplog.text
     shown = "\n".join([caplog.text, info.value.message, info.value.body or ""])
-    for secret in (PASSWORD, MAILBOX_PASSWORD, "Second-Secret-Pass-8", otp, *tokens):
+    for secret in (PASSWORD, MAILBOX_PASSWORD, "Second-Secret-Pass-8", *otps, *tokens):
         assert secret not in shown
 
 

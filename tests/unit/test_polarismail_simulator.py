@@ -285,12 +285,111 @@ def test_one_time_passwords_open_the_webmail_login_once(api, app, clock):
     assert login("bob@example.com", otp).status_code == 403          # bound to its user
     otp = api.ok("getOTPass", username="ada", domain="example.com")
     r = login("ada@example.com", otp)
-    assert r.status_code == 200 and b"Signed in as ada@example.com" in r.data
+    assert r.status_code == 200 and b"Control panel: signed in as ada@example.com" in r.data
     assert login("ada@example.com", otp).status_code == 403          # single use
     otp = api.ok("getOTPass", username="ada", domain="example.com")
     clock.now += 61
     assert login("ada@example.com", otp).status_code == 403          # expired
     assert api.refused("getOTPass", username="nobody", domain="example.com") == "User does not exist"
+
+
+def test_getotpassandtoken_answers_otp_token_and_the_webmail_url(api, app, clock):
+    with_domain(api)
+    api.ok("addUser", username="ada", domain="example.com", account_type="1", password=MAILBOX_PASSWORD, quota="5")
+    body = api("getOTPassAndToken", username="ada", domain="example.com")
+    assert body["returncode"] == 1 and set(body) == {"returncode", "returndata"}
+    data = body["returndata"]
+    assert set(data) == {"otp", "token", "url"} and all(isinstance(v, str) and v for v in data.values())
+    assert data["url"] == "http://localhost/webmail/"          # this server stands in for the host
+    client = app.test_client()
+    assert client.get("/webmail/", query_string={"otp": data["otp"], "token": "wrong"}).status_code == 403
+    data = api.ok("getOTPassAndToken", username="ada", domain="example.com")
+    r = client.get("/webmail/", query_string={"otp": data["otp"], "token": data["token"]})
+    assert r.status_code == 200 and b"Webmail: signed in as ada@example.com" in r.data
+    assert client.get("/webmail/", query_string={"otp": data["otp"], "token": data["token"]}).status_code == 403
+    data = api.ok("getOTPassAndToken", username="ada", domain="example.com")
+    clock.now += 61
+    assert client.get("/webmail/", query_string={"otp": data["otp"], "token": data["token"]}).status_code == 403
+    # the webmail otp is not a control-panel one
+    data = api.ok("getOTPassAndToken", username="ada", domain="example.com")
+    r = client.get("/processlogin.php", query_string={
+        "u": base64.b64encode(b"ada@example.com").decode(), "p": base64.b64encode(data["otp"].encode()).decode()})
+    assert r.status_code == 403
+    assert api.refused("getOTPassAndToken", username="nobody", domain="example.com") == "User does not exist"
+    other = create_app(username=USER, password=PASSWORD, clock=clock, webmail_url="https://al.example.test/")
+    oapi = Api(other.test_client())
+    oapi.ok("addDomain", newdomain="example.com")
+    oapi.ok("addUser", username="ada", domain="example.com", account_type="1", password=MAILBOX_PASSWORD, quota="5")
+    assert oapi.ok("getOTPassAndToken", username="ada", domain="example.com")["url"] == "https://al.example.test/"
+
+
+def user_api(client, action: str, **form) -> dict:
+    r = client.post("/json.php", data={"action": action, **form})
+    assert r.status_code == 200, r.data
+    return r.get_json()
+
+
+def test_forwards_through_the_user_api_and_getallforwardsdomain(api, app):
+    with_domain(api)
+    for name in ("ada", "bob"):
+        api.ok("addUser", username=name, domain="example.com", account_type="1", password=MAILBOX_PASSWORD, quota="5")
+    client = app.test_client()
+    assert user_api(client, "getForwards", token="made-up") == {"returncode": 0, "returndata": "Invalid or expired token"}
+    otp = api.ok("getOTPass", username="ada", domain="example.com")
+    # the Blesta module's userLogin: username, the one-time password as password, domain
+    assert user_api(client, "login", username="ada", password="wrong", domain="example.com")["returncode"] == 0
+    otp = api.ok("getOTPass", username="ada", domain="example.com")
+    login = user_api(client, "login", username="ada", password=otp, domain="example.com")
+    assert login["returncode"] == 1 and isinstance(login["returndata"], str)
+    token = login["returndata"]
+    assert user_api(client, "login", username="ada", password=otp, domain="example.com")["returncode"] == 0
+    assert user_api(client, "addForward", token=token, newforward="ada@elsewhere.example")["returncode"] == 1
+    assert user_api(client, "addForward", token=token, newforward="bob@example.com")["returncode"] == 1
+    assert user_api(client, "addForward", token=token, newforward="bob@example.com")["returndata"] == \
+        "Forward already exists"
+    assert user_api(client, "addForward", token=token, newforward="not-an-address")["returncode"] == 0
+    assert user_api(client, "getForwards", token=token)["returndata"] == [
+        {"forward": "ada@elsewhere.example"}, {"forward": "bob@example.com"}]
+    assert api.ok("getAllForwardsDomain", domain="example.com") == [
+        {"username": "ada", "forward": "ada@elsewhere.example"}, {"username": "ada", "forward": "bob@example.com"}]
+    assert state(app)[0]["native"]["forwards"] == api.ok("getAllForwardsDomain", domain="example.com")
+    assert user_api(client, "removeForward", token=token, forward="bob@example.com")["returncode"] == 1
+    assert user_api(client, "removeForward", token=token, forward="bob@example.com")["returndata"] == \
+        "Forward does not exist"
+    assert user_api(client, "makeCoffee", token=token)["returndata"] == "Invalid action"
+    # a getOTPassAndToken token also works on the user API (unverified upstream)
+    data = api.ok("getOTPassAndToken", username="bob", domain="example.com")
+    assert user_api(client, "getForwards", token=data["token"])["returndata"] == []
+    api.ok("removeUser", username="ada", domain="example.com")
+    assert api.ok("getAllForwardsDomain", domain="example.com") == []
+    assert user_api(client, "getForwards", token=token)["returndata"] == "Invalid or expired token"
+    assert api.refused("getAllForwardsDomain", domain="nowhere.example") == "Domain not found"
+    assert app.test_client().get("/_sim/calls").get_json()["calls"]["user:addForward"] == 4
+
+
+def test_branding_actions_as_the_blesta_module_sends_them(api, app):
+    with_domain(api)
+    blank = {"brandname": "", "supportemail": "", "brandcolor": "", "brandlink": "", "basic_logo": "",
+             "basic_logo_href": ""}
+    assert api.ok("getDomainBrandInfo", domain="example.com") == blank
+    api.ok("setDomainBrandingV2", domain="example.com", **{
+        "brand[brandname]": "Acme Mail", "brand[supportemail]": "help@acme.example",
+        "brand[brandcolor]": "1a2b3c"})
+    info = api.ok("getDomainBrandInfo", domain="example.com")
+    assert (info["brandname"], info["supportemail"], info["brandcolor"], info["basic_logo_href"]) == (
+        "Acme Mail", "help@acme.example", "1a2b3c", "")
+    api.ok("setDomainBrandingV2", domain="example.com", **{"brand[brandname]": "Acme Mail",
+                                                          "brand[newlogo]": "\x89PNG-bytes"})
+    assert api.ok("getDomainBrandInfo", domain="example.com")["basic_logo_href"].endswith("/branding/example.com.png")
+    assert api.refused("setDomainBrandingV2", domain="example.com", **{"brand[brandcolor]": "blue"}) == \
+        "Invalid brand color"
+    assert api.refused("setDomainBrandingV2", domain="example.com", **{"brand[supportemail]": "x"}).startswith("Invalid")
+    assert api.refused("setDomainBrandingV2", domain="example.com", brandname="flat") == "Missing parameter: brand"
+    assert state(app)[0]["native"]["brand"]["brandname"] == "Acme Mail"
+    api.ok("resetDomainBranding", domain="example.com")
+    assert api.ok("getDomainBrandInfo", domain="example.com") == blank
+    assert api.refused("getDomainBrandInfo", domain="nowhere.example") == "Domain not found"
+    assert set(api.ok("getAdminBrandInfo")) == set(blank)
 
 
 # --- /_sim/ ------------------------------------------------------------------------------------
