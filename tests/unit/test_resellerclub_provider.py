@@ -294,19 +294,50 @@ def test_customer_defaults_fill_what_billing_did_not_send(sim):
 
 
 def test_the_customer_password_stays_out_of_logs(sim, provider, caplog, monkeypatch):
-    monkeypatch.setattr(rc, "new_customer_password", lambda: "Gen3rated-Pw!x")
+    monkeypatch.setattr(rc, "new_customer_password", lambda avoid=(): "Gen3rated_Pw#x")
     caplog.set_level(logging.DEBUG, logger="provisioner")
     provider.create_account(spec())
     assert "create_customer" in caplog.text
-    assert "Gen3rated-Pw!x" not in caplog.text and KEY not in caplog.text
-    assert "Gen3rated-Pw!x" not in json.dumps(state(sim))
+    assert "Gen3rated_Pw#x" not in caplog.text and KEY not in caplog.text
+    assert "Gen3rated_Pw#x" not in json.dumps(state(sim))
 
 
-def test_generated_passwords_meet_the_rules():
-    for _ in range(50):
+# The two published LogicBoxes policies (docs/providers/resellerclub.md): 2015 and v2.
+OLD_SYMBOLS, NEW_SYMBOLS = set("@#$%^&+=.\\-_*"), set("~*!@$#%_+.?:,{}")
+
+
+def meets(pw: str, low: int, high: int, symbols: set[str]) -> bool:
+    return (low <= len(pw) <= high and any(c.isupper() for c in pw) and any(c.islower() for c in pw)
+            and any(c.isdigit() for c in pw) and any(c in symbols for c in pw)
+            and all(c.isalnum() or c in symbols for c in pw))
+
+
+def test_generated_passwords_meet_both_published_policies():
+    for _ in range(200):
         pw = rc.new_customer_password()
-        assert len(pw) == 15 and any(c.isupper() for c in pw) and any(c.islower() for c in pw)
-        assert any(c.isdigit() for c in pw)
+        assert meets(pw, 8, 15, OLD_SYMBOLS), pw           # 2015: signup.json
+        assert meets(pw, 9, 16, NEW_SYMBOLS), pw           # newer: v2/signup.json
+        assert pw.isascii() and " " not in pw
+
+
+def test_generated_passwords_avoid_the_customer_name(monkeypatch):
+    picks = iter("Ada" + "1@xyzwvutsrq" + "Qb2#kLmnopqr")   # first draw contains "ada"
+    monkeypatch.setattr(rc.secrets, "choice", lambda seq: next(picks))
+    monkeypatch.setattr(rc.secrets.SystemRandom, "shuffle", lambda self, x: None)
+    pw = rc.new_customer_password(avoid=["Ada", "Lovelace"])
+    assert "ada" not in pw.lower() and meets(pw, 9, 15, OLD_SYMBOLS & NEW_SYMBOLS)
+
+
+def test_the_simulator_accepts_generated_passwords_on_both_signups(sim):
+    import requests as rq
+    for path, n in (("customers/signup.json", 0), ("customers/v2/signup.json", 1)):
+        r = rq.post(f"{sim.url}/api/{path}", data={
+            "auth-userid": USERID, "api-key": KEY, "username": f"pw{n}@example.com",
+            "passwd": rc.new_customer_password(avoid=["Ada", "Lovelace"]), "name": "Ada Lovelace",
+            "company": "X", "address-line-1": "1 Main St", "city": "Berlin", "state": "Berlin",
+            "country": "DE", "zipcode": "10115", "phone-cc": "49", "phone": "3012345678",
+            "lang-pref": "en"}, timeout=5)
+        assert r.status_code == 200 and isinstance(r.json(), int), r.text
 
 
 @pytest.mark.parametrize("phone, expected", [
@@ -531,7 +562,7 @@ def test_price_table_parsing(provider, monkeypatch):
 
 @pytest.mark.parametrize("change, text", [
     ({"api_key": ""}, "api_key is required"), ({"auth_userid": None}, "auth_userid is required"),
-    ({"invoice_option": "Later"}, "invoice_option"), ({"product_lines": ["eelite/in"]}, "unknown product line"),
+    ({"invoice_option": "Later"}, "invoice_option"), ({"product_lines": ["eelite/eu"]}, "unknown product line"),
     ({"timeout": "soon"}, "timeout"), ({"customer_defaults": {"fax": "1"}}, "unknown key"),
     ({"renew_grace_days": -1}, "renew_grace_days"),
 ])
