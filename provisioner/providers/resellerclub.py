@@ -12,7 +12,7 @@ HTTP status, also 200, and a write can answer ``"status": "Failed"`` /
 ``"actionstatus": "Failed"`` with ``actionstatusdesc``; ``resellerclub_error``
 turns every such shape into the error hierarchy (by their text, since the API
 has no error codes). Write answers of PayInvoice/KeepInvoice may come nested
-under the invoice id; ``write_answer`` unwraps them.
+under the invoice id; ``unwrap`` and ``WriteAnswer`` read them.
 """
 from __future__ import annotations
 
@@ -623,8 +623,8 @@ class ResellerClubProvider(Provider):
         return self.get_account(order_id)
 
     def _written(self, answer: Any, action: str) -> WriteAnswer:
-        """A write's answer read; a Failed one raises (the error mapper saw it already
-        when it was at the top level, this covers one nested under an invoice id)."""
+        """A write's answer read. The error mapper already raises on every Failed shape;
+        this check keeps a Failed answer from ever counting as done should one get past."""
         message = _error_text(answer)
         if message is not None:
             err = classify_error(message, 200)
