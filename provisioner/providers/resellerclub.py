@@ -8,8 +8,11 @@ instead of ordering twice.
 
 Every call carries ``auth-userid`` and ``api-key`` (query string on GET, form
 body on POST). Errors come as ``{"status": "ERROR", "message": ...}`` in any
-HTTP status, also 200; ``resellerclub_error`` turns them into the error
-hierarchy by their text, since the API has no error codes.
+HTTP status, also 200, and a write can answer ``"status": "Failed"`` /
+``"actionstatus": "Failed"`` with ``actionstatusdesc``; ``resellerclub_error``
+turns every such shape into the error hierarchy (by their text, since the API
+has no error codes). Write answers of PayInvoice/KeepInvoice may come nested
+under the invoice id; ``unwrap`` and ``WriteAnswer`` read them.
 """
 from __future__ import annotations
 
@@ -80,11 +83,17 @@ class ProductLine:
 PRODUCT_LINES: dict[str, ProductLine] = {line.path: line for line in (
     ProductLine("enterpriseemail", "us", "enterpriseemailus"),
     ProductLine("enterpriseemail", "in", "enterpriseemailin"),
-    ProductLine("eelite", "us", "eeliteus"),      # Business Email: US server only
+    ProductLine("eelite", "us", "eeliteus"),      # Business Email
+    # Business Email's India and UK keys; their API paths follow the {product}/{region}
+    # pattern of the others (unverified, see the doc), so they are opt-in.
+    ProductLine("eelite", "in", "eelitein"),
+    ProductLine("eelite", "uk", "eeliteuk"),
 )}
 LINES_BY_KEY = {line.key: line for line in PRODUCT_LINES.values()}
+#: the lines used when ``product_lines`` is not set: those whose paths are verified
+DEFAULT_LINES = ("enterpriseemail/us", "enterpriseemail/in", "eelite/us")
 EMAIL_PRODUCTS = ("enterpriseemail", "eelite")
-REGIONS = ("us", "in")
+REGIONS = ("us", "in", "uk")
 
 # currentstatus values (details, search) -> ours
 STATUSES: dict[str, AccountStatus] = {
@@ -122,15 +131,31 @@ def _has(text: str, fragments: Iterable[str]) -> bool:
     return any(fragment in text for fragment in fragments)
 
 
+def unwrap(body: Any) -> Any:
+    """A write answer without the invoice-id level that PayInvoice/KeepInvoice put
+    around it (``{"78877737": {...}}``); anything else unchanged."""
+    if isinstance(body, Mapping) and len(body) == 1:
+        (key, inner), = body.items()
+        if str(key).isdigit() and isinstance(inner, Mapping):
+            return inner
+    return body
+
+
+FAILED = "failed"
+
+
 def _error_text(body: Any) -> str | None:
     """The message of an error answer, or None if ``body`` is not one."""
+    body = unwrap(body)
     if not isinstance(body, Mapping):
         return None
-    if str(body.get("status", "")).strip().lower() == "error":
+    status = str(body.get("status", "")).strip().lower()
+    if status == "error":
         return str(body.get("message") or body.get("error") or "error").strip()
-    if str(body.get("actionstatus", "")).strip().lower() == "failed":
+    if status == FAILED or str(body.get("actionstatus", "")).strip().lower() == FAILED:
         # a write the upstream accepted and then refused
-        return str(body.get("actionstatusdesc") or "the action failed").strip()
+        return str(body.get("actionstatusdesc") or body.get("message")
+                   or "the action failed").strip()
     return None
 
 
@@ -153,8 +178,15 @@ def classify_error(message: str, status: int, retry_after: float | None = None) 
     return ValidationError(message)
 
 
+FAILED_SAFE_MESSAGE = "The e-mail platform could not carry out the request."
+
+
 def resellerclub_error(response: requests.Response, body: Any) -> ProviderError | None:
-    """HttpClient error mapper: ``{"status": "ERROR", "message": ...}`` in any HTTP status."""
+    """HttpClient error mapper: ``{"status": "ERROR", "message": ...}`` in any HTTP
+    status, and write answers whose ``status`` or ``actionstatus`` is ``Failed``.
+
+    Errors made from an answer carry ``refused = True``: the upstream read the call
+    and said no, which is not the same as a broken connection or server."""
     status = response.status_code
     retry_after = parse_retry_after(response.headers.get("Retry-After")) if status in (429, 503) else None
     message = _error_text(body)
@@ -162,7 +194,34 @@ def resellerclub_error(response: requests.Response, body: Any) -> ProviderError 
         if status == 429:
             return RateLimited(retry_after=retry_after)
         return None            # a plain HTTP error: the status mapping applies
-    return classify_error(message, status, retry_after)
+    err = classify_error(message, status, retry_after)
+    inner = unwrap(body)
+    if str(inner.get("status", "")).strip().lower() != "error" and type(err) is ValidationError:
+        err.safe_message = FAILED_SAFE_MESSAGE      # a Failed action: never its own text
+    err.refused = True         # type: ignore[attr-defined]
+    return err
+
+
+@dataclass(frozen=True)
+class WriteAnswer:
+    """What a write (add, renew, add/delete-email-account, ...) answered, unwrapped."""
+    entity_id: str | None         # the order id; absent with OnlyAdd
+    action_type: str              # Add, Renew, AddEmailAccount, DeleteEmailAccount, ...
+    action_status: str            # InvoicePaid, PendingExecution, ExecutionStarted, ...
+    invoice_id: str | None
+
+    @classmethod
+    def of(cls, body: Any) -> "WriteAnswer":
+        data = unwrap(body)
+        if not isinstance(data, Mapping):
+            data = {}
+        invoice = data.get("invoiceid")
+        if invoice is None and isinstance(body, Mapping) and data is not body:
+            invoice = next(iter(body))                  # the nesting key is the invoice id
+        return cls(entity_id=_order_id(data.get("entityid")),
+                   action_type=str(data.get("actiontype") or ""),
+                   action_status=str(data.get("actionstatus") or ""),
+                   invoice_id=_order_id(invoice))
 
 
 # --- small conversions ------------------------------------------------------------
@@ -222,17 +281,32 @@ def split_phone(phone: str) -> tuple[str, str] | None:
     return (match.group(1), number) if len(number) >= 4 else None
 
 
-def new_customer_password(length: int = 15) -> str:
-    """A random password ResellerClub accepts (8-15 characters, mixed classes).
+# LogicBoxes' two published customer password policies: the 2015 one (8-15
+# characters; lower, upper, digit and one of @#$%^&+=.\\-_*; not the name) and
+# the newer one of the v2 APIs (9-16 characters; lower, upper, digit and one of
+# ~*!@$#%_+.?:,{}). A password in both: 9-15 characters, symbols from both sets.
+PASSWORD_SYMBOLS = "@#$%+._*"
+PASSWORD_LENGTH = 12
 
-    Never stored or logged: the provisioner acts through the reseller's API key;
-    a customer who needs the panel resets it there."""
-    classes = (string.ascii_uppercase, string.ascii_lowercase, string.digits, "!@#$%^*")
-    chars = [secrets.choice(c) for c in classes]
+
+def new_customer_password(length: int = PASSWORD_LENGTH, avoid: Iterable[str] = ()) -> str:
+    """A random password both LogicBoxes policies accept (see PASSWORD_SYMBOLS).
+
+    ``avoid``: words (the customer's name) the password must not contain. Never
+    stored or logged: the provisioner acts through the reseller's API key; a
+    customer who needs the panel resets it there."""
+    if not 9 <= length <= 15:
+        raise ValueError("a LogicBoxes password has 9-15 characters under both policies")
+    words = [w.lower() for w in avoid if len(w) >= 3]
+    classes = (string.ascii_uppercase, string.ascii_lowercase, string.digits, PASSWORD_SYMBOLS)
     pool = "".join(classes)
-    chars += [secrets.choice(pool) for _ in range(length - len(chars))]
-    secrets.SystemRandom().shuffle(chars)
-    return "".join(chars)
+    while True:
+        chars = [secrets.choice(c) for c in classes]
+        chars += [secrets.choice(pool) for _ in range(length - len(chars))]
+        secrets.SystemRandom().shuffle(chars)
+        password = "".join(chars)
+        if not any(w in password.lower() for w in words):
+            return password
 
 
 PURPOSES = {"MX": "mail delivery", "CNAME": "webmail and client set-up", "SRV": "client set-up"}
@@ -336,7 +410,7 @@ class ResellerClubProvider(Provider):
 
     def _product_lines(self, value: Any) -> tuple[ProductLine, ...]:
         if value in (None, "", []):
-            return tuple(PRODUCT_LINES.values())
+            return tuple(PRODUCT_LINES[path] for path in DEFAULT_LINES)
         names = [value] if isinstance(value, str) else value
         if not isinstance(names, list):
             raise ConfigurationError(f"upstream {self.name}: product_lines must be a list")
@@ -530,14 +604,38 @@ class ResellerClubProvider(Provider):
             if existing is None:
                 raise
             return existing
-        order_id = _order_id(answer.get("entityid")) if isinstance(answer, Mapping) else None
+        written = self._written(answer, "create_account")
+        order_id = written.entity_id
         if order_id is None:
-            raise MalformedResponse(f"{self.name} create_account: the answer has no order id",
-                                    action="create_account")
+            # OnlyAdd (and answers we cannot read) name no order: adopt it by its domain,
+            # as a retry would; never order again.
+            adopted = self.find_account(spec)
+            if adopted is None:
+                raise MalformedResponse(
+                    f"{self.name} create_account: the answer names no order and orderid.json "
+                    f"finds none for {spec.domain} yet (action {written.action_status or '?'})",
+                    action="create_account")
+            order_id = adopted.id
         self._remember(order_id, line)
-        log.info("upstream %s: ordered %s for service %s as order %s", self.name, line.key,
-                 spec.service_id, order_id)
+        log.info("upstream %s: ordered %s for service %s as order %s (%s %s)", self.name, line.key,
+                 spec.service_id, order_id, written.action_type or "?",
+                 written.action_status or "?")
         return self.get_account(order_id)
+
+    def _written(self, answer: Any, action: str) -> WriteAnswer:
+        """A write's answer read. The error mapper already raises on every Failed shape;
+        this check keeps a Failed answer from ever counting as done should one get past."""
+        message = _error_text(answer)
+        if message is not None:
+            err = classify_error(message, 200)
+            if type(err) is ValidationError:
+                err.safe_message = FAILED_SAFE_MESSAGE
+            err.action = action
+            raise err
+        written = WriteAnswer.of(answer)
+        log.debug("upstream %s %s: %s %s (invoice %s)", self.name, action, written.action_type,
+                  written.action_status, written.invoice_id)
+        return written
 
     def delete_account(self, account_id: str) -> None:
         try:
@@ -595,12 +693,14 @@ class ResellerClubProvider(Provider):
         # Relative changes: not idempotent, so never retried blindly; a retried job
         # reads the count again and asks only for what is still missing.
         if want > have:
-            self._post(f"{line.path}/add-email-account.json", "set_limits",
-                       [("order-id", account_id), ("no-of-accounts", want - have),
-                        ("invoice-option", self.invoice_option)])
+            # PayInvoice/KeepInvoice answer under the invoice id, OnlyAdd without entityid
+            self._written(self._post(f"{line.path}/add-email-account.json", "set_limits",
+                                     [("order-id", account_id), ("no-of-accounts", want - have),
+                                      ("invoice-option", self.invoice_option)]), "set_limits")
         elif want < have:
-            self._post(f"{line.path}/delete-email-account.json", "set_limits",
-                       [("order-id", account_id), ("no-of-accounts", have - want)])
+            self._written(self._post(f"{line.path}/delete-email-account.json", "set_limits",
+                                     [("order-id", account_id), ("no-of-accounts", have - want)]),
+                          "set_limits")
 
     def renew(self, account_id: str, until: dt.date) -> dt.date | None:
         data, line = self._details(str(account_id), "renew")
@@ -610,9 +710,12 @@ class ResellerClubProvider(Provider):
         months = renew_months(end, until, self.renew_grace_days)
         if months == 0:
             return None                   # already paid up to until (or less than a month short)
-        self._post(f"{line.path}/renew.json", "renew",
-                   [("order-id", account_id), ("months", months),
-                    ("auto-renew", "false"), ("invoice-option", self.invoice_option)])
+        # no-of-accounts on renew.json is how many accounts to *add* with the renewal:
+        # none, since account changes go through add-email-account (set_limits).
+        self._written(self._post(f"{line.path}/renew.json", "renew",
+                                 [("order-id", account_id), ("months", months),
+                                  ("no-of-accounts", 0), ("auto-renew", "false"),
+                                  ("invoice-option", self.invoice_option)]), "renew")
         return add_months(end, months)
 
     # --- bulk reads -------------------------------------------------------------------
@@ -689,7 +792,9 @@ class ResellerClubProvider(Provider):
         return [record for record in map(_dns_record, rows) if record is not None]
 
     def price_table(self) -> list[PriceRow]:
-        cost = _price_cells(self._get("products/reseller-price.json", "price_table"))
+        keys = {line.key for line in self.lines}        # only the lines this upstream sells
+        cost = {k: v for k, v in _price_cells(self._get("products/reseller-price.json",
+                                                        "price_table")).items() if k[0] in keys}
         price = _price_cells(self._get("products/customer-price.json", "price_table"))
         order = {"add": 0, "renew": 1}
         keys = sorted(cost, key=lambda k: (k[0], _range_start(k[1]), order.get(k[2], 9), k[2], k[3]))
@@ -698,10 +803,20 @@ class ResellerClubProvider(Provider):
 
     # --- the upstream customer ----------------------------------------------------------
     def _customer_lookup(self, username: str) -> str | None:
+        """The customer id of ``username``, or None when ResellerClub answers with an error.
+
+        As in ResellerClub's own WHMCS modules, *any* error answer of the look-up means
+        "no such customer, sign up": its wording is not relied on. Only failures that
+        are no answer (connection, timeout, HTTP errors without the envelope, HTTP 429)
+        propagate; a real refusal (bad credentials) then fails the sign-up that follows."""
         try:
             data = self._get("customers/details.json", "find_customer", [("username", username)])
-        except NotFound:
-            return None
+        except ProviderError as err:
+            if getattr(err, "refused", False) and not isinstance(err, RateLimited):
+                log.info("upstream %s find_customer: no customer for this username (%s)",
+                         self.name, err.code)
+                return None
+            raise
         customer_id = _order_id(data.get("customerid")) if isinstance(data, Mapping) else None
         if customer_id is None:
             raise MalformedResponse(f"{self.name} find_customer: the answer has no customerid",
@@ -723,10 +838,14 @@ class ResellerClubProvider(Provider):
         try:
             # the body holds the new customer's password: kept out of the logs entirely
             answer = self._post("customers/signup.json", "create_customer",
-                                [("username", username), ("passwd", new_customer_password()),
+                                [("username", username),
+                                 ("passwd", new_customer_password(avoid=details["name"].split())),
                                  *details.items()], log_bodies=False)
-        except Conflict:
-            found = self._customer_lookup(username)   # signed up meanwhile (a parallel job)
+        except ProviderError as err:
+            if not getattr(err, "refused", False) or isinstance(err, (RateLimited, AuthError)):
+                raise
+            # Refused, whatever the wording: maybe signed up meanwhile (a parallel job).
+            found = self._customer_lookup(username)
             if found is None:
                 raise
             return found

@@ -1,12 +1,14 @@
 """Simulator of ResellerClub's HTTP API for Enterprise Email and Business Email.
 
-Serves what ``provider: resellerclub`` uses, as ResellerClub documents it
-(seed 003, ../shared/UPSTREAMS.md, docs/providers/resellerclub.md): the order
-actions under ``/api/enterpriseemail/us/``, ``/api/enterpriseemail/in/`` and
-``/api/eelite/us/``, customers, order suspension and the price tables. Every
-call needs ``auth-userid`` and ``api-key`` (query or form); errors answer
-``{"status": "ERROR", "message": ...}``. New orders are ``InActive`` until
-``activation_delay`` seconds have passed, then ``Active``.
+Serves what ``provider: resellerclub`` uses, in the shapes public clients show
+(docs/providers/resellerclub.md, "Where the API facts come from"): the order
+actions under ``/api/enterpriseemail/{us,in}/`` and ``/api/eelite/{us,in,uk}/``,
+customers (``signup.json`` with the 2015 password policy, ``v2/signup.json`` with
+the newer one), order suspension and the price tables. Every call needs
+``auth-userid`` and ``api-key`` (query or form); errors answer
+``{"status": "ERROR", "message": ...}``, refused writes ``"status": "Failed"``.
+New orders are ``InActive`` until ``activation_delay`` seconds have passed, then
+``Active``.
 
 All state lives in the :class:`ResellerClubSimulator` of the app that
 :func:`create_app` builds, so every app (and every test) starts empty.
@@ -19,6 +21,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import string
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,16 +29,24 @@ from typing import Any, ClassVar
 
 from flask import Flask, Response, jsonify, request
 
-from .control import ControlError, SimulatorBase, UnknownAccount, install
+from .control import ControlError, SimulatorBase, UnknownAccount, control_route, install
 
 # (product, region) -> product key; the API path is /api/{product}/{region}/{action}.json
 LINES: dict[tuple[str, str], str] = {
     ("enterpriseemail", "us"): "enterpriseemailus",
     ("enterpriseemail", "in"): "enterpriseemailin",
     ("eelite", "us"): "eeliteus",
+    ("eelite", "in"): "eelitein",        # paths of these two: unverified (see the doc)
+    ("eelite", "uk"): "eeliteuk",
 }
 LINE_NAMES = {"enterpriseemailus": "Enterprise Email US", "enterpriseemailin": "Enterprise Email IN",
-              "eeliteus": "Business Email"}
+              "eeliteus": "Business Email", "eelitein": "Business Email IN",
+              "eeliteuk": "Business Email UK"}
+#: details' entitytypeid: eeliteus's from Pitchero's fixture, the others made up (unverified)
+ENTITY_TYPE_IDS = {"eeliteus": "283", "enterpriseemailus": "281", "enterpriseemailin": "282",
+                   "eelitein": "284", "eeliteuk": "285"}
+#: the writes ``POST /_sim/fail-actions`` can make answer ``Failed``
+FAILABLE = ("add", "renew", "add-email-account", "delete-email-account", "delete")
 INVOICE_OPTIONS = ("NoInvoice", "PayInvoice", "KeepInvoice", "OnlyAdd")
 LIVE = ("InActive", "Active", "Suspended")
 STATUS_NAMES = ("InActive", "Active", "Suspended", "Pending Delete Restorable", "Deleted", "Archived")
@@ -129,6 +140,30 @@ def add_months(stamp: float, months: int) -> int:
     return int(moment.replace(year=year, month=month, day=day).timestamp())
 
 
+# LogicBoxes' published customer password policies (docs/providers/resellerclub.md):
+# the 2015 one, which the original signup.json keeps, and the newer one of v2/signup.json.
+OLD_POLICY_SYMBOLS = "@#$%^&+=.\\-_*"
+NEW_POLICY_SYMBOLS = "~*!@$#%_+.?:,{}"
+OLD_POLICY_TEXT = ("Password must be 8 - 15 characters long, cannot contain your name and must contain 1 "
+                   "character each from lowercase letters, uppercase letters, numbers and symbols "
+                   "(@ , # , $ , % , ^ , & , + , = , . , \\ , - , _ , *)")
+NEW_POLICY_TEXT = ("Password must be between 9-16 characters and contain uppercase characters (A-Z), "
+                   "lowercase characters (a-z), numbers (0-9) and special characters ~*!@$#%_+.?:,{}")
+
+
+def password_problem(password: str, name: str, *, v2: bool) -> str | None:
+    """Why ``password`` breaks the policy of ``signup.json`` (or ``v2/signup.json``), or None."""
+    low, high, symbols, text = ((9, 16, NEW_POLICY_SYMBOLS, NEW_POLICY_TEXT) if v2
+                                else (8, 15, OLD_POLICY_SYMBOLS, OLD_POLICY_TEXT))
+    allowed = set(string.ascii_letters + string.digits + symbols)
+    ok = (low <= len(password) <= high and re.search(r"[a-z]", password) and re.search(r"[A-Z]", password)
+          and re.search(r"\d", password) and any(c in symbols for c in password)
+          and set(password) <= allowed)
+    if ok and not v2:
+        ok = not any(len(w) >= 3 and w.lower() in password.lower() for w in name.split())
+    return None if ok else text
+
+
 def _hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
     digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, 1000)
@@ -141,7 +176,8 @@ ACCOUNT_RANGES = ("1-5", "6-10", "11-15", "16-25", "26-35", "36-55", "56-65", "6
                   "86-100", "101-10000")
 TENURES = (1, 3, 6, 12)
 # Cost per e-mail account and month for 1-5 accounts, 1 month (illustrative values).
-BASE_COST = {"enterpriseemailus": 1.20, "enterpriseemailin": 0.90, "eeliteus": 0.80}
+BASE_COST = {"enterpriseemailus": 1.20, "enterpriseemailin": 0.90, "eeliteus": 0.80,
+             "eelitein": 0.60, "eeliteuk": 0.85}
 CUSTOMER_MARKUP = 1.35
 RANGE_DISCOUNT = 0.03          # per range step
 TENURE_DISCOUNT = {1: 1.0, 3: 0.97, 6: 0.93, 12: 0.85}
@@ -196,16 +232,25 @@ class Customer:
     phone: str
     lang_pref: str
     created: int
+    pin: str = "0000"
+    other_state: str = ""
     password_hash: str = field(repr=False, default="")
 
     def details(self, reseller_id: str) -> dict[str, Any]:
+        """The ``customers/details.json`` answer: the field set of a captured real answer
+        (TI-Sin-Problemas/resellerclub-python tests/responses/customers/customer_details.txt),
+        values as strings except the two that real answers send as JSON types."""
         return {
-            "customerid": str(self.id), "username": self.username, "resellerid": reseller_id,
-            "parentid": reseller_id, "name": self.name, "company": self.company,
-            "useremail": self.username, "telnocc": self.phone_cc, "telno": self.phone,
-            "address1": self.address, "city": self.city, "state": self.state,
-            "country": self.country, "zip": self.zipcode, "langpref": self.lang_pref,
-            "creationdt": str(self.created), "customerstatus": "Active", "totalreceipts": "0.00",
+            "city": self.city, "langpref": self.lang_pref, "twofactorsmsauth_enabled": "false",
+            "totalreceipts": "0.0", "company": self.company, "username": self.username,
+            "pin": self.pin, "country": self.country, "ispasswdexpired": "false",
+            "useremail": self.username, "telno": self.phone, "customerid": str(self.id),
+            "twofactorgoogleauth_enabled": "false", "creationdt": str(self.created),
+            "zip": self.zipcode, "address1": self.address, "parentid": reseller_id,
+            "salescontactid": "0", "name": self.name, "isDominicanTaxConfiguredByParent": False,
+            "resellerid": reseller_id, "salespersonshash": {}, "telnocc": self.phone_cc,
+            "other_state": self.other_state or self.state, "customerstatus": "Active",
+            "stateid": "0", "twofactorauth_enabled": "false", "state": self.state,
         }
 
 
@@ -228,15 +273,26 @@ class Order:
     suspend_reason: str | None = None
 
     def details(self, reseller_id: str) -> dict[str, Any]:
+        """The order's ``details.json``: the fields of the eelite/us answer that
+        Pitchero/ResellerClub's tests use (BusinessEmailOrderTest::...Get), plus
+        ``autoRenew``. Values are strings there except ``emailaccounts`` (a number
+        in that fixture; strings here, as the adapter reads both), the two lists and
+        ``currentOrderPrice``."""
         return {
-            "entityid": str(self.id), "description": self.domain, "domainname": self.domain,
-            "currentstatus": self.status, "productcategory": self.product,
-            "productkey": self.product_key, "creationtime": str(self.created), "endtime": str(self.end),
-            "isImmediateReseller": "true", "parentkey": f"{RESELLER_PARENTS}_{reseller_id}",
-            "customerid": str(self.customer_id), "emailaccounts": str(self.email_accounts),
-            "isOrderSuspendedUponExpiry": "true" if self.suspended_on_expiry else "false",
+            "orderid": str(self.id), "eaqid": "0", "description": self.domain,
+            "currentstatus": self.status, "paused": "false", "emailaccounts": str(self.email_accounts),
+            "customercost": "0.0", "parentkey": f"{RESELLER_PARENTS}_{reseller_id}", "orderstatus": [],
+            "creationtime": str(self.created), "recurring": "true" if self.auto_renew else "false",
+            "entitytypeid": ENTITY_TYPE_IDS[self.product_key], "isDeletionRequest": "false",
+            "isImmediateReseller": "true", "productkey": self.product_key,
+            "customerid": str(self.customer_id), "resellercost": "0",
             "orderSuspendedByParent": "true" if self.suspended_by_parent else "false",
-            "allowdeletion": "true", "autoRenew": "true" if self.auto_renew else "false",
+            "endtime": str(self.end), "entityid": str(self.id), "jumpConditions": [],
+            "currentOrderPrice": 0.0,
+            "isOrderSuspendedUponExpiry": "true" if self.suspended_on_expiry else "false",
+            "actioncompleted": "0", "domainname": self.domain, "productcategory": "hosting",
+            "allowdeletion": "true", "moneybackperiod": "30",
+            "autoRenew": "true" if self.auto_renew else "false",
         }
 
     def search_row(self) -> dict[str, Any]:
@@ -280,6 +336,7 @@ class ResellerClubSimulator(SimulatorBase):
         self.activation_delay = activation_delay
         self.clock = clock
         self.actions: dict[str, str] = {}
+        self.failing: dict[str, str] = {}
         self.reset_state()
 
     # --- control hooks ---------------------------------------------------------
@@ -319,6 +376,7 @@ class ResellerClubSimulator(SimulatorBase):
             self.next_order_id = 80000001
             self.next_customer_id = 20000001
             self.next_action_id = 500000001
+            self.failing = {}
 
     def mutate(self, account_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         order = self.orders.get(int(account_id)) if account_id.isdigit() else None
@@ -380,21 +438,38 @@ class ResellerClubSimulator(SimulatorBase):
         return next((c for c in self.customers.values() if c.username == wanted), None)
 
     def write_answer(self, order: Order, action_type: str, description: str,
-                     invoice_option: str, amount: float = 0.0) -> dict[str, Any]:
-        """The answer of a write: the action queued for the order, plus invoice fields."""
+                     invoice_option: str, amount: float = 0.0,
+                     action_status: str = "InvoicePaid") -> dict[str, Any]:
+        """The answer of a write, in the shapes Pitchero/ResellerClub's fixtures show:
+        flat with ``"status": "Success"``; invoice fields unless ``NoInvoice``."""
         pending = order.status == "InActive"
         answer: dict[str, Any] = {
             "description": order.domain, "entityid": str(order.id), "actiontype": action_type,
             "actiontypedesc": description, "eaqid": self.action_id(),
-            "actionstatus": "Processing" if pending else "Success",
-            "actionstatusdesc": ("The order will be processed in the next 5-10 minutes" if pending
-                                 else "Action completed successfully"),
+            "actionstatus": action_status,
+            "actionstatusdesc": ("Your Order will be processed by our automatic provisioning system "
+                                 "in the next 5-10 minutes." if pending
+                                 else "Request will be processed in some time."),
+            "status": "Success",
         }
         if invoice_option != "NoInvoice":
             answer.update({"invoiceid": self.action_id(), "customerid": str(order.customer_id),
                            "sellingcurrencysymbol": "USD", "sellingamount": f"{amount:.2f}",
                            "unutilisedsellingamount": f"{amount:.2f}"})
         return answer
+
+    def only_add_answer(self, order: Order, amount: float) -> dict[str, Any]:
+        """What an ``OnlyAdd`` write answers: the invoice, no ``entityid``."""
+        return {"customercost": f"{amount:.2f}", "eaqid": self.action_id(),
+                "customerid": str(order.customer_id), "invoiceid": self.action_id()}
+
+    def failed_answer(self, action: str) -> dict[str, Any] | None:
+        """The ``Failed`` answer ``/_sim/fail-actions`` armed for ``action``, once."""
+        description = self.failing.pop(action, None)
+        if description is None:
+            return None
+        return {"actiontype": ACTION_TYPES.get(action, action), "eaqid": self.action_id(),
+                "actionstatus": "Failed", "actionstatusdesc": description, "status": "Failed"}
 
     def amount(self, order: Order, action: str, accounts: int, months: int) -> float:
         tenure = max(t for t in TENURES if t <= months) if months >= 1 else 1
@@ -403,6 +478,18 @@ class ResellerClubSimulator(SimulatorBase):
 
 
 # --- routes -----------------------------------------------------------------------
+
+#: actiontype of each write (add, renew and the account changes: Pitchero/ResellerClub's
+#: fixtures; delete, suspend and unsuspend: unverified)
+ACTION_TYPES = {"add": "Add", "renew": "Renew", "add-email-account": "AddEmailAccount",
+                "delete-email-account": "DeleteEmailAccount", "delete": "Delete",
+                "suspend": "Suspend", "unsuspend": "UnSuspend"}
+
+
+def _invoiced(answer: dict[str, Any], invoice: str) -> dict[str, Any]:
+    """PayInvoice/KeepInvoice nest a write's answer under its invoice id."""
+    return {answer["invoiceid"]: answer} if invoice in ("PayInvoice", "KeepInvoice") else answer
+
 
 def _register_line(sim: ResellerClubSimulator, route, product: str, region: str, key: str) -> None:
     prefix = f"/api/{product}/{region}"
@@ -434,6 +521,9 @@ def _register_line(sim: ResellerClubSimulator, route, product: str, region: str,
             sim.refresh(other)
             if other.domain == domain and other.live and other.product in ("enterpriseemail", "eelite"):
                 raise ApiError(f"An e-mail order already exists for {domain} (order {other.id})")
+        failed = sim.failed_answer("add")
+        if failed is not None:
+            return jsonify(failed)
         now = sim.now()
         delayed = sim.activation_delay > 0
         order = Order(id=sim.next_order_id, product_key=key, product=product, region=region,
@@ -444,28 +534,38 @@ def _register_line(sim: ResellerClubSimulator, route, product: str, region: str,
                       auto_renew=auto_renew)
         sim.next_order_id += 1
         sim.orders[order.id] = order
+        amount = sim.amount(order, "add", accounts, months)
+        if invoice == "OnlyAdd":           # unverified for add.json: as add-email-account
+            return jsonify(sim.only_add_answer(order, amount))
         return jsonify(sim.write_answer(
-            order, "AddEmailOrder",
-            f"Addition of {LINE_NAMES[key]} order for {domain} for {months} month(s) with {accounts} "
-            f"e-mail account(s)", invoice, sim.amount(order, "add", accounts, months)))
+            order, ACTION_TYPES["add"],
+            f"Addition of {LINE_NAMES[key]} {accounts} for {domain} for {months} month", invoice,
+            amount))
 
     @route(f"{prefix}/renew.json", "POST", f"{name}/renew")
     def renew():
         order = sim.live_order(order_param(), key)
         months = _int_param("months", required=True, minimum=1, maximum=MAX_MONTHS)
-        accounts = _int_param("no-of-accounts", minimum=1, maximum=MAX_ACCOUNTS)
+        # the number of *additional* accounts bought with the renewal (RenewRequest in
+        # Pitchero/ResellerClub): 0 or absent renews the order as it is
+        extra = _int_param("no-of-accounts", minimum=0, maximum=MAX_ACCOUNTS) or 0
         invoice = _invoice_option()
+        if order.email_accounts + extra > MAX_ACCOUNTS:
+            raise ApiError(f"no-of-accounts is invalid: an order cannot exceed {MAX_ACCOUNTS} accounts")
+        failed = sim.failed_answer("renew")
+        if failed is not None:
+            return jsonify(failed)
         order.auto_renew = _bool_param("auto-renew", order.auto_renew)
-        if accounts is not None:
-            order.email_accounts = accounts
+        order.email_accounts += extra
         order.end = add_months(order.end, months)
         if order.suspended_on_expiry:
             order.suspended_on_expiry = False
             if order.status == "Suspended" and not order.suspended_by_parent:
                 order.status = "Active"
         return jsonify(sim.write_answer(
-            order, "RenewEmailOrder", f"Renewal of {LINE_NAMES[key]} order for {order.domain} for "
-            f"{months} month(s)", invoice, sim.amount(order, "renew", order.email_accounts, months)))
+            order, ACTION_TYPES["renew"], f"Renewal of {LINE_NAMES[key]} {order.email_accounts} for "
+            f"{order.domain} for {months} month", invoice,
+            sim.amount(order, "renew", order.email_accounts, months)))
 
     @route(f"{prefix}/add-email-account.json", "POST", f"{name}/add-email-account")
     def add_email_account():
@@ -474,11 +574,17 @@ def _register_line(sim: ResellerClubSimulator, route, product: str, region: str,
         invoice = _invoice_option()
         if order.email_accounts + accounts > MAX_ACCOUNTS:
             raise ApiError(f"no-of-accounts is invalid: an order cannot exceed {MAX_ACCOUNTS} accounts")
+        failed = sim.failed_answer("add-email-account")
+        if failed is not None:
+            return jsonify(failed)
         order.email_accounts += accounts
         remaining = max(1, round((order.end - sim.now()) / (30 * 86400)))
-        return jsonify(sim.write_answer(
-            order, "AddEmailAccount", f"Addition of {accounts} e-mail account(s) to {order.domain}",
-            invoice, sim.amount(order, "add", accounts, remaining)))
+        amount = sim.amount(order, "add", accounts, remaining)
+        if invoice == "OnlyAdd":           # Pitchero's fixture: the invoice, no entityid
+            return jsonify(sim.only_add_answer(order, amount))
+        return jsonify(_invoiced(sim.write_answer(
+            order, ACTION_TYPES["add-email-account"],
+            f"Addition of {accounts} email account for {order.domain}", invoice, amount), invoice))
 
     @route(f"{prefix}/delete-email-account.json", "POST", f"{name}/delete-email-account")
     def delete_email_account():
@@ -487,22 +593,29 @@ def _register_line(sim: ResellerClubSimulator, route, product: str, region: str,
         if accounts >= order.email_accounts:
             raise ApiError(f"no-of-accounts is invalid: cannot delete {accounts} of the order's "
                            f"{order.email_accounts} e-mail account(s); at least one must remain")
+        failed = sim.failed_answer("delete-email-account")
+        if failed is not None:
+            return jsonify(failed)
         order.email_accounts -= accounts
         return jsonify(sim.write_answer(
-            order, "DeleteEmailAccount", f"Deletion of {accounts} e-mail account(s) from {order.domain}",
-            "NoInvoice"))
+            order, ACTION_TYPES["delete-email-account"],
+            f"Deletion of {accounts} email account for {order.domain}", "NoInvoice",
+            action_status="ExecutionStarted"))
 
     @route(f"{prefix}/delete.json", "POST", f"{name}/delete")
     def delete():
         order = sim.order(order_param(), key)
         if order.status in ("Deleted", "Archived", "Pending Delete Restorable"):
             raise ApiError(f"Order {order.id} is already {order.status}")
+        failed = sim.failed_answer("delete")
+        if failed is not None:
+            return jsonify(failed)
         order.status = "Deleted"
         order.activate_at = None
         order.suspend_reason = None
-        return jsonify(sim.write_answer(order, "DeleteEmailOrder",
+        return jsonify(sim.write_answer(order, ACTION_TYPES["delete"],
                                         f"Deletion of {LINE_NAMES[key]} order for {order.domain}",
-                                        "NoInvoice"))
+                                        "NoInvoice", action_status="PendingExecution"))
 
     @route(f"{prefix}/details.json", "GET", f"{name}/details")
     def details():
@@ -596,8 +709,9 @@ def _register_other_routes(sim: ResellerClubSimulator, route) -> None:
         order.status = "Suspended"
         order.suspended_by_parent = True
         order.suspend_reason = reason
-        return jsonify(sim.write_answer(order, "Suspend", f"Suspension of order {order.id}: {reason}",
-                                        "NoInvoice"))
+        return jsonify(sim.write_answer(order, ACTION_TYPES["suspend"],
+                                        f"Suspension of order {order.id}: {reason}", "NoInvoice",
+                                        action_status="ExecutionStarted"))
 
     @route("/api/orders/unsuspend.json", "POST", "orders/unsuspend")
     def unsuspend():
@@ -608,8 +722,9 @@ def _register_other_routes(sim: ResellerClubSimulator, route) -> None:
         order.suspended_by_parent = False
         order.suspended_on_expiry = False
         order.suspend_reason = None
-        return jsonify(sim.write_answer(order, "UnSuspend", f"Unsuspension of order {order.id}",
-                                        "NoInvoice"))
+        return jsonify(sim.write_answer(order, ACTION_TYPES["unsuspend"],
+                                        f"Unsuspension of order {order.id}", "NoInvoice",
+                                        action_status="ExecutionStarted"))
 
     @route("/api/customers/details.json", "GET", "customers/details")
     def customer_details():
@@ -629,7 +744,11 @@ def _register_other_routes(sim: ResellerClubSimulator, route) -> None:
 
     @route("/api/customers/signup.json", "POST", "customers/signup")
     def customer_signup():
-        return jsonify(_signup(sim).id)
+        return jsonify(_signup(sim, v2=False).id)
+
+    @route("/api/customers/v2/signup.json", "POST", "customers/v2/signup")
+    def customer_signup_v2():
+        return jsonify(_signup(sim, v2=True).id)
 
     @route("/api/products/customer-price.json", "GET", "products/customer-price")
     def customer_price():
@@ -642,17 +761,20 @@ def _register_other_routes(sim: ResellerClubSimulator, route) -> None:
         return jsonify(price_table(1.0))
 
 
-def _signup(sim: ResellerClubSimulator) -> Customer:
+def _signup(sim: ResellerClubSimulator, *, v2: bool) -> Customer:
     username = (_param("username", required=True) or "").lower()
     if not _EMAIL_RE.match(username):
         raise ApiError("username is invalid: must be an e-mail address")
-    password = _param("passwd", required=True) or ""
-    if not (8 <= len(password) <= 15 and re.search(r"[a-z]", password) and re.search(r"[A-Z]", password)
-            and re.search(r"\d", password)):
-        raise ApiError("passwd is invalid: 8-15 characters with upper- and lower-case letters and digits")
     fields = {name: _param(name, required=True) or "" for name in
               ("name", "company", "address-line-1", "city", "state", "country", "zipcode",
                "phone-cc", "phone")}
+    # the password as sent: surrounding blanks are part of it (and refused)
+    password = request.values.get("passwd") or ""
+    if not password:
+        raise ApiError("passwd is required")
+    problem = password_problem(password, fields["name"], v2=v2)
+    if problem is not None:
+        raise ApiError(problem)
     if not re.fullmatch(r"[A-Za-z]{2}", fields["country"]):
         raise ApiError("country is invalid: must be a two-letter country code")
     if not re.fullmatch(r"\d{1,4}", fields["phone-cc"]):
@@ -670,7 +792,9 @@ def _signup(sim: ResellerClubSimulator) -> Customer:
         id=sim.next_customer_id, username=username, name=fields["name"], company=fields["company"],
         address=fields["address-line-1"], city=fields["city"], state=fields["state"],
         country=fields["country"].upper(), zipcode=fields["zipcode"], phone_cc=fields["phone-cc"],
-        phone=fields["phone"], lang_pref=lang, created=sim.now(), password_hash=_hash_password(password))
+        phone=fields["phone"], lang_pref=lang, created=sim.now(),
+        pin=f"{secrets.randbelow(10000):04d}",   # not the fault dice: faults stay seeded
+        other_state=_param("other-state") or "", password_hash=_hash_password(password))
     sim.next_customer_id += 1
     sim.customers[customer.id] = customer
     return customer
@@ -711,6 +835,22 @@ def _register_routes(app: Flask, sim: ResellerClubSimulator) -> None:
     _register_other_routes(sim, route)
 
 
+def _arm_failure(sim: ResellerClubSimulator, body: Any) -> dict[str, Any]:
+    """``POST /_sim/fail-actions {"action": "add", "description": "..."}``: the next such
+    write answers ``"status": "Failed"`` with the description, and changes nothing."""
+    if not isinstance(body, dict):
+        raise ControlError("the body must be a JSON object", "body")
+    action = body.get("action")
+    if action not in FAILABLE:
+        raise ControlError(f"action: one of {', '.join(FAILABLE)}", "action")
+    description = body.get("description") or "The action could not be completed"
+    if not isinstance(description, str):
+        raise ControlError("description: must be a string", "description")
+    with sim.lock:
+        sim.failing[action] = description
+    return {"armed": dict(sim.failing)}
+
+
 def create_app(*, auth_userid: str = "100001", api_key: str = "dev-resellerclub-key",
                activation_delay: float = 0.0, seed: int | None = None,
                clock: Callable[[], float] | None = None, **_ignored: Any) -> Flask:
@@ -729,4 +869,5 @@ def create_app(*, auth_userid: str = "100001", api_key: str = "dev-resellerclub-
                                 activation_delay=activation_delay, seed=seed, clock=clock or time.time)
     install(app, sim)          # first: faults and counting precede the credentials check
     _register_routes(app, sim)
+    control_route(app, "fail-actions", lambda body: _arm_failure(sim, body))
     return app

@@ -294,19 +294,50 @@ def test_customer_defaults_fill_what_billing_did_not_send(sim):
 
 
 def test_the_customer_password_stays_out_of_logs(sim, provider, caplog, monkeypatch):
-    monkeypatch.setattr(rc, "new_customer_password", lambda: "Gen3rated-Pw!x")
+    monkeypatch.setattr(rc, "new_customer_password", lambda avoid=(): "Gen3rated_Pw#x")
     caplog.set_level(logging.DEBUG, logger="provisioner")
     provider.create_account(spec())
     assert "create_customer" in caplog.text
-    assert "Gen3rated-Pw!x" not in caplog.text and KEY not in caplog.text
-    assert "Gen3rated-Pw!x" not in json.dumps(state(sim))
+    assert "Gen3rated_Pw#x" not in caplog.text and KEY not in caplog.text
+    assert "Gen3rated_Pw#x" not in json.dumps(state(sim))
 
 
-def test_generated_passwords_meet_the_rules():
-    for _ in range(50):
+# The two published LogicBoxes policies (docs/providers/resellerclub.md): 2015 and v2.
+OLD_SYMBOLS, NEW_SYMBOLS = set("@#$%^&+=.\\-_*"), set("~*!@$#%_+.?:,{}")
+
+
+def meets(pw: str, low: int, high: int, symbols: set[str]) -> bool:
+    return (low <= len(pw) <= high and any(c.isupper() for c in pw) and any(c.islower() for c in pw)
+            and any(c.isdigit() for c in pw) and any(c in symbols for c in pw)
+            and all(c.isalnum() or c in symbols for c in pw))
+
+
+def test_generated_passwords_meet_both_published_policies():
+    for _ in range(200):
         pw = rc.new_customer_password()
-        assert len(pw) == 15 and any(c.isupper() for c in pw) and any(c.islower() for c in pw)
-        assert any(c.isdigit() for c in pw)
+        assert meets(pw, 8, 15, OLD_SYMBOLS), pw           # 2015: signup.json
+        assert meets(pw, 9, 16, NEW_SYMBOLS), pw           # newer: v2/signup.json
+        assert pw.isascii() and " " not in pw
+
+
+def test_generated_passwords_avoid_the_customer_name(monkeypatch):
+    picks = iter("Ada" + "1@xyzwvutsrq" + "Qb2#kLmnopqr")   # first draw contains "ada"
+    monkeypatch.setattr(rc.secrets, "choice", lambda seq: next(picks))
+    monkeypatch.setattr(rc.secrets.SystemRandom, "shuffle", lambda self, x: None)
+    pw = rc.new_customer_password(avoid=["Ada", "Lovelace"])
+    assert "ada" not in pw.lower() and meets(pw, 9, 15, OLD_SYMBOLS & NEW_SYMBOLS)
+
+
+def test_the_simulator_accepts_generated_passwords_on_both_signups(sim):
+    import requests as rq
+    for path, n in (("customers/signup.json", 0), ("customers/v2/signup.json", 1)):
+        r = rq.post(f"{sim.url}/api/{path}", data={
+            "auth-userid": USERID, "api-key": KEY, "username": f"pw{n}@example.com",
+            "passwd": rc.new_customer_password(avoid=["Ada", "Lovelace"]), "name": "Ada Lovelace",
+            "company": "X", "address-line-1": "1 Main St", "city": "Berlin", "state": "Berlin",
+            "country": "DE", "zipcode": "10115", "phone-cc": "49", "phone": "3012345678",
+            "lang-pref": "en"}, timeout=5)
+        assert r.status_code == 200 and isinstance(r.json(), int), r.text
 
 
 @pytest.mark.parametrize("phone, expected", [
@@ -531,7 +562,7 @@ def test_price_table_parsing(provider, monkeypatch):
 
 @pytest.mark.parametrize("change, text", [
     ({"api_key": ""}, "api_key is required"), ({"auth_userid": None}, "auth_userid is required"),
-    ({"invoice_option": "Later"}, "invoice_option"), ({"product_lines": ["eelite/in"]}, "unknown product line"),
+    ({"invoice_option": "Later"}, "invoice_option"), ({"product_lines": ["eelite/eu"]}, "unknown product line"),
     ({"timeout": "soon"}, "timeout"), ({"customer_defaults": {"fax": "1"}}, "unknown key"),
     ({"renew_grace_days": -1}, "renew_grace_days"),
 ])
@@ -564,3 +595,157 @@ def test_account_spec_password_is_never_sent(sim, provider, caplog):
     caplog.set_level(logging.DEBUG, logger="provisioner")
     provider.create_account(replace(spec(), password="Never-Sent-77!"))
     assert "Never-Sent-77!" not in caplog.text and "Never-Sent-77!" not in json.dumps(state(sim))
+
+
+# --- issue 14: the API as published clients see it --------------------------------------
+
+def arm(sim, action: str, description: str = "Insufficient funds in your reseller account") -> None:
+    r = requests.post(f"{sim.url}/_sim/fail-actions", json={"action": action, "description": description},
+                      timeout=5)
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("body", [
+    {"status": "Failed", "actionstatus": "Failed", "actionstatusdesc": "Order could not be executed"},
+    {"status": "Failed", "actionstatusdesc": "Order could not be executed"},
+    {"actionstatus": "Failed", "actionstatusdesc": "Order could not be executed", "status": "Success"},
+    {"78877737": {"status": "Failed", "actionstatus": "Failed", "actionstatusdesc": "Order could not be executed",
+                  "invoiceid": "78877737"}},                   # PayInvoice/KeepInvoice nesting
+])
+def test_every_failed_shape_is_an_error_with_a_safe_message(body):
+    err = resellerclub_error(response(200, body), body)
+    assert type(err) is ValidationError and not err.retryable and err.refused
+    assert "could not be executed" in err.message
+    assert "could not be executed" not in err.safe_message and err.safe_message == rc.FAILED_SAFE_MESSAGE
+
+
+@pytest.mark.parametrize("body", [
+    {"status": "Success", "actionstatus": "InvoicePaid", "actiontype": "Add", "entityid": "1"},
+    {"actionstatus": "PendingExecution", "actiontype": "Add", "entityid": "1"},
+    {"actionstatus": "ExecutionStarted", "actiontype": "DeleteEmailAccount", "entityid": "1"},
+    {"78877737": {"status": "Success", "actionstatus": "InvoicePaid", "entityid": "80030154"}},
+    {"customercost": "90.54", "eaqid": "469769356", "customerid": "17824872", "invoiceid": "78877478"},
+])
+def test_successful_write_shapes_are_not_errors(body):
+    assert resellerclub_error(response(200, body), body) is None
+
+
+def test_write_answers_are_read_flat_nested_and_without_an_id():
+    flat = rc.WriteAnswer.of({"entityid": "79767882", "actiontype": "Add", "actionstatus": "InvoicePaid",
+                              "invoiceid": "77433277", "status": "Success"})
+    assert flat == rc.WriteAnswer("79767882", "Add", "InvoicePaid", "77433277")
+    nested = rc.WriteAnswer.of({"78877737": {"entityid": "80030154", "actiontype": "AddEmailAccount",
+                                             "actionstatus": "InvoicePaid", "status": "Success"}})
+    assert nested == rc.WriteAnswer("80030154", "AddEmailAccount", "InvoicePaid", "78877737")
+    only_add = rc.WriteAnswer.of({"customercost": "90.54", "eaqid": "469769356", "customerid": "17824872",
+                                  "invoiceid": "78877478"})
+    assert only_add.entity_id is None and only_add.invoice_id == "78877478"
+
+
+@pytest.mark.parametrize("action, run", [
+    ("add", lambda p: p.create_account(spec())),
+    ("add-email-account", lambda p: p.set_limits(p.create_account(spec()).id, {"mailboxes": 5})),
+    ("delete-email-account", lambda p: p.set_limits(p.create_account(spec()).id, {"mailboxes": 1})),
+    ("renew", lambda p: p.renew(p.create_account(spec()).id, dt.date(2031, 1, 1))),
+])
+def test_a_failed_write_fails_the_step_and_changes_nothing(sim, provider, action, run):
+    arm(sim, action)
+    with pytest.raises(ValidationError) as caught:
+        run(provider)
+    assert "Insufficient funds" in caught.value.message
+    assert "Insufficient" not in caught.value.safe_message
+    accounts = state(sim)["accounts"]
+    if action == "add":
+        assert accounts == []
+    else:
+        assert accounts[0]["limits"]["mailboxes"] == 2             # as ordered
+
+
+@pytest.mark.parametrize("option", ["NoInvoice", "PayInvoice", "KeepInvoice", "OnlyAdd"])
+def test_every_invoice_option_orders_once_and_adds_accounts(sim, option):
+    p = ResellerClubProvider("rc", config(sim.url, invoice_option=option))
+    account = p.create_account(spec())                 # OnlyAdd: no entityid, adopted by domain
+    assert account.domain == "example.com" and len(state(sim)["accounts"]) == 1
+    p.set_limits(account.id, {"mailboxes": 4})        # PayInvoice/KeepInvoice: nested answer
+    assert p.get_account(account.id).limits["mailboxes"] == 4
+    assert calls(sim)["enterpriseemail/us/add"] == 1
+    p.close()
+
+
+def test_an_answer_without_an_order_id_is_never_ordered_again(sim, monkeypatch):
+    p = ResellerClubProvider("rc", config(sim.url, invoice_option="OnlyAdd"))
+    found = []
+    real = p.find_account
+    monkeypatch.setattr(p, "find_account", lambda s: found.append(1) or (real(s) if len(found) > 2 else None))
+    with pytest.raises(MalformedResponse):             # not found yet: retryable, nothing lost
+        p.create_account(spec())
+    assert len(state(sim)["accounts"]) == 1
+    account = p.create_account(spec())                 # the retry adopts it
+    assert calls(sim)["enterpriseemail/us/add"] == 1 and account.domain == "example.com"
+    p.close()
+
+
+def test_renew_asks_for_no_additional_accounts(sim, provider, monkeypatch):
+    account = provider.create_account(spec())
+    sent = []
+    real = provider._post
+    monkeypatch.setattr(provider, "_post", lambda path, action, data=(), **kw:
+                        sent.append((path, list(data))) or real(path, action, data, **kw))
+    provider.renew(account.id, add_months(account.paid_until, 3))
+    path, data = sent[-1]
+    assert path.endswith("renew.json") and ("no-of-accounts", 0) in data and ("months", 3) in data
+    assert provider.get_account(account.id).limits["mailboxes"] == 2     # the count stays
+
+
+class LookupSession(requests.Session):
+    """Answers ``customers/details.json`` with ``body`` under HTTP ``status``."""
+
+    def __init__(self, status: int, body):
+        super().__init__()
+        self.status, self.body = status, body
+
+    def request(self, method, url, *args, **kwargs):
+        if "customers/details.json" in url:
+            return response(self.status, self.body)
+        return super().request(method, url, *args, **kwargs)
+
+
+@pytest.mark.parametrize("status, body", [
+    (500, {"status": "ERROR", "message": "Some wording nobody has seen before"}),
+    (200, {"status": "ERROR", "message": "xyz"}),
+    (400, {"status": "error", "message": "Invalid username"}),
+])
+def test_any_error_answer_of_the_customer_look_up_means_sign_up(sim, status, body):
+    p = ResellerClubProvider("rc", config(sim.url), session=LookupSession(status, body))
+    p.create_account(spec())
+    assert [c["username"] for c in state(sim)["customers"]] == ["owner@example.com"]
+    p.close()
+
+
+@pytest.mark.parametrize("status, body, error", [
+    (502, None, Unavailable), (429, {"status": "ERROR", "message": "slow down"}, RateLimited),
+])
+def test_a_look_up_that_got_no_answer_signs_nobody_up(sim, status, body, error):
+    p = ResellerClubProvider("rc", config(sim.url), session=LookupSession(status, body))
+    with pytest.raises(error):
+        p.create_account(spec())
+    assert state(sim)["customers"] == [] and state(sim)["accounts"] == []
+    p.close()
+
+
+def test_business_email_in_and_uk_lines(sim):
+    assert ResellerClubProvider("rc", config(sim.url)).lines == tuple(
+        rc.PRODUCT_LINES[p] for p in ("enterpriseemail/us", "enterpriseemail/in", "eelite/us"))
+    p = ResellerClubProvider("rc", config(sim.url, product_lines=["eelite/us", "eelite/in", "eelite/uk"]))
+    for region, key in (("in", "eelitein"), ("uk", "eeliteuk")):
+        account = p.create_account(spec(f"{region}.example", {"mailboxes": 1, "region": region,
+                                                               "email_product": "eelite"}))
+        assert account.native["productkey"] == key
+        assert account.limits == {"mailboxes": 1, "region": region, "email_product": "eelite"}
+    fresh = ResellerClubProvider("rc", config(sim.url, product_lines=["eelite/in", "eelite/uk"]))
+    assert {a.native["entitytype.entitytypekey"] for a in fresh.list_accounts().items} == {"eelitein", "eeliteuk"}
+    with pytest.raises(ConfigurationError, match="not sold in region uk"):
+        p.line_for_limits({"region": "uk", "email_product": "enterpriseemail"})
+    assert {r.product for r in p.price_table()} == {"eeliteus", "eelitein", "eeliteuk"}
+    p.close()
+    fresh.close()

@@ -3,6 +3,8 @@ shapes, errors and the /_sim/ control API."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 
 import pytest
 
@@ -117,8 +119,8 @@ def test_signup_refuses_duplicates_and_bad_fields(client):
             "lang-pref": "en"}
     assert "already exists" in error_of(post(client, "customers/signup.json",
                                              username="owner@example.com", **form))
-    assert "passwd is invalid" in error_of(post(client, "customers/signup.json", username="n@example.com",
-                                                **{**form, "passwd": "alllowercase"}))
+    assert "Password must be 8 - 15 characters" in error_of(
+        post(client, "customers/signup.json", username="n@example.com", **{**form, "passwd": "alllowercase"}))
     assert "country is invalid" in error_of(post(client, "customers/signup.json", username="n@example.com",
                                                  **{**form, "country": "Germany"}))
 
@@ -166,7 +168,8 @@ def test_orders_live_on_their_own_product_line(client):
     biz = order(client, "biz.example", line="eelite/us")
     assert get(client, "eelite/us/details.json", **{"order-id": biz["entityid"]}).get_json()["productkey"] \
         == "eeliteus"
-    assert client.post("/api/eelite/in/add.json", data=AUTH).status_code == 404   # no such server
+    assert client.post("/api/eelite/eu/add.json", data=AUTH).status_code == 404   # no such server
+    assert client.post("/api/enterpriseemail/uk/add.json", data=AUTH).status_code == 404
 
 
 def test_a_second_live_order_for_a_domain_is_refused(client):
@@ -193,7 +196,7 @@ def test_add_validates_its_parameters(client):
 def test_activation_is_asynchronous(clock):
     client = create_app(auth_userid=USERID, api_key=KEY, activation_delay=60, clock=clock).test_client()
     answer = order(client)
-    assert answer["actionstatus"] == "Processing"
+    assert answer["actionstatus"] == "InvoicePaid" and "5-10 minutes" in answer["actionstatusdesc"]
     details = lambda: get(client, "enterpriseemail/us/details.json",  # noqa: E731
                           **{"order-id": answer["entityid"]}).get_json()
     assert details()["currentstatus"] == "InActive"
@@ -220,7 +223,7 @@ def test_email_accounts_are_added_and_deleted(client):
 def test_renew_adds_calendar_months_to_the_end(client):
     order_id = order(client, months=1)["entityid"]
     answer = post(client, "enterpriseemail/us/renew.json", **{"order-id": order_id, "months": 12}).get_json()
-    assert answer["actiontype"] == "RenewEmailOrder"
+    assert answer["actiontype"] == "Renew" and answer["status"] == "Success"
     details = get(client, "enterpriseemail/us/details.json", **{"order-id": order_id}).get_json()
     end = dt.datetime.fromtimestamp(int(details["endtime"]), dt.timezone.utc).date()
     assert end == dt.date(2027, 2, 28)
@@ -249,7 +252,7 @@ def test_suspend_and_unsuspend_through_orders(client):
 def test_delete_keeps_the_order_for_look_ups(client):
     order_id = order(client)["entityid"]
     answer = post(client, "enterpriseemail/us/delete.json", **{"order-id": order_id}).get_json()
-    assert answer["actiontype"] == "DeleteEmailOrder"
+    assert answer["actiontype"] == "Delete" and answer["status"] == "Success"
     details = get(client, "enterpriseemail/us/details.json", **{"order-id": order_id}).get_json()
     assert details["currentstatus"] == "Deleted"
     assert "already Deleted" in error_of(post(client, "enterpriseemail/us/delete.json", **{"order-id": order_id}))
@@ -381,3 +384,120 @@ def test_faults_answer_in_the_resellerclub_shape(client):
     r = get(client, "products/reseller-price.json")
     assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
     assert "Too many requests" in error_of(r)
+
+
+# --- issue 14: shapes as published clients show them ------------------------------------
+
+#: the keys of a captured customers/details.json answer (TI-Sin-Problemas/resellerclub-python,
+#: tests/responses/customers/customer_details.txt)
+CUSTOMER_KEYS = {"city", "langpref", "twofactorsmsauth_enabled", "totalreceipts", "company", "username", "pin",
+                 "country", "ispasswdexpired", "useremail", "telno", "customerid", "twofactorgoogleauth_enabled",
+                 "creationdt", "zip", "address1", "parentid", "salescontactid", "name",
+                 "isDominicanTaxConfiguredByParent", "resellerid", "salespersonshash", "telnocc", "other_state",
+                 "customerstatus", "stateid", "twofactorauth_enabled", "state"}
+
+
+def test_customer_details_answer_every_field_the_real_api_does(client):
+    customer_id = signup(client)
+    details = get(client, "customers/details.json", username="owner@example.com").get_json()
+    assert set(details) == CUSTOMER_KEYS
+    assert details["customerid"] == str(customer_id) and details["customerstatus"] == "Active"
+    assert details["isDominicanTaxConfiguredByParent"] is False and details["salespersonshash"] == {}
+    assert re.fullmatch(r"\d{4}", details["pin"]) and details["stateid"] == "0"
+    assert {details[k] for k in ("twofactorauth_enabled", "twofactorsmsauth_enabled",
+                                 "twofactorgoogleauth_enabled", "ispasswdexpired")} == {"false"}
+    assert get(client, "customers/details-by-id.json", **{"customer-id": customer_id}).get_json() == details
+    assert PASSWORD not in json.dumps(details) and "password_hash" not in details
+
+
+@pytest.mark.parametrize("path, password, ok", [
+    ("customers/signup.json", "Cust0mer-Pass9", True),        # 2015 policy: '-' is one of its symbols
+    ("customers/signup.json", "Cust0mer!Pass9", False),       # '!' is not
+    ("customers/signup.json", "Cust0merPass99", False),       # no symbol
+    ("customers/signup.json", "Ada#Pass0word", False),        # contains the name
+    ("customers/signup.json", "Ab1#efghijklmnop", False),     # 16 characters
+    ("customers/signup.json", "Ab1#efgh", True),              # 8 characters
+    ("customers/v2/signup.json", "Cust0mer!Pass9", True),     # newer policy: '!' is one of its symbols
+    ("customers/v2/signup.json", "Cust0mer-Pass9", False),    # '-' is not
+    ("customers/v2/signup.json", "Ab1#efgh", False),          # 8 characters
+    ("customers/v2/signup.json", "Ab1#efghijklmnop", True),   # 16 characters
+    ("customers/v2/signup.json", "qwe12345dsa", False),       # the WHMCS module's generated form
+])
+def test_signup_enforces_the_published_password_policies(client, path, password, ok):
+    r = post(client, path, username="n@example.com", passwd=password, name="Ada Lovelace", company="X",
+             **{"address-line-1": "1 Main St", "city": "Berlin", "state": "Berlin", "country": "DE",
+                "zipcode": "10115", "phone-cc": "49", "phone": "3012345678", "lang-pref": "en"})
+    if ok:
+        assert r.status_code == 200 and isinstance(r.get_json(), int)
+    else:
+        assert r.status_code == 500 and error_of(r).startswith("Password must be")
+
+
+def test_writes_answer_the_real_actiontypes_and_statuses(client):
+    answer = order(client)
+    assert (answer["actiontype"], answer["actionstatus"], answer["status"]) == ("Add", "InvoicePaid", "Success")
+    order_id = answer["entityid"]
+    add = post(client, "enterpriseemail/us/add-email-account.json",
+               **{"order-id": order_id, "no-of-accounts": 1}).get_json()
+    assert (add["actiontype"], add["actionstatus"]) == ("AddEmailAccount", "InvoicePaid")
+    delete = post(client, "enterpriseemail/us/delete-email-account.json",
+                  **{"order-id": order_id, "no-of-accounts": 1}).get_json()
+    assert delete["actiontype"] == "DeleteEmailAccount"
+    assert delete["actionstatus"] in ("InvoicePaid", "ExecutionStarted", "PendingExecution")
+    renew = post(client, "enterpriseemail/us/renew.json", **{"order-id": order_id, "months": 1}).get_json()
+    assert (renew["actiontype"], renew["actionstatus"]) == ("Renew", "InvoicePaid")
+
+
+@pytest.mark.parametrize("option", ["PayInvoice", "KeepInvoice"])
+def test_add_email_account_with_an_invoice_nests_under_the_invoice_id(client, option):
+    order_id = order(client)["entityid"]
+    body = post(client, "enterpriseemail/us/add-email-account.json",
+                **{"order-id": order_id, "no-of-accounts": 1, "invoice-option": option}).get_json()
+    (invoice, inner), = body.items()
+    assert invoice == inner["invoiceid"] and inner["entityid"] == order_id
+    assert inner["actiontype"] == "AddEmailAccount" and inner["status"] == "Success"
+
+
+def test_only_add_answers_carry_no_entityid(client):
+    order_id = order(client)["entityid"]
+    body = post(client, "enterpriseemail/us/add-email-account.json",
+                **{"order-id": order_id, "no-of-accounts": 1, "invoice-option": "OnlyAdd"}).get_json()
+    assert set(body) == {"customercost", "eaqid", "customerid", "invoiceid"}
+    added = order(client, "only.example", **{"invoice-option": "OnlyAdd"})
+    assert "entityid" not in added and "invoiceid" in added
+    assert get(client, "enterpriseemail/us/orderid.json", **{"domain-name": "only.example"}).status_code == 200
+
+
+def test_renew_no_of_accounts_adds_accounts(client):
+    order_id = order(client, accounts=2)["entityid"]
+    details = lambda: get(client, "enterpriseemail/us/details.json",  # noqa: E731
+                          **{"order-id": order_id}).get_json()
+    post(client, "enterpriseemail/us/renew.json", **{"order-id": order_id, "months": 1, "no-of-accounts": 0})
+    assert details()["emailaccounts"] == "2"
+    post(client, "enterpriseemail/us/renew.json", **{"order-id": order_id, "months": 1, "no-of-accounts": 3})
+    assert details()["emailaccounts"] == "5"                      # 2 + 3 additional, not 3
+    assert "no-of-accounts is invalid" in error_of(post(client, "enterpriseemail/us/renew.json", **{
+        "order-id": order_id, "months": 1, "no-of-accounts": -1}))
+
+
+def test_armed_failures_answer_failed_once_and_change_nothing(client):
+    order_id = order(client, accounts=2)["entityid"]
+    r = client.post("/_sim/fail-actions", json={"action": "add-email-account", "description": "No funds"})
+    assert r.status_code == 200
+    body = post(client, "enterpriseemail/us/add-email-account.json",
+                **{"order-id": order_id, "no-of-accounts": 1}).get_json()
+    assert (body["status"], body["actionstatus"], body["actionstatusdesc"]) == ("Failed", "Failed", "No funds")
+    assert get(client, "enterpriseemail/us/details.json", **{"order-id": order_id}).get_json()["emailaccounts"] \
+        == "2"
+    again = post(client, "enterpriseemail/us/add-email-account.json",
+                 **{"order-id": order_id, "no-of-accounts": 1}).get_json()
+    assert again["status"] == "Success"
+    assert client.post("/_sim/fail-actions", json={"action": "nope"}).status_code == 400
+
+
+@pytest.mark.parametrize("region, key", [("in", "eelitein"), ("uk", "eeliteuk")])
+def test_business_email_in_and_uk(client, region, key):
+    answer = order(client, f"{region}.example", line=f"eelite/{region}")
+    details = get(client, f"eelite/{region}/details.json", **{"order-id": answer["entityid"]}).get_json()
+    assert details["productkey"] == key
+    assert key in get(client, "products/reseller-price.json").get_json()
