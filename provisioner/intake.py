@@ -278,7 +278,7 @@ def _check_upstream_can(runtime: Runtime, event: dict, service: Service | None, 
     provider = _provider(runtime, upstream)
     if provider is None:
         return
-    name = f"{upstream!r} ({provider.kind})"
+    name = provider.kind
     if kind == ev.CREATE and new_account:
         client = event.get("client") or {}
         info = ClientInfo(id=str(client.get("id", "")),
@@ -286,14 +286,15 @@ def _check_upstream_can(runtime: Runtime, event: dict, service: Service | None, 
         missing = provider.missing_client_fields(info)
         if missing:
             raise HookError(422, "client_details_missing",
-                            f"The upstream {name} needs the client's {', '.join(missing)} to open the "
-                            "account; complete the client's billing profile and send the event again.",
+                            f"The e-mail platform ({name}) needs the client's {', '.join(missing)} to open "
+                            "the account; complete the client's billing profile and send the event again.",
                             {f"client.{field}": "required by this upstream" for field in missing})
     if limits is not None:
         problems = provider.limit_problems(limits)
         if problems:
             raise HookError(422, "limits_not_supported",
-                            f"The upstream {name} cannot take this product's limits: "
+                            f"The e-mail platform ({name}, upstream {upstream!r}) cannot take this "
+                            "product's limits: "
                             + " ".join(f"{k}: {v}" for k, v in sorted(problems.items())),
                             {f"limits.{k}": v for k, v in problems.items()})
     # A create for a live service is an update of it too (lifecycle.apply_event).
@@ -305,8 +306,8 @@ def _check_upstream_can(runtime: Runtime, event: dict, service: Service | None, 
         if fixed:
             changes = ", ".join(f"{k} {current[k]} to {limits[k]}" for k in fixed)
             raise HookError(422, "fixed_limit_change",
-                            f"The upstream {name} cannot change {', '.join(fixed)} of an existing "
-                            f"account ({changes}); order a new service instead.",
+                            f"The e-mail platform ({name}) cannot change {', '.join(fixed)} of an "
+                            f"existing account ({changes}); order a new service instead.",
                             {f"limits.{k}": "fixed once the account exists" for k in fixed})
     if kind == ev.CHANGE_PASSWORD and service is not None and event["service"].get("password") \
             and provider.supports(Capability.PASSWORD):

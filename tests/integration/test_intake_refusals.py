@@ -79,7 +79,7 @@ def with_account(runtime, service_id: str, upstream_id: str) -> None:
 def test_resellerclub_create_without_postal_details_is_refused(client, signer, runtime):
     error = refused(client, signer, runtime, rc_create(), "client_details_missing")
     assert set(error["fields"]) == {"client.address", "client.city", "client.postcode", "client.phone"}
-    assert "resellerclub" in error["message"] and "address" in error["message"]
+    assert "(resellerclub) needs the client's address, city, postcode, phone" in error["message"]
     assert counts(runtime) == (0, 0, 0)
 
 
