@@ -304,10 +304,10 @@ def _check_upstream_can(runtime: Runtime, event: dict, service: Service | None, 
         fixed = sorted(k for k in provider.fixed_limits
                        if k in current and k in limits and not _same(current[k], limits[k]))
         if fixed:
-            changes = ", ".join(f"{k} {current[k]} to {limits[k]}" for k in fixed)
+            changes = ", ".join(f"{k} ({current[k]} to {limits[k]})" for k in fixed)
             raise HookError(422, "fixed_limit_change",
-                            f"The e-mail platform ({name}) cannot change {', '.join(fixed)} of an "
-                            f"existing account ({changes}); order a new service instead.",
+                            f"The e-mail platform ({name}) cannot change an existing account's "
+                            f"{changes}; order a new service instead.",
                             {f"limits.{k}": "fixed once the account exists" for k in fixed})
     if kind == ev.CHANGE_PASSWORD and service is not None and event["service"].get("password") \
             and provider.supports(Capability.PASSWORD):

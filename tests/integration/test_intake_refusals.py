@@ -133,7 +133,7 @@ def test_a_relay_sending_type_cannot_change_in_place(client, signer, runtime):
     change = relay_body("service.change_package", options={"Sending Type": "promotional", "Messages": 10000})
     error = refused(client, signer, runtime, change, "fixed_limit_change")
     assert error["fields"] == {"limits.relay_type": "fixed once the account exists"}
-    assert "relay_type" in error["message"] and "order a new service" in error["message"]
+    assert "account's relay_type (transactional to promotional); order a new service" in error["message"]
     with runtime.db.read() as session:
         assert session.get(Service, "651").limits["relay_type"] == "transactional"
     # the other limits may change
@@ -161,7 +161,7 @@ def test_a_resellerclub_order_cannot_move_region(client, signer, runtime):
                       options={"Total Mailboxes": 3})
     error = refused(client, signer, runtime, move, "fixed_limit_change")
     assert error["fields"] == {"limits.region": "fixed once the account exists"}
-    assert "us to in" in error["message"]
+    assert "region (us to in)" in error["message"]
 
 
 # --- limits the upstream is not set up for; passwords it would not set ------------------------
