@@ -309,8 +309,9 @@ def _check_upstream_can(runtime: Runtime, event: dict, service: Service | None, 
                             f"The e-mail platform ({name}) cannot change an existing account's "
                             f"{changes}; order a new service instead.",
                             {f"limits.{k}": "fixed once the account exists" for k in fixed})
-    if kind == ev.CHANGE_PASSWORD and service is not None and event["service"].get("password") \
-            and provider.supports(Capability.PASSWORD):
+    # Before the account exists the create takes the password instead (and may replace it).
+    if kind == ev.CHANGE_PASSWORD and service is not None and not new_account \
+            and event["service"].get("password") and provider.supports(Capability.PASSWORD):
         problem = provider.password_problem(event["service"]["password"], dict(service.limits or {}))
         if problem:
             raise HookError(422, "password_not_accepted", problem, {"service.password": problem})

@@ -188,6 +188,7 @@ def test_a_password_qboxmail_would_not_set_is_refused(client, signer, runtime, p
     accepted(client, signer, create)
     change = event_body("service.change_password", "652", domain="q652.example.com", product_id=product_id,
                         options={}, password=password)
+    with_account(runtime, "652", "D123456789" if product_id == "50" else "4711")
     error = refused(client, signer, runtime, change, "password_not_accepted")
     assert needle in error["message"] and set(error["fields"]) == {"service.password"}
     assert password not in json.dumps(error)
@@ -198,3 +199,11 @@ def test_a_strong_hosting_password_is_accepted(client, signer, runtime):
                                         options={}))
     accepted(client, signer, event_body("service.change_password", "652", domain="q652.example.com",
                                         product_id="50", options={}, password="Long-enough-2026"))
+
+
+def test_before_the_account_exists_the_create_takes_any_password(client, signer, runtime):
+    # the create's job uses it when Qboxmail accepts it, else generates one: nothing fails
+    accepted(client, signer, event_body("service.create", "652", domain="q652.example.com", product_id="50",
+                                        options={}))
+    accepted(client, signer, event_body("service.change_password", "652", domain="q652.example.com",
+                                        product_id="50", options={}, password="short1"))
