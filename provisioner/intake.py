@@ -27,11 +27,12 @@ from . import inputs, jobs
 from .billing.keys import DEFAULT_SOURCE, service_key
 from .billing.sources import BillingSource, authority_for
 from .db import utcnow
-from .lifecycle import apply_event
+from .lifecycle import CLIENT_DETAILS, apply_event
 from .models import DesiredStatus, Event, Job, JobState, Service, SuspendedBy
 from .products import OptionError, Product, compute_limits, downgrade_violations
 from .providers import registry
-from .providers.base import Capability
+from .providers.base import Capability, ClientInfo, Provider
+from .providers.errors import ConfigurationError
 from .runtime import Runtime
 from .secrets import body_digest
 
@@ -274,6 +275,70 @@ def _check_update(runtime: Runtime, session, source: BillingSource, event: dict,
                         {"service.domain": "in use"})
 
 
+def _provider(runtime: Runtime, upstream: str | None) -> Provider | None:
+    """The upstream's adapter (built without any call), or None when it is not
+    configured or cannot be built: the job then reports that, as it always did."""
+    if not upstream:
+        return None
+    try:
+        return runtime.provider(upstream)
+    except ConfigurationError:
+        return None
+
+
+def _same(a: Any, b: Any) -> bool:
+    return str(a).strip().lower() == str(b).strip().lower()
+
+
+def _check_upstream_can(runtime: Runtime, event: dict, service: Service | None, product: Product | None,
+                        limits: dict[str, Any] | None, new_account: bool) -> None:
+    """Refuse what the provider declares it would refuse before any upstream call:
+    client details a new account needs, limits it does not take, a change of a limit
+    fixed at creation, a password it would not set. The adapter keeps its own checks."""
+    kind = event["type"]
+    upstream = product.upstream if product is not None else (service.upstream if service is not None else None)
+    provider = _provider(runtime, upstream)
+    if provider is None:
+        return
+    name = provider.kind
+    if kind == ev.CREATE and new_account:
+        client = event.get("client") or {}
+        info = ClientInfo(id=str(client.get("id", "")),
+                          **{field: str(client.get(field) or "") for field in CLIENT_DETAILS})
+        missing = provider.missing_client_fields(info)
+        if missing:
+            raise HookError(422, "client_details_missing",
+                            f"The e-mail platform ({name}) needs the client's {', '.join(missing)} to open "
+                            "the account; complete the client's billing profile and send the event again.",
+                            {f"client.{field}": "required by this upstream" for field in missing})
+    if limits is not None:
+        problems = provider.limit_problems(limits)
+        if problems:
+            raise HookError(422, "limits_not_supported",
+                            f"The e-mail platform ({name}, upstream {upstream!r}) cannot take this "
+                            "product's limits: "
+                            + " ".join(f"{k}: {v}" for k, v in sorted(problems.items())),
+                            {f"limits.{k}": v for k, v in problems.items()})
+    # A create for a live service is an update of it too (lifecycle.apply_event).
+    if (kind in (ev.CREATE, ev.CHANGE_PACKAGE) and service is not None and limits is not None
+            and service.upstream == upstream and not new_account):
+        current = service.limits or {}
+        fixed = sorted(k for k in provider.fixed_limits
+                       if k in current and k in limits and not _same(current[k], limits[k]))
+        if fixed:
+            changes = ", ".join(f"{k} ({current[k]} to {limits[k]})" for k in fixed)
+            raise HookError(422, "fixed_limit_change",
+                            f"The e-mail platform ({name}) cannot change an existing account's "
+                            f"{changes}; order a new service instead.",
+                            {f"limits.{k}": "fixed once the account exists" for k in fixed})
+    # Before the account exists the create takes the password instead (and may replace it).
+    if kind == ev.CHANGE_PASSWORD and service is not None and not new_account \
+            and event["service"].get("password") and provider.supports(Capability.PASSWORD):
+        problem = provider.password_problem(event["service"]["password"], dict(service.limits or {}))
+        if problem:
+            raise HookError(422, "password_not_accepted", problem, {"service.password": problem})
+
+
 def judge(runtime: Runtime, session, source: BillingSource, event: dict, *, lock: bool) -> Verdict:
     """Every check an event must pass, against the database as it is; writes nothing.
 
@@ -314,6 +379,10 @@ def judge(runtime: Runtime, session, source: BillingSource, event: dict, *, lock
                         {"service.domain": "in use"})
     occurred_at: dt.datetime = event["occurred_at"]
     stale = service is not None and service.last_event_at is not None and occurred_at < service.last_event_at
+    if not stale:
+        # A create makes a new account unless a live service already has one upstream.
+        _check_upstream_can(runtime, event, service, product, limits,
+                            new_account=not live or service.upstream_id is None)
     current = product or (runtime.catalog.products.get(service.product_key) if service is not None else None)
     return Verdict(key=key, service=service, product=product, limits=limits, stale=stale,
                    authority=authority_for(source, current))

@@ -233,6 +233,9 @@ class Provider:
     #: with Capability.SSO: what a sign-on can open -> the label customers see; the
     #: first is the default ``target`` of ``sso_url``
     sign_ons: ClassVar[dict[str, str]] = {"webmail": "Webmail"}
+    #: limits an account keeps for life: changing one needs a new account. Intake refuses
+    #: a change of package that would change one; ``set_limits`` still checks.
+    fixed_limits: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, name: str, config: dict[str, Any]):
         self.name = name
@@ -246,6 +249,25 @@ class Provider:
 
     def _unsupported(self, what: str):
         raise NotSupported(f"{self.kind} does not support {what}", action=what)
+
+    # --- what intake can judge before any upstream call ----------------------
+    # Each answers from the product's limits, the event and this upstream's settings
+    # alone (never an upstream call), so that a hook whose job cannot succeed is
+    # refused at once instead of failing a moment later.
+
+    def missing_client_fields(self, client: ClientInfo) -> list[str]:
+        """The ``ClientInfo`` fields a new account needs that ``client`` lacks, after
+        whatever this upstream's settings fill in (none by default)."""
+        return []
+
+    def limit_problems(self, limits: dict[str, Any]) -> dict[str, str]:
+        """Limits this adapter would refuse for an account: limit name -> why, safe to show."""
+        return {}
+
+    def password_problem(self, password: str, limits: dict[str, Any]) -> str | None:
+        """Why this adapter would refuse ``password`` as the new password of an account
+        with ``limits`` (safe to show), or None."""
+        return None
 
     # --- connection -----------------------------------------------------
     def test_connection(self) -> None:

@@ -373,6 +373,8 @@ class ResellerClubProvider(Provider):
         Capability.DNS, Capability.PRICING,
     })
     extra_limits = frozenset({"region", "email_product"})
+    # An order lives on one product line: another region or product is a new order.
+    fixed_limits = frozenset({"region", "email_product"})
     required_settings = ("base_url", "auth_userid", "api_key")
 
     CUSTOMER_DEFAULT_KEYS = frozenset({"address", "city", "state", "postcode", "zipcode", "country",
@@ -857,9 +859,10 @@ class ResellerClubProvider(Provider):
                  customer_id, client.id)
         return customer_id
 
-    def customer_details(self, client: ClientInfo) -> dict[str, str]:
+    def _signup_fields(self, client: ClientInfo) -> tuple[dict[str, str], list[tuple[str, str]]]:
         """The ``customers/signup.json`` fields for ``client``, with ``customer_defaults``
-        filling what the billing system did not send; ValidationError naming the rest."""
+        filling what the billing system did not send, and what is still missing as
+        (``ClientInfo`` field, label) pairs."""
         defaults = self.customer_defaults
         name = " ".join(p for p in (client.first_name.strip(), client.last_name.strip()) if p)
         name = name or client.company.strip() or client.email.split("@")[0]
@@ -881,16 +884,43 @@ class ResellerClubProvider(Provider):
             "lang-pref": ((client.language or defaults.get("language") or "en").strip()[:2].lower()
                           or "en"),
         }
-        missing = [label for key, label in (("address-line-1", "address"), ("city", "city"),
-                                            ("zipcode", "postcode"), ("phone", "phone number"))
-                   if not fields[key]]
+        missing = [(attr, label) for key, attr, label in (
+            ("address-line-1", "address", "address"), ("city", "city", "city"),
+            ("zipcode", "postcode", "postcode"), ("phone", "phone", "phone number")) if not fields[key]]
         if len(country) != 2:
-            missing.append("country")
+            missing.append(("country", "country"))
+        return fields, missing
+
+    def customer_details(self, client: ClientInfo) -> dict[str, str]:
+        """The ``customers/signup.json`` fields for ``client``; ValidationError naming
+        what neither the client nor ``customer_defaults`` has."""
+        fields, missing = self._signup_fields(client)
         if missing:
-            what = ", ".join(missing)
+            what = ", ".join(label for _, label in missing)
             raise ValidationError(
                 f"{self.name}: billing client {client.id} has no {what}; ResellerClub needs them "
                 f"to open a customer account (or set customer_defaults for this upstream)",
                 safe_message=f"Your billing profile is missing details the e-mail platform needs "
                              f"({what}); please complete it.")
         return fields
+
+    # --- what intake judges ------------------------------------------------------------
+    def missing_client_fields(self, client: ClientInfo) -> list[str]:
+        """The e-mail (the customer's username) and what a customer sign-up needs.
+
+        Judged for every new order, although an upstream customer that already exists
+        (found by username) would need no sign-up: whether it does is known only by
+        asking ResellerClub, and intake makes no upstream call."""
+        missing = [] if "@" in (client.email or "") else ["email"]
+        return missing + [attr for attr, _ in self._signup_fields(client)[1]]
+
+    def limit_problems(self, limits: dict[str, Any]) -> dict[str, str]:
+        problems: dict[str, str] = {}
+        try:
+            self.line_for_limits(limits)
+        except ConfigurationError as err:
+            problems["email_product"] = f"Not sold through this upstream ({err})."
+        number = _int(limits.get("mailboxes", 1))
+        if number is None or number < 1:
+            problems["mailboxes"] = "A ResellerClub order needs at least one e-mail account."
+        return problems

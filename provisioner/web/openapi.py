@@ -301,7 +301,11 @@ def _hook_paths() -> dict[str, dict]:
         "422": _error_ref("Unknown product, option values out of range, a downgrade below current usage, a "
                           "webhook-id reused for a different body, a domain change the upstream cannot make "
                           "(`domain_change_not_supported`, naming the provider), a service.update changing "
-                          "the product (`product_change_requires_change_package`)."),
+                          "the product (`product_change_requires_change_package`); what the upstream would refuse "
+                          "before any call to it: client details a new account needs (`client_details_missing`, "
+                          "`fields` naming each, e.g. `client.phone`), a change of a limit fixed at creation "
+                          "(`fixed_limit_change`, naming `limits.<name>`), limits the upstream is not set up for "
+                          "(`limits_not_supported`), a password it would not set (`password_not_accepted`)."),
     }
     body = {"required": True, "content": {JSON: {"schema": ev.EventSchema}}}
     return {

@@ -173,3 +173,20 @@ def test_errors_read_as_sentences(whmcs, php_stack):
                       "the webhook secrets of this WHMCS's billing source at the provisioner (billing.yaml, or "
                       "PROVISIONER_WEBHOOK_SECRETS).")
     whmcs.assert_no_secrets_logged("whsec_" + "QUJD" * 8)
+
+
+def test_a_fixed_limit_change_is_refused_with_the_providers_sentence(whmcs, php_stack):
+    """A Qboxmail relay's sending type is fixed at creation: intake refuses the change
+    (nothing stored), and the module shows the refusal with what to do."""
+    sid, domain = "7010", "whmcs-relay-fixed.example"
+    relay = {"pid": "51", "custom_fields": {}}
+    params = {**whmcs.params(sid, domain, options={"Sending Type": "transactional", "Messages": 10000,
+                                                   "Sender Domains": 1}, **relay), "configoption1": "1"}
+    assert whmcs.call("CreateAccount", params, model=whmcs.model(cycle="Annually")) == "success"
+    promotional = {**whmcs.params(sid, domain, options={"Sending Type": "promotional", "Messages": 10000,
+                                                        "Sender Domains": 1}, **relay), "configoption1": "1"}
+    result = whmcs.call("ChangePackage", promotional, model=whmcs.model(cycle="Annually"))
+    assert result == ("The e-mail platform (qboxmail) cannot change an existing account's relay_type "
+                      "(transactional to promotional); order a new service instead. Keep that option as it "
+                      "is, or terminate this service and order a new one.")
+    assert whmcs.commands() == []

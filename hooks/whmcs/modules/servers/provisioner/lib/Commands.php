@@ -343,6 +343,9 @@ final class Commands
                 . '"Provisioner product id" in this product\'s Module Settings.',
                 json_encode((string) (trim((string) ($params['configoption2'] ?? '')) ?: ($params['pid'] ?? '')))),
             'idempotency_key_reused' => 'Run the command again to send it as a new request.',
+            'client_details_missing' => 'Complete the client\'s profile (address, phone ...) and run the command '
+                . 'again.',
+            'fixed_limit_change' => 'Keep that option as it is, or terminate this service and order a new one.',
         ];
         return isset($hints[$code]) ? $message . ' ' . $hints[$code] : $message;
     }
