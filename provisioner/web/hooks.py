@@ -76,6 +76,9 @@ def receive_event():
                                  report_outcome=wait == 0)
     except intake.HookError as exc:
         HOOKS.labels(type=event_type, outcome=exc.code).inc()
+        # The webhook-id is not verified yet: quoted and cut short.
+        log.info("hook %r refused: %s %s (%s)", request.headers.get("webhook-id", "")[:80], exc.status,
+                 exc.code, event_type)
         raise
     job = wait_for_job(receipt.job_id, wait)
     # A 202 promises a job.* callback. Without a wait the new job asked for it when it
@@ -84,8 +87,9 @@ def receive_event():
             and not jobs.report_outcome_later(runtime.db, job.id)):
         job = wait_for_job(job.id, 0)
     HOOKS.labels(type=event_type, outcome="accepted" if receipt.created else "redelivered").inc()
-    log.info("hook %s %s for service %s of source %s: event %s, job %s %s", request.headers["webhook-id"],
-             event_type, receipt.service_id, receipt.source, receipt.event_id, job.id, job.state)
+    log.info("hook %s from %s: %s for service %s%s, job %s %s (event %s%s)", request.headers["webhook-id"],
+             receipt.source, event_type, receipt.service_id, "" if receipt.created else ", redelivered",
+             job.id, job.state, receipt.event_id, f"; {receipt.note}" if receipt.note else "")
     body = {"event_id": receipt.event_id, "service_id": receipt.service_id, "source": receipt.source,
             "job": job_view(job)}
     secrets = reveal_secrets(job)
