@@ -8,6 +8,7 @@ raises still shows, unless the level asked for is DEBUG.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -25,11 +26,15 @@ def setup_logging(level: str) -> None:
 
 
 def log_destination() -> str:
-    """Where this process's log lines go (basicConfig writes them to stderr)."""
+    """Where this process's log lines go: stderr (what basicConfig sets up) unless a
+    handler configured before us writes to a file."""
     for handler in logging.getLogger().handlers:
         path = getattr(handler, "baseFilename", None)
-        if path:
+        if path and path != os.devnull:
             return path
+        stream = getattr(handler, "stream", None)
+        if stream is sys.stdout:
+            return "stdout"
     return "stderr"
 
 

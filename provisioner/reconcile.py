@@ -510,11 +510,24 @@ def run_pass(runtime: Runtime, *, at: dt.datetime | None = None, dry_run: bool =
         run = session.get(ReconcileRun, run_id)
         run.state, run.report, run.finished_at = state, report, utcnow()
     summary = pass_summary(report)
-    # A scheduled pass that found and did nothing is not worth a line every interval.
-    level = logging.INFO if summary or trigger != "schedule" else logging.DEBUG
+    # A scheduled pass that did nothing (at most re-reporting what stands, such as
+    # orphans) is not worth a line every interval.
+    level = logging.INFO if trigger != "schedule" or state != "finished" or acted(report) else logging.DEBUG
     log.log(level, "reconcile run %s (%s%s, %s): %s", run_id, trigger, ", dry run" if dry_run else "", state,
             summary or "nothing to do")
     return run
+
+
+#: findings that only report something standing until a person acts: a scheduled pass
+#: finds them again every interval
+STANDING = frozenset({ORPHAN, AWAITING_OPERATOR, BILLING_ACTIVE_OVERDUE, SUSPEND_OVERRIDDEN})
+
+
+def acted(report: dict[str, Any]) -> bool:
+    """Whether a pass changed or queued something, or could not judge something."""
+    counts = report.get("counts") or {}
+    return bool(set(counts) - STANDING or report.get("jobs_queued") or report.get("usage_updated")
+                or report.get("errors"))
 
 
 def pass_summary(report: dict[str, Any]) -> str:
