@@ -6,6 +6,8 @@ from flask import Flask
 from .config import Settings
 from .runtime import Runtime
 
+__version__ = "0.1.0"
+
 HOOK_BODY_LIMIT = 256 * 1024
 
 

@@ -11,17 +11,22 @@ from pathlib import Path
 
 import click
 
+from . import __version__
 from .config import Settings, SettingsError
+from .logsetup import announce, setup_logging
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _command() -> str:
+    """The running subcommand as typed (``api-key list``), for the start-up line."""
+    ctx = click.get_current_context(silent=True)
+    return ctx.command_path.partition(" ")[2] if ctx else ""
 
 
 def _settings(dev: bool = False) -> Settings:
     settings = Settings.from_env(dev=dev)
-    _setup_logging(settings.log_level)
+    setup_logging(settings.log_level)
+    announce(_command(), database_url=settings.database_url, products_dir=settings.products_dir,
+             log_level=settings.log_level)
     return settings
 
 
@@ -45,6 +50,7 @@ def _wait_for_signal() -> None:
 
 
 @click.group(help="Billing lifecycle events in, converged e-mail upstreams out.")
+@click.version_option(__version__, "--version", prog_name="provisioner", message="%(prog)s %(version)s")
 def main() -> None:
     pass
 
@@ -137,7 +143,9 @@ def dev(port: int, host: str) -> None:
 def simulate(name: str, port: int, activation_delay: float, api_key: str | None,
              verification_delay: float | None) -> None:
     from .simulators.server import serve_forever
-    _setup_logging(os.environ.get("PROVISIONER_LOG_LEVEL", "INFO"))
+    level = os.environ.get("PROVISIONER_LOG_LEVEL", "INFO")
+    setup_logging(level)
+    announce(_command() + f" {name}", log_level=level, data="in memory, lost when it stops")
     options: dict[str, object] = {"activation_delay": activation_delay}
     if api_key:
         options["api_key"] = api_key
@@ -162,8 +170,10 @@ def products() -> None:
 def products_check(directory: str | None) -> None:
     from .products import check_configs
     settings = Settings.from_env()
-    problems = check_configs(directory or settings.products_dir, settings.environ)
     directory = directory or settings.products_dir
+    setup_logging(settings.log_level)
+    announce(_command(), products_dir=directory, log_level=settings.log_level)
+    problems = check_configs(directory, settings.environ)
     if problems:
         for line in problems:
             click.echo(line, err=True)

@@ -14,6 +14,7 @@ from werkzeug.serving import make_server
 
 from .config import Settings
 from .devsetup import DEV_SIMULATORS, ensure_admin_key, ensure_instance_secrets
+from .logsetup import announce, log_destination, masked_url, setup_logging
 from .migrate import upgrade
 from .web.serving import TokenSafeFilter
 
@@ -22,6 +23,8 @@ log = logging.getLogger("provisioner.dev")
 BANNER = """
 provisioner is running on {url}
   database        {database}
+  products        {products}
+  logs            {logs} (hooks, jobs, and scheduler passes that change something)
   simulators      {simulators}
   webhook secret  {secret}
   admin API key   {api_key}
@@ -45,7 +48,9 @@ def run_dev(host: str, port: int) -> None:
     instance = Path(Settings.from_env().instance_dir)
     ensure_instance_secrets(instance)
     settings = Settings.from_env(dev=True)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(settings.log_level)
+    announce("dev", database_url=settings.database_url, products_dir=settings.products_dir,
+             log_level=settings.log_level)
     logging.getLogger("werkzeug").addFilter(TokenSafeFilter())  # its request lines hold SSO paths
     settings.require_secrets()
     upgrade(settings.database_url)
@@ -71,7 +76,8 @@ def run_dev(host: str, port: int) -> None:
     app = create_app(runtime=runtime)
     http = make_server(host, port, app, threaded=True)
     url = f"http://{host}:{port}"
-    print(BANNER.format(url=url, database=settings.database_url,
+    print(BANNER.format(url=url, database=masked_url(settings.database_url), products=settings.products_dir,
+                        logs=log_destination(),
                         simulators="\n                  ".join(f"{n:<13} {s.url}" for n, s in servers),
                         secret=settings.webhook_secrets[0], api_key=api_key, instance=instance,
                         sandbox=dict(servers)["sandbox"].url), flush=True)

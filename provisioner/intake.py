@@ -13,7 +13,6 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
-import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -36,7 +35,6 @@ from .providers.errors import ConfigurationError
 from .runtime import Runtime
 from .secrets import body_digest
 
-log = logging.getLogger("provisioner.hooks")
 
 TOLERANCE_SECONDS = 300
 
@@ -151,6 +149,7 @@ class Receipt:
     source: str            # the billing source it came from
     job: JobSnapshot
     created: bool          # False for a redelivery of an event already stored
+    note: str | None = None  # what else happened, for the hook's log line
 
     @property
     def job_id(self) -> str:
@@ -199,11 +198,12 @@ def _check_redelivery(existing, digest: str) -> None:
 def _redelivery(runtime: Runtime, session, source: BillingSource, existing, digest: str) -> Receipt:
     _check_redelivery(existing, digest)
     job = session.execute(select(Job).where(Job.event_id == existing.id)).scalar_one()
+    note = None
     if job.state == JobState.FAILED:
         jobs.requeue(session, job, extra_attempts=runtime.settings.job_max_attempts)
-        log.info("event %s redelivered: failed job %s queued again", existing.id, job.id)
+        note = "its failed job queued again"
     billing_id = (existing.payload.get("service") or {}).get("id", existing.service_id)
-    return Receipt(existing.id, str(billing_id), source.name, JobSnapshot.of(job), created=False)
+    return Receipt(existing.id, str(billing_id), source.name, JobSnapshot.of(job), created=False, note=note)
 
 
 def _limits_for(runtime: Runtime, source: BillingSource, event: dict, service: Service | None):
@@ -412,11 +412,9 @@ def _store(runtime: Runtime, session, source: BillingSource, webhook_id: str, di
                        max_attempts=runtime.settings.job_max_attempts,
                        state=JobState.SKIPPED if verdict.stale else JobState.QUEUED,
                        report_outcome=report_outcome)
-    if verdict.stale:
-        log.info("event %s (%s) for service %s is older than one already applied: skipped",
-                 stored.id, event["type"], verdict.key)
     session.flush()
-    return Receipt(stored.id, body["id"], source.name, JobSnapshot.of(job), created=True)
+    return Receipt(stored.id, body["id"], source.name, JobSnapshot.of(job), created=True,
+                   note="older than an event already applied" if verdict.stale else None)
 
 
 def receive(runtime: Runtime, source: BillingSource, webhook_id: str, raw_body: bytes, event: dict,

@@ -214,9 +214,29 @@ def finish(db: Database, claim_: Claim, outcome: Outcome, *, backoff_base: float
             attempt.error_message = outcome.message
             attempt.detail = outcome.detail
         JOBS_FINISHED.labels(outcome=kind).inc()
-        log.info("job %s service %s attempt %s: %s%s", job.id, job.service_id, claim_.attempt, kind,
-                 f" ({outcome.code})" if outcome.code else "")
+        log.info("job %s service %s: %s", job.id, job.service_id,
+                 _outcome_words(job, kind, outcome, claim_.attempt, attempt.started_at if attempt else now, now))
         return job.state
+
+
+def _seconds(value: float) -> str:
+    return f"{value * 1000:.0f}ms" if value < 1 else f"{value:.1f}s"
+
+
+def _outcome_words(job: Job, kind: str, outcome: Outcome, attempt: int, started: dt.datetime,
+                   now: dt.datetime) -> str:
+    """``succeeded in 35ms (attempt 1)``: one attempt's end, for the job's log line."""
+    took = _seconds(max(0.0, (now - started).total_seconds()))
+    code = f" ({outcome.code})" if outcome.code else ""
+    if kind in ("succeeded", "failed"):
+        since = ""
+        if attempt > 1 and job.created_at is not None:
+            since = f", {_seconds(max(0.0, (now - job.created_at).total_seconds()))} since queued"
+        return f"{kind}{code} in {took} (attempt {attempt}{since})"
+    wait = _seconds(max(0.0, (job.run_after - now).total_seconds()))
+    if kind == "pending":
+        return f"waiting for the upstream{code}, next check in {wait} (attempt {attempt}, {took} so far)"
+    return f"retrying{code} in {wait} (attempt {attempt} of {job.max_attempts} took {took})"
 
 
 def keep_secrets(session: Session, job_id: str, token: str) -> None:

@@ -122,7 +122,7 @@ def deliver_due(runtime, now: dt.datetime | None = None) -> int:
     """Deliver what is due; returns how many were delivered."""
     if not any(source.callback_url for source in runtime.sources.all()):
         return 0
-    delivered = 0
+    delivered = retrying = 0
     now = now or utcnow()
     for notification in _claim_due(runtime, now):
         status, error = _post(runtime, notification)
@@ -141,4 +141,7 @@ def deliver_due(runtime, now: dt.datetime | None = None) -> int:
             else:
                 delay = backoff_delay(row.attempts, 5.0, 3600.0)
                 row.next_attempt_at = now + dt.timedelta(seconds=delay)
+                retrying += 1
+    if delivered or retrying:
+        log.info("callbacks: %d delivered, %d to be tried again later", delivered, retrying)
     return delivered

@@ -31,6 +31,7 @@ orphans (they belong to no source).
 """
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import json
 import logging
@@ -282,13 +283,16 @@ def _pages(runtime: Runtime, upstream: str, report: Report) -> Iterator[list[Ups
     provider = runtime.provider(upstream)
     per_page = runtime.settings.reconcile_page_size
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"reconcile-{upstream}") as reader:
-        page, pending = 1, reader.submit(provider.list_accounts, page=1, per_page=per_page)
+        # The reader thread runs in this context: a quiet pass stays quiet there too.
+        page, pending = 1, reader.submit(contextvars.copy_context().run, provider.list_accounts,
+                                         page=1, per_page=per_page)
         while True:
             batch = pending.result()
             report.calls[upstream] += 1
             more = batch.has_more and bool(batch.items)
             if more:
-                pending = reader.submit(provider.list_accounts, page=page + 1, per_page=per_page)
+                pending = reader.submit(contextvars.copy_context().run, provider.list_accounts,
+                                        page=page + 1, per_page=per_page)
             try:
                 yield batch.items
             except GeneratorExit:
@@ -554,6 +558,38 @@ def run_pass(runtime: Runtime, *, at: dt.datetime | None = None, dry_run: bool =
     with runtime.db.transaction() as session:
         run = session.get(ReconcileRun, run_id)
         run.state, run.report, run.finished_at = state, report, utcnow()
-    log.info("reconcile run %s (%s%s): %s", run_id, trigger, ", dry run" if dry_run else "",
-             report.get("counts", report.get("errors")))
+    summary = pass_summary(report)
+    # A scheduled pass that did nothing (at most re-reporting what stands, such as
+    # orphans) is not worth a line every interval.
+    level = logging.INFO if trigger != "schedule" or state != "finished" or acted(report) else logging.DEBUG
+    log.log(level, "reconcile run %s (%s%s, %s): %s", run_id, trigger, ", dry run" if dry_run else "", state,
+            summary or "nothing to do")
     return run
+
+
+#: findings that only report something standing until a person acts: a scheduled pass
+#: finds them again every interval
+STANDING = frozenset({ORPHAN, AWAITING_OPERATOR, BILLING_ACTIVE_OVERDUE, SUSPEND_OVERRIDDEN})
+
+
+def acted(report: dict[str, Any]) -> bool:
+    """Whether a pass changed or queued something, or could not judge something."""
+    counts = report.get("counts") or {}
+    return bool(set(counts) - STANDING or report.get("jobs_queued") or report.get("usage_updated")
+                or report.get("errors"))
+
+
+def pass_summary(report: dict[str, Any]) -> str:
+    """What a pass found and did, with counts (empty when it found and did nothing):
+    ``2 drift_limits, 1 orphan; 2 converge job(s) queued; usage of 3 service(s) updated``."""
+    parts = []
+    counts = report.get("counts") or {}
+    if counts:
+        parts.append(", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())))
+    if report.get("jobs_queued"):
+        parts.append(f"{report['jobs_queued']} converge job(s) queued")
+    if report.get("usage_updated"):
+        parts.append(f"usage of {report['usage_updated']} service(s) updated")
+    if report.get("errors"):
+        parts.append(f"{len(report['errors'])} error(s): {'; '.join(report['errors'][:3])}")
+    return "; ".join(parts)

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from . import jobs
 from .db import Database, error_summary, is_unavailable, utcnow
 from .models import TickClaim
+from .providers.http import quiet_responses
 from .runtime import Runtime
 
 log = logging.getLogger("provisioner.scheduler")
@@ -86,7 +87,8 @@ def reconcile_tick(runtime: Runtime) -> None:
     interval = runtime.settings.reconcile_interval
 
     def one_pass() -> str:
-        run = run_pass(runtime, trigger="schedule")
+        with quiet_responses():
+            run = run_pass(runtime, trigger="schedule")
         return f"run {run.id}: {run.state}"
 
     run_gated(runtime, "reconcile", interval, one_pass)
@@ -94,13 +96,20 @@ def reconcile_tick(runtime: Runtime) -> None:
 
 def usage_tick(runtime: Runtime) -> None:
     from .reconcile import collect_usage
-    run_gated(runtime, "usage", runtime.settings.usage_interval,
-              lambda: f"{collect_usage(runtime)} service(s) updated")
+
+    def one_pass() -> str:
+        with quiet_responses():
+            updated = collect_usage(runtime)
+        if updated:
+            log.info("usage pass: usage of %d service(s) updated", updated)
+        return f"{updated} service(s) updated"
+
+    run_gated(runtime, "usage", runtime.settings.usage_interval, one_pass)
 
 
 def notify_tick(runtime: Runtime) -> None:
     from .notifications import deliver_due
-    deliver_due(runtime)
+    deliver_due(runtime)  # logs a line when it delivered or tried something
 
 
 def outage_tolerant(tick: Callable[[Runtime], None]) -> Callable[[Runtime], None]:

@@ -23,7 +23,7 @@ from flask import Flask, current_app, jsonify, render_template, request
 from markupsafe import Markup, escape
 
 from . import api, views
-from .service import ClientError, capabilities, suspension_reason, _status
+from .service import PAGES, ClientError, capabilities, client_pages, suspension_reason, _status
 from .session import CSRF_FIELD, csrf_token, optional_client_service
 
 SESSION_LIFETIME = dt.timedelta(hours=1)
@@ -132,11 +132,13 @@ class _ClientContext:
         if self.service is None:
             return []
         caps = set(self.capabilities)
+        pages = set(client_pages(current_app.extensions["provisioner"], self.service))
         entries = [*BASE_NAV, *current_app.extensions.get(NAV_KEY, [])]
         shown = []
         for entry in entries:
             endpoint, label = entry[0], entry[1]
             needs = entry[2] if len(entry) > 2 else None
-            if needs is None or needs in caps:
+            # Mailboxes, aliases and lists also need the plan to include some.
+            if needs is None or (needs in pages if needs in PAGES else needs in caps):
                 shown.append((endpoint, label))
         return shown

@@ -58,6 +58,8 @@ CLIENT_CAPABILITIES = (Capability.MAILBOXES, Capability.ALIASES, Capability.LIST
 TOTAL_STORAGE_LIMITS = ("total_quota_gb", "storage_gb")
 #: the limits counting distribution lists, by provider spelling
 LIST_LIMITS = ("distribution_lists", "mailing_lists")
+#: the client area's pages a plan may leave out (by limiting what they manage to 0)
+PAGES = ("mailboxes", "aliases", "lists")
 
 TYPE_LABELS = {"basic": "Basic", "enhanced": "Enhanced", "light": "Light", "standard": "Standard",
                "premium": "Premium"}
@@ -396,19 +398,56 @@ def _limit_rows(service: Service, provider: Provider | None) -> list[dict[str, A
         used = int(usage.get(name) or 0)
         if name == "mailing_lists" and "mailing_lists" not in usage:
             used = int(usage.get("distribution_lists") or 0)
+        # A limit of 0 is something the plan does not include, not a full allowance
+        # (unless some are in use anyway, say after a downgrade).
         rows.append({"name": name, "label": LIMIT_LABELS.get(name, name), "limit": value if value >= 0 else None,
-                     "used": used, "unit": "", "full": value >= 0 and used >= value})
+                     "used": used, "unit": "", "included": value != 0,
+                     "full": value > 0 and used >= value or value == 0 and used > 0})
     for name in TOTAL_STORAGE_LIMITS:
         value = _limit(limits, name)
         if value is not None:
             used_gb = round(int(usage.get("storage_mb") or 0) / 1024, 1)
             rows.append({"name": name, "label": LIMIT_LABELS[name], "limit": value, "used": used_gb,
-                         "unit": "GB", "full": used_gb >= value})
+                         "unit": "GB", "included": value != 0,
+                         "full": value > 0 and used_gb >= value or value == 0 and used_gb > 0})
     quota = _limit(limits, "mailbox_quota_gb")
     if quota is not None:
         rows.append({"name": "mailbox_quota_gb", "label": LIMIT_LABELS["mailbox_quota_gb"],
-                     "limit": quota, "used": None, "unit": "GB", "full": False})
+                     "limit": quota, "used": None, "unit": "GB", "included": quota != 0, "full": False})
     return rows
+
+
+def _counted_by(capability: str, provider: Provider, limits: Mapping[str, Any]) -> tuple[str, ...]:
+    """The limits that count what a client-area page manages."""
+    if capability == "mailboxes":
+        return ("mailboxes", *mailbox_types(provider, limits).values())
+    return {"aliases": ("aliases",), "lists": LIST_LIMITS}.get(capability, ())
+
+
+def client_pages(runtime: Runtime, service: Service) -> list[str]:
+    """``usable_pages`` of the service, its provider looked up (none if it is gone)."""
+    try:
+        provider = runtime.provider(service.upstream)
+    except perr.ProviderError:
+        return []
+    return usable_pages(service, provider, capabilities(runtime, service, provider))
+
+
+def usable_pages(service: Service, provider: Provider, caps: list[str]) -> list[str]:
+    """The pages (mailboxes, aliases, lists) worth a link: offered by the upstream and
+    included in the plan. A plan limits a thing to 0 to leave it out; a page stays
+    while some are in use anyway (after a downgrade), so they can be removed."""
+    limits, usage = service.limits or {}, service.usage or {}
+    pages = []
+    for page in PAGES:
+        if page not in caps:
+            continue
+        counted = [name for name in _counted_by(page, provider, limits) if name in limits]
+        left_out = bool(counted) and all(_limit(limits, name) == 0 for name in counted)
+        in_use = any(int(usage.get(name) or 0) for name in _counted_by(page, provider, limits))
+        if not left_out or in_use:
+            pages.append(page)
+    return pages
 
 
 def overview(runtime: Runtime, service: Service) -> dict[str, Any]:
@@ -430,6 +469,7 @@ def overview(runtime: Runtime, service: Service) -> dict[str, Any]:
         "limits": _limit_rows(service, provider),
         "usage_at": service.usage_at.isoformat() if service.usage_at else None,
         "capabilities": caps,
+        "pages": usable_pages(service, provider, caps) if provider else [],
         "mailbox_types": [{"type": t, "label": TYPE_LABELS.get(t, t.title())} for t in types],
         "sso": "sso" in caps and status == "active",
         "sign_ons": sign_ons(provider) if provider and "sso" in caps else [],

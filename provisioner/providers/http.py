@@ -13,6 +13,8 @@ limit_exceeded``) can say so. Returning None falls back to the status mapping.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import email.utils
 import json as jsonlib
 import logging
@@ -43,6 +45,20 @@ from .errors import (
 )
 
 log = logging.getLogger("provisioner.upstream")
+
+# Set while a background pass reads listings: its answered calls are logged at DEBUG
+# (every interval, every upstream); failures still show as warnings.
+_QUIET = contextvars.ContextVar("provisioner_quiet_upstream_responses", default=False)
+
+
+@contextlib.contextmanager
+def quiet_responses():
+    """Log the successful upstream calls made inside at DEBUG instead of INFO."""
+    token = _QUIET.set(True)
+    try:
+        yield
+    finally:
+        _QUIET.reset(token)
 
 ErrorMapper = Callable[[requests.Response, Any], "ProviderError | None"]
 Timeout = float | tuple[float, float]
@@ -508,8 +524,9 @@ class HttpClient:
                      elapsed: float, err: ProviderError | None) -> None:
         extra = self._extra(action, status, elapsed)
         if err is None:
-            log.info("upstream response %s %s %s %s %s %.0fms", self.provider, action, method,
-                     shown_path, status, elapsed * 1000, extra=extra)
+            log.log(logging.DEBUG if _QUIET.get() else logging.INFO,
+                    "upstream response %s %s %s %s %s %.0fms", self.provider, action, method,
+                    shown_path, status, elapsed * 1000, extra=extra)
         else:
             log.warning("upstream response %s %s %s %s %s %.0fms %s: %s", self.provider, action,
                         method, shown_path, status if status is not None else "-",

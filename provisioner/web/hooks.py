@@ -76,6 +76,9 @@ def receive_event():
                                  report_outcome=wait == 0)
     except intake.HookError as exc:
         HOOKS.labels(type=event_type, outcome=exc.code).inc()
+        # The webhook-id is not verified yet: quoted and cut short.
+        log.info("hook %r refused: %s %s (%s)", request.headers.get("webhook-id", "")[:80], exc.status,
+                 exc.code, event_type)
         raise
     # Without a wait the answer shows the job as stored: no second read.
     job = wait_for_job(receipt.job_id, wait) if wait else receipt.job
@@ -85,8 +88,9 @@ def receive_event():
             and not jobs.report_outcome_later(runtime.db, job.id)):
         job = wait_for_job(job.id, 0)
     HOOKS.labels(type=event_type, outcome="accepted" if receipt.created else "redelivered").inc()
-    log.info("hook %s %s for service %s of source %s: event %s, job %s %s", request.headers["webhook-id"],
-             event_type, receipt.service_id, receipt.source, receipt.event_id, job.id, job.state)
+    log.info("hook %s from %s: %s for service %s%s, job %s %s (event %s%s)", request.headers["webhook-id"],
+             receipt.source, event_type, receipt.service_id, "" if receipt.created else ", redelivered",
+             job.id, job.state, receipt.event_id, f"; {receipt.note}" if receipt.note else "")
     body = {"event_id": receipt.event_id, "service_id": receipt.service_id, "source": receipt.source,
             "job": job_view(job)}
     secrets = reveal_secrets(job)

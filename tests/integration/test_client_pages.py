@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from provisioner.client import sso
+from provisioner.models import Service
 from provisioner.providers.errors import Unavailable
 from tests.integration.test_client_api import (PASSWORD, POLARIS_OPTIONS, app, build_app,  # noqa: F401
                                                load, make_service, polaris_runtime, send_event)
@@ -126,6 +127,42 @@ def test_overview(browser, service):
     assert page.find("meta", name="viewport")
     assert browser.http.get("/client/static/client.css").status_code == 200
     assert browser.http.get("/client/").headers["Content-Security-Policy"].startswith("default-src 'self'")
+
+
+def limit_rows(page: Page) -> dict[str, tuple[str, list[str]]]:
+    """The overview's limit rows by their first word: (text, classes)."""
+    return {e["text"].split()[0]: (" ".join(e["text"].split()), e["class"].split())
+            for e in page.find("li") if "limit" in e.get("class", "").split()}
+
+
+def test_what_the_plan_leaves_out_says_so_and_gets_no_link(client, signer, worker, runtime, app):
+    # Aliases, lists and Enhanced mailboxes limited to 0: the plan does not include them.
+    make_service(client, signer, worker, runtime, "602", "small.example",
+                 options={"Total Mailboxes": 2, "Mailbox Quota (GB)": 5})
+    page = Browser(app, runtime, "602").page
+    text = page.text()
+    assert "0 of 0" not in text and "0 of 2 used" in text
+    rows = limit_rows(page)
+    for label in ("Aliases", "Distribution", "Enhanced"):
+        text_, classes = rows[label]
+        assert text_.endswith("not included in your plan") and "limit-full" not in classes, rows
+    assert not page.find("meter", id="limit-aliases")
+    links = {e["text"].strip() for e in page.find("a") if e.get("href", "").startswith("/client/")}
+    assert "Mailboxes" in links
+    assert not links & {"Aliases", "Lists", "Distribution lists"}, links
+
+
+def test_a_left_out_thing_still_in_use_keeps_its_page(client, signer, worker, runtime, app):
+    make_service(client, signer, worker, runtime, "603", "downgraded.example",
+                 options={"Total Mailboxes": 2, "Mailbox Quota (GB)": 5})
+    with runtime.db.transaction() as s:
+        row = s.get(Service, "603")
+        row.usage = {**(row.usage or {}), "aliases": 1}
+    page = Browser(app, runtime, "603").page
+    text_, classes = limit_rows(page)["Aliases"]
+    assert text_ == "Aliases 1 in use, not included in your plan" and "limit-full" in classes
+    assert page.find("a", href="/client/aliases")
+    assert not page.find("a", href="/client/lists")
 
 
 def test_add_a_mailbox_through_the_form(browser, runtime, service):
