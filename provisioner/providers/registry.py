@@ -1,23 +1,20 @@
 """Which class implements each ``provider:`` kind of upstreams.yaml.
 
+Kinds are the entry points of the group ``provisioner.providers`` (the built-in
+adapters are registered in setup.cfg like any plug-in's; see provisioner/plugins.py).
 Classes are imported on first use so that importing the registry (for config
 validation) stays cheap and free of side effects.
 """
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
+from ..plugins import PROVIDERS_GROUP, EntryPointTable, load
 from .base import Provider
 from .errors import ConfigurationError
 
-PROVIDERS: dict[str, str] = {
-    "sandbox": "provisioner.providers.sandbox:SandboxProvider",
-    "resellerclub": "provisioner.providers.resellerclub:ResellerClubProvider",
-    "polarismail": "provisioner.providers.polarismail:PolarisMailProvider",
-    "mailboxorg": "provisioner.providers.mailboxorg:MailboxOrgProvider",
-    "qboxmail": "provisioner.providers.qboxmail:QboxmailProvider",
-}
+#: provider kind -> "module:Class"
+PROVIDERS: EntryPointTable = EntryPointTable(PROVIDERS_GROUP)
 
 
 def provider_class(kind: str) -> type[Provider]:
@@ -25,8 +22,10 @@ def provider_class(kind: str) -> type[Provider]:
         target = PROVIDERS[kind]
     except KeyError:
         raise ConfigurationError(f"unknown provider kind {kind!r}") from None
-    module_name, _, class_name = target.partition(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    cls = load(target)
+    if not (isinstance(cls, type) and issubclass(cls, Provider)):
+        raise ConfigurationError(f"provider kind {kind!r}: {target} is not a Provider class")
+    return cls
 
 
 def build_provider(name: str, config: dict[str, Any]) -> Provider:

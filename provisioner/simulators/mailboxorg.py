@@ -1030,3 +1030,7 @@ def create_app(*, username: str = "dev-reseller", password: str = "dev-mailboxor
     install(app, sim)          # first: faults and call counting precede everything else
     _register_routes(app, sim)
     return app
+
+
+#: the options `provisioner simulate mailboxorg` reads from the environment when not given
+create_app.env_options = {"username": "MAILBOXORG_USER", "password": "MAILBOXORG_PASSWORD"}  # type: ignore[attr-defined]

@@ -960,3 +960,7 @@ def create_app(*, username: str = "dev-admin", password: str = "dev-polaris-pass
     install(app, sim)          # first: faults and call counting precede everything else
     _register_routes(app, sim)
     return app
+
+
+#: the options `provisioner simulate polarismail` reads from the environment when not given
+create_app.env_options = {"username": "POLARISMAIL_USERNAME", "password": "POLARISMAIL_PASSWORD"}  # type: ignore[attr-defined]

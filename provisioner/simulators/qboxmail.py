@@ -1040,3 +1040,7 @@ def create_app(*, api_token: str = "dev-qboxmail-token", activation_delay: float
     install(app, sim)          # first: faults and call counting precede everything else
     _register_routes(app, sim)
     return app
+
+
+#: the options `provisioner simulate qboxmail` reads from the environment when not given
+create_app.env_options = {"api_token": "QBOXMAIL_API_TOKEN"}  # type: ignore[attr-defined]

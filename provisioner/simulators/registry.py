@@ -1,32 +1,22 @@
 """Which app factory serves each ``provisioner simulate NAME``.
 
-Factories are imported on first use so listing the simulators stays cheap.
+Simulators are the entry points of the group ``provisioner.simulators`` (the
+built-in ones are registered in setup.cfg like any plug-in's). A factory may carry
+``env_options``: factory option -> the environment variable it is read from when
+not given. Factories are imported on first use so listing the simulators stays cheap.
 """
 from __future__ import annotations
 
-import importlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Flask
 
-SIMULATORS: dict[str, str] = {
-    "sandbox": "provisioner.simulators.sandbox:create_app",
-    "resellerclub": "provisioner.simulators.resellerclub:create_app",
-    "polarismail": "provisioner.simulators.polarismail:create_app",
-    "mailboxorg": "provisioner.simulators.mailboxorg:create_app",
-    "qboxmail": "provisioner.simulators.qboxmail:create_app",
-}
+from ..plugins import SIMULATORS_GROUP, EntryPointTable, load
 
-#: factory options a simulator reads from the environment when not given
-ENV_OPTIONS: dict[str, dict[str, str]] = {
-    "sandbox": {"api_key": "SANDBOX_API_KEY"},
-    "resellerclub": {"auth_userid": "RESELLERCLUB_AUTH_USERID", "api_key": "RESELLERCLUB_API_KEY"},
-    "polarismail": {"username": "POLARISMAIL_USERNAME", "password": "POLARISMAIL_PASSWORD"},
-    "mailboxorg": {"username": "MAILBOXORG_USER", "password": "MAILBOXORG_PASSWORD"},
-    "qboxmail": {"api_token": "QBOXMAIL_API_TOKEN"},
-}
+#: simulator name -> "module:factory"
+SIMULATORS: EntryPointTable = EntryPointTable(SIMULATORS_GROUP)
 
 
 def _target(name: str) -> str:
@@ -37,15 +27,17 @@ def _target(name: str) -> str:
         raise ValueError(f"unknown simulator {name!r} (known: {known})") from None
 
 
+def simulator_factory(name: str) -> Callable[..., Flask]:
+    return load(_target(name))
+
+
 def create_simulator_app(name: str, **options: Any) -> Flask:
     """A fresh app of the simulator ``name``; ``options`` go to its factory."""
-    module_name, _, factory = _target(name).partition(":")
-    return getattr(importlib.import_module(module_name), factory)(**options)
+    return simulator_factory(name)(**options)
 
 
 def options_from_env(name: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The factory options of ``name`` that its environment variables set."""
-    _target(name)
+    env_options: Mapping[str, str] = getattr(simulator_factory(name), "env_options", {})
     environ = os.environ if environ is None else environ
-    return {option: environ[var] for option, var in ENV_OPTIONS.get(name, {}).items()
-            if environ.get(var)}
+    return {option: environ[var] for option, var in env_options.items() if environ.get(var)}

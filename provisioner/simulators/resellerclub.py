@@ -871,3 +871,7 @@ def create_app(*, auth_userid: str = "100001", api_key: str = "dev-resellerclub-
     _register_routes(app, sim)
     control_route(app, "fail-actions", lambda body: _arm_failure(sim, body))
     return app
+
+
+#: the options `provisioner simulate resellerclub` reads from the environment when not given
+create_app.env_options = {"auth_userid": "RESELLERCLUB_AUTH_USERID", "api_key": "RESELLERCLUB_API_KEY"}  # type: ignore[attr-defined]

@@ -759,3 +759,7 @@ def create_app(*, activation_delay: float = 0.0, api_key: str | None = None,
     _register_routes(app, sim)
     control_route(app, "seed", sim.seed, status=201)
     return app
+
+
+#: the options `provisioner simulate sandbox` reads from the environment when not given
+create_app.env_options = {"api_key": "SANDBOX_API_KEY"}  # type: ignore[attr-defined]

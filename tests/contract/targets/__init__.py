@@ -1,35 +1,17 @@
-"""Contract-suite targets: one module per provider kind, each defining ``TARGET``."""
+"""Contract-suite targets: one module per built-in provider kind, each defining
+``TARGET``, plus the targets installed plug-ins register under the entry-point group
+``provisioner.contract_targets``. ``PROVISIONER_CONTRACT_TARGETS=name,...`` runs only
+those (e.g. an installed plug-in's)."""
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
+from provisioner.plugins import CONTRACT_TARGETS_GROUP, EntryPointTable, load
+from provisioner.providers.target import Target
 
-@dataclass(frozen=True)
-class Target:
-    """How to run one provider kind against its simulator."""
-    kind: str
-    simulator: str
-    #: options for create_simulator_app (credentials the simulator enforces)
-    sim_options: dict[str, Any]
-    #: upstreams.yaml block for a simulator at ``url``; ``timeout`` in seconds or None
-    config: Callable[[str, float | None], dict[str, Any]]
-    #: the same block with credentials the simulator refuses
-    bad_credentials: Callable[[str], dict[str, Any]]
-    #: limits a fresh test account gets
-    limits: dict[str, Any] = field(default_factory=dict)
-    #: credential values (good and bad) that must never reach a log or an error
-    secrets: tuple[str, ...] = ()
-    #: the simulator's action names (``/_sim/calls`` keys) of the one call that
-    #: creates an account and of the look-up ``find_account`` pages through
-    create_action: str = ""
-    read_action: str = ""
-    #: the account id is a natural key (PolarisMail: the domain), so an account
-    #: made again after a delete gets the id it had
-    reuses_ids: bool = False
+__all__ = ["TARGETS", "Target"]
 
 
 def _discover() -> dict[str, Target]:
@@ -37,6 +19,18 @@ def _discover() -> dict[str, Target]:
     # Keyed by module, so one provider kind may have several targets (product kinds).
     for module in pkgutil.iter_modules(__path__):
         targets[module.name] = importlib.import_module(f"{__name__}.{module.name}").TARGET
+    for name, value in EntryPointTable(CONTRACT_TARGETS_GROUP).items():
+        target = load(value)
+        if not isinstance(target, Target):
+            raise TypeError(f"contract target {name!r} ({value}) is not a provisioner.providers.target.Target")
+        targets[name] = target
+    only = [name.strip() for name in os.environ.get("PROVISIONER_CONTRACT_TARGETS", "").split(",") if name.strip()]
+    if only:
+        unknown = sorted(set(only) - set(targets))
+        if unknown:
+            raise ValueError(f"PROVISIONER_CONTRACT_TARGETS names unknown target(s) {unknown} "
+                             f"(known: {sorted(targets)})")
+        targets = {name: targets[name] for name in only}
     return targets
 
 
