@@ -185,7 +185,8 @@ def _sanitised(event: dict[str, Any]) -> dict[str, Any]:
 
 def _existing_event(session, source: BillingSource, webhook_id: str):
     """The stored event of this webhook-id (the columns a redelivery needs), or None."""
-    return session.execute(select(Event.id, Event.body_digest, Event.service_id, Event.payload).where(
+    # Core on the session's connection: a row, not an ORM object (this runs for every hook).
+    return session.connection().execute(select(Event.id, Event.body_digest, Event.service_id, Event.payload).where(
         Event.source == source.name, Event.webhook_id == webhook_id)).one_or_none()
 
 
@@ -243,7 +244,7 @@ def _domain_taken_by_another_source(session, source: BillingSource, upstream: st
     """A live service of another billing source has ``domain`` on ``upstream``: the two
     would find (and adopt, and delete) the same upstream account. The answer names
     neither the other source nor its service."""
-    return session.execute(select(Service.id).where(
+    return session.connection().execute(select(Service.id).where(
         Service.upstream == upstream, Service.domain == domain, Service.source != source.name,
         Service.id != key, Service.desired_status != DesiredStatus.TERMINATED).limit(1)).first() is not None
 

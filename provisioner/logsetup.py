@@ -14,6 +14,15 @@ import sys
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 #: loggers of libraries whose INFO lines repeat on every tick
 QUIET_LOGGERS = ("apscheduler",)
+#: what Alembic says at INFO on every start, whether or not it migrates anything
+ALEMBIC_PREAMBLE = ("Context impl ", "Will assume ")
+
+
+class _AlembicPreamble(logging.Filter):
+    """Keeps Alembic's "Running upgrade ..." lines, drops its every-start preamble."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or not str(record.msg).startswith(ALEMBIC_PREAMBLE)
 
 
 def setup_logging(level: str) -> None:
@@ -23,6 +32,10 @@ def setup_logging(level: str) -> None:
     logging.basicConfig(level=numeric, format=FORMAT)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if numeric <= logging.DEBUG else logging.WARNING)
+    if numeric > logging.DEBUG:
+        migration = logging.getLogger("alembic.runtime.migration")
+        if not any(isinstance(f, _AlembicPreamble) for f in migration.filters):
+            migration.addFilter(_AlembicPreamble())
 
 
 def log_destination() -> str:

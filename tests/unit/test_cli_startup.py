@@ -103,3 +103,14 @@ def test_debug_brings_apscheduler_back(apscheduler_level):
     assert logging.getLogger("apscheduler.executors.default").isEnabledFor(logging.INFO)
     setup_logging("info")
     assert not logging.getLogger("apscheduler.executors.default").isEnabledFor(logging.INFO)
+
+
+def test_alembic_says_what_it_migrates_and_not_its_every_start_preamble(caplog):
+    setup_logging("INFO")
+    caplog.set_level(logging.INFO)
+    migration = logging.getLogger("alembic.runtime.migration")
+    migration.info("Context impl SQLiteImpl.")
+    migration.info("Will assume non-transactional DDL.")
+    migration.info("Running upgrade %s -> %s, %s", "0006", "0007", "an index")
+    assert [r.getMessage() for r in caplog.records if r.name == migration.name] == [
+        "Running upgrade 0006 -> 0007, an index"]
