@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from marshmallow import ValidationError as SchemaError
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from . import events as ev
@@ -27,7 +27,7 @@ from .billing.keys import DEFAULT_SOURCE, service_key
 from .billing.sources import BillingSource, authority_for
 from .db import utcnow
 from .lifecycle import CLIENT_DETAILS, apply_event
-from .models import DesiredStatus, Event, Job, JobState, Service, SuspendedBy
+from .models import DesiredStatus, Event, Job, JobState, Service, SuspendedBy, new_id
 from .products import OptionError, Product, compute_limits, downgrade_violations
 from .providers import registry
 from .providers.base import Capability, ClientInfo, Provider
@@ -183,11 +183,21 @@ def _sanitised(event: dict[str, Any]) -> dict[str, Any]:
             "service": service, "client": event.get("client")}
 
 
+# The statements every hook runs, built once: Core on the session's connection, rows
+# rather than ORM objects, and no statement (or cache key) to build per request.
+_EXISTING_EVENT = select(Event.id, Event.body_digest, Event.service_id, Event.payload).where(
+    Event.source == bindparam("source"), Event.webhook_id == bindparam("webhook_id"))
+_DOMAIN_TAKEN = select(Service.id).where(
+    Service.upstream == bindparam("upstream"), Service.domain == bindparam("domain"),
+    Service.source != bindparam("source"), Service.id != bindparam("key"),
+    Service.desired_status != DesiredStatus.TERMINATED).limit(1)
+_INSERT_EVENT = insert(Event.__table__)
+
+
 def _existing_event(session, source: BillingSource, webhook_id: str):
     """The stored event of this webhook-id (the columns a redelivery needs), or None."""
-    # Core on the session's connection: a row, not an ORM object (this runs for every hook).
-    return session.connection().execute(select(Event.id, Event.body_digest, Event.service_id, Event.payload).where(
-        Event.source == source.name, Event.webhook_id == webhook_id)).one_or_none()
+    return session.connection().execute(_EXISTING_EVENT, {"source": source.name,
+                                                          "webhook_id": webhook_id}).one_or_none()
 
 
 def _check_redelivery(existing, digest: str) -> None:
@@ -244,9 +254,8 @@ def _domain_taken_by_another_source(session, source: BillingSource, upstream: st
     """A live service of another billing source has ``domain`` on ``upstream``: the two
     would find (and adopt, and delete) the same upstream account. The answer names
     neither the other source nor its service."""
-    return session.connection().execute(select(Service.id).where(
-        Service.upstream == upstream, Service.domain == domain, Service.source != source.name,
-        Service.id != key, Service.desired_status != DesiredStatus.TERMINATED).limit(1)).first() is not None
+    return session.connection().execute(_DOMAIN_TAKEN, {
+        "upstream": upstream, "domain": domain, "source": source.name, "key": key}).first() is not None
 
 
 def _check_update(runtime: Runtime, session, source: BillingSource, event: dict, service: Service,
@@ -404,17 +413,19 @@ def _store(runtime: Runtime, session, source: BillingSource, webhook_id: str, di
         service.last_event_at = occurred_at
         session.add(service)
         session.flush()
-    stored = Event(source=source.name, webhook_id=webhook_id, body_digest=digest, type=event["type"],
-                   service_id=verdict.key, occurred_at=occurred_at, received_at=utcnow(),
-                   payload=_sanitised(event), outcome="skipped" if verdict.stale else "applied")
-    session.add(stored)
-    session.flush()
-    job = jobs.enqueue(session, verdict.key, reason=event["type"], event_id=stored.id,
+    # The event as a Core insert on the session's connection: it is never read back here,
+    # and the ORM's bookkeeping for it would cost more than the insert.
+    event_id = new_id()
+    session.connection().execute(_INSERT_EVENT, dict(
+        id=event_id, source=source.name, webhook_id=webhook_id, body_digest=digest, type=event["type"],
+        service_id=verdict.key, occurred_at=occurred_at, received_at=utcnow(),
+        payload=_sanitised(event), outcome="skipped" if verdict.stale else "applied"))
+    job = jobs.enqueue(session, verdict.key, reason=event["type"], event_id=event_id,
                        max_attempts=runtime.settings.job_max_attempts,
                        state=JobState.SKIPPED if verdict.stale else JobState.QUEUED,
                        report_outcome=report_outcome)
     session.flush()
-    return Receipt(stored.id, body["id"], source.name, JobSnapshot.of(job), created=True,
+    return Receipt(event_id, body["id"], source.name, JobSnapshot.of(job), created=True,
                    note="older than an event already applied" if verdict.stale else None)
 
 
