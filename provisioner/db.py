@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import time
 from typing import Iterator
 
 from sqlalchemy import DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -101,9 +102,38 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
-    # pool_pre_ping: after a database restart every pooled connection is dead; each is
-    # tested at checkout and replaced, so the first request afterwards does not fail.
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(url, pool_size=10, max_overflow=20)
+    _ping_after_idle(engine)
+    return engine
+
+
+#: a pooled connection taken again within this many seconds of its return is not pinged
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def _ping_after_idle(engine: Engine) -> None:
+    """After a database restart every pooled connection is dead: one that sat in the pool
+    is pinged when taken out and replaced if dead, so the first request afterwards does
+    not fail. One back in use within PING_AFTER_IDLE_SECONDS is not (under load that
+    ping would be a round trip per transaction); if the database went away in that
+    second, the statement fails, SQLAlchemy replaces the pool's connections, and the
+    caller's retry (intake, jobs) or a 503 answers it."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn, record) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn, record, _proxy) -> None:
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return              # just connected, or just used
+        try:
+            alive = engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:
+            raise DisconnectionError("pooled connection failed its ping") from exc
+        if alive is False:
+            raise DisconnectionError("pooled connection failed its ping")
 
 
 class Database:
