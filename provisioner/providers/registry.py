@@ -17,6 +17,7 @@ PROVIDERS: dict[str, str] = {
     "polarismail": "provisioner.providers.polarismail:PolarisMailProvider",
     "mailboxorg": "provisioner.providers.mailboxorg:MailboxOrgProvider",
     "qboxmail": "provisioner.providers.qboxmail:QboxmailProvider",
+    "modoboa": "provisioner.providers.modoboa:ModoboaProvider",
 }
 
 

@@ -17,6 +17,7 @@ SIMULATORS: dict[str, str] = {
     "polarismail": "provisioner.simulators.polarismail:create_app",
     "mailboxorg": "provisioner.simulators.mailboxorg:create_app",
     "qboxmail": "provisioner.simulators.qboxmail:create_app",
+    "modoboa": "provisioner.simulators.modoboa:create_app",
 }
 
 #: factory options a simulator reads from the environment when not given
@@ -26,6 +27,7 @@ ENV_OPTIONS: dict[str, dict[str, str]] = {
     "polarismail": {"username": "POLARISMAIL_USERNAME", "password": "POLARISMAIL_PASSWORD"},
     "mailboxorg": {"username": "MAILBOXORG_USER", "password": "MAILBOXORG_PASSWORD"},
     "qboxmail": {"api_token": "QBOXMAIL_API_TOKEN"},
+    "modoboa": {"token": "MODOBOA_TOKEN"},
 }
 
 
