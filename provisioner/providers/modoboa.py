@@ -358,7 +358,6 @@ class ModoboaProvider(Provider):
                 if domain is None:
                     raise
         pk = _pk(domain, "domain")
-        self._write_memo(pk, name, {"limits": self._count_limits(spec.limits)})
         if self._postmaster(pk, name) is None:
             # The billing password when Modoboa's policy takes it; else one nobody keeps
             # (the next change of password sets the customer's). Never stored or logged.
@@ -367,6 +366,8 @@ class ModoboaProvider(Provider):
                 self._create_user(f"{POSTMASTER}@{name}", password, None)
             except Conflict:
                 pass                                 # made by an attempt whose answer was lost
+        # After the postmaster: Modoboa refuses an alias whose local recipient does not exist.
+        self._write_memo(pk, name, {"limits": self._count_limits(spec.limits)})
         return self._account_of(domain, memo={"limits": self._count_limits(spec.limits)})
 
     def delete_account(self, account_id: str) -> None:

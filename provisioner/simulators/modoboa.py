@@ -607,6 +607,19 @@ def _recipients(body: dict[str, Any]) -> list[str]:
     return [r.strip().lower() for r in recipients]
 
 
+def _local_recipients_exist(sim: ModoboaSimulator, recipients: list[str], address: str) -> None:
+    """Alias.add_recipients: a recipient in a local domain must be a mailbox or an alias."""
+    for recipient in recipients:
+        local, _, domain_name = recipient.partition("@")
+        d = sim.domain_by_name(domain_name)
+        if d is None:
+            continue
+        if recipient == address:
+            raise ApiError(409, {"error": "An alias cannot point at itself"})
+        if not any(u.username == recipient for u in sim.domain_users(d)) and sim.alias_by_address(recipient) is None:
+            raise ApiError(404, {"error": f"Local recipient {local}@{domain_name} not found"})
+
+
 def aliases_create(sim: ModoboaSimulator):
     body = _body()
     address = str(body.get("address") or "").strip().lower()
@@ -621,6 +634,7 @@ def aliases_create(sim: ModoboaSimulator):
     if sim.alias_by_address(address):
         raise field_error("address", "This alias already exists")
     recipients = _recipients(body)
+    _local_recipients_exist(sim, recipients, address)
     a = Alias(pk=sim._next("alias"), address=address, domain_pk=d.pk, recipients=recipients,
               enabled=_bool(body, "enabled", True), description=str(body.get("description") or ""))
     sim.aliases[a.pk] = a
@@ -637,6 +651,7 @@ def aliases_update(sim: ModoboaSimulator, pk: int):
     if request.method == "PUT" and ("address" not in body or "recipients" not in body):
         raise field_error("address" if "address" not in body else "recipients", "This field is required.")
     recipients = _recipients(body) if "recipients" in body else a.recipients
+    _local_recipients_exist(sim, recipients, a.address)
     a.recipients = recipients
     a.enabled = _bool(body, "enabled", a.enabled)
     if "description" in body:

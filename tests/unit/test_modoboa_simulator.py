@@ -189,3 +189,11 @@ def test_control_api_state_mutate_faults_reset(api):
     api.client.post("/_sim/reset")
     assert api.client.get("/_sim/state").get_json()["accounts"] == []
     assert api.client.post("/_sim/mutate", json={"account_id": "1", "status": "active"}).status_code == 404
+
+
+def test_a_local_recipient_must_exist(api):
+    new_domain(api)
+    missing = api("POST", "/aliases/", {"address": "info@dom.example", "recipients": ["nobody@dom.example"]})
+    assert (missing.status_code, missing.get_json()) == (404, {"error": "Local recipient nobody@dom.example not found"})
+    new_account(api, "alice@dom.example")
+    assert api("POST", "/aliases/", {"address": "info@dom.example", "recipients": ["alice@dom.example"]}).status_code == 201
