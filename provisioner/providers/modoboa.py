@@ -511,7 +511,9 @@ class ModoboaProvider(Provider):
                 if memo is None:
                     raise
         self._call("PATCH", f"/aliases/{_pk(memo, 'alias')}/", "aliases.update",
-                   json={"description": body["description"], "enabled": False}, idempotent=True)
+                   # recipients too: Modoboa's alias update resets them from the body
+                   json={"description": body["description"], "enabled": False,
+                         "recipients": body["recipients"]}, idempotent=True)
 
     # --- accounts (Modoboa users with a mailbox) ------------------------------------------------
     def _users(self, pk: str) -> list[dict[str, Any]]:

@@ -650,7 +650,10 @@ def aliases_update(sim: ModoboaSimulator, pk: int):
     body = _body()
     if request.method == "PUT" and ("address" not in body or "recipients" not in body):
         raise field_error("address" if "address" not in body else "recipients", "This field is required.")
-    recipients = _recipients(body) if "recipients" in body else a.recipients
+    if "recipients" not in body:
+        # AliasSerializer.update calls set_recipients(None) when the body has none: a crash
+        return Response("<h1>Server Error (500)</h1>", status=500, mimetype="text/html")
+    recipients = _recipients(body)
     _local_recipients_exist(sim, recipients, a.address)
     a.recipients = recipients
     a.enabled = _bool(body, "enabled", a.enabled)

@@ -161,6 +161,7 @@ def test_aliases(api):
     assert [a["pk"] for a in api.ok("GET", "/aliases/", domain="dom.example")["results"]] == [pk]
     assert api("GET", "/aliases/", domain="1").status_code == 400                 # by name here
     api.ok("PATCH", f"/aliases/{pk}/", {"recipients": ["a@x.example", "b@x.example"]})
+    assert api("PATCH", f"/aliases/{pk}/", {"enabled": False}).status_code == 500   # as Modoboa's update
     assert api("DELETE", f"/aliases/{pk}/").status_code == 204
     assert api("DELETE", f"/aliases/{pk}/").status_code == 404
 
