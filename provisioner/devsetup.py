@@ -50,6 +50,9 @@ DEV_SIMULATORS: dict[str, DevSimulator] = {
     "qboxmail": DevSimulator(8705, "QBOXMAIL_URL", {
         "api_token": ("QBOXMAIL_API_TOKEN", "dev-qboxmail-token"),
     }, options={"verification_delay": 20.0}),  # new domains verify their DNS after 20 s
+    "modoboa": DevSimulator(8706, "MODOBOA_URL", {
+        "token": ("MODOBOA_TOKEN", "dev0modoboa0token0000000000000000000000"),
+    }),
 }
 
 

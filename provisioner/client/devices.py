@@ -95,6 +95,16 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "smtp": {"host": "smtp.qboxmail.com", "port": 465, "security": "ssl"},
         "webmail": "https://webmail.qboxmail.com/",
     },
+    # Modoboa is self-hosted: its IMAP/SMTP hosts are the operator's own. These are the
+    # usual Dovecot/Postfix ports under a host of the customer's domain; set
+    # client_settings in upstreams.yaml to the instance's real mail host.
+    "modoboa": {
+        "label": "Mail",
+        "imap": {"host": "mail.{domain}", "port": 993, "security": "ssl"},
+        "pop3": None,
+        "smtp": {"host": "mail.{domain}", "port": 587, "security": "starttls"},
+        "unverified": True,
+    },
     # ResellerClub Enterprise Email (Open-Xchange App Suite). Seed 003: the Exchange
     # (ActiveSync) server is the webmail host under the customer's domain (the
     # webmail CNAME of its DNS records), the username the part before the @, the
