@@ -122,6 +122,20 @@ POLARISMAIL = Product("polarismail", "30", {
                          "large": (30, 5, 25, 50, 5)}.items()
 }, lambda options: {}, _owner_by_domain, terms=False)
 
+#: product_configs/modoboa-mail.yaml: the domain quota and default mailbox quota are
+#: Modoboa's own, the counts the adapter keeps (all shown in the simulator's state)
+MODOBOA = Product("modoboa", "60", {
+    "mini": {"Total Mailboxes": 2, "Domain Quota (GB)": 5, "Mailbox Quota (MB)": 512},
+    "office": {"Total Mailboxes": 10, "Domain Quota (GB)": 20, "Mailbox Quota (MB)": 1024, "Total Aliases": 20},
+    "big": {"Total Mailboxes": 50, "Domain Quota (GB)": 100, "Mailbox Quota (MB)": 2048, "Total Aliases": 100,
+            "Total Distribution Lists": 10},
+}, lambda options: {"mailboxes": options.get("Total Mailboxes", 5),
+                    "domain_quota_gb": options.get("Domain Quota (GB)", 10),
+                    "mailbox_quota_mb": options.get("Mailbox Quota (MB)", 1024),
+                    "aliases": options.get("Total Aliases", 10),
+                    "distribution_lists": options.get("Total Distribution Lists", 2)},
+    _owner_by_domain, terms=False)
+
 #: what ResellerClub needs to open the client's customer account
 CLIENT_ADDRESS = {"address": "1 Example Street", "city": "Berlin", "state": "Berlin", "postcode": "10115",
                   "phone": "+49.3012345678"}

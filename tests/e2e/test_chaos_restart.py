@@ -35,7 +35,7 @@ from provisioner.migrate import upgrade
 from tests.e2e.billing_sender import BillingSender
 from tests.e2e.disturbances import DatabaseRestart, FaultBursts, WorkerKiller
 from tests.e2e.fleet import Fleet
-from tests.e2e.lifecycles import (MAILBOXORG, POLARISMAIL, QBOXMAIL, RESELLERCLUB, SANDBOX, Lifecycle,
+from tests.e2e.lifecycles import (MAILBOXORG, MODOBOA, POLARISMAIL, QBOXMAIL, RESELLERCLUB, SANDBOX, Lifecycle,
                                   expected_state, make_lifecycles, plan_waves)
 from tests.e2e.pgcluster import PgCluster, PgUnavailable
 from tests.e2e.procs import FINISHED, products_dir_with_timeout, wait_until
@@ -46,11 +46,11 @@ FAULTS = {"error_rate": 0.15, "malformed_rate": 0.05, "timeout_rate": 0.03, "tim
           "latency_ms": 10}
 BURST = {"rate_limit_per_s": 4}       # 429 with Retry-After for everything above 4 calls/s
 UPSTREAM_TIMEOUT = 1                  # seconds; a "timed out" answer comes after 1.5 s
-PRODUCTS = (SANDBOX, MAILBOXORG, RESELLERCLUB, QBOXMAIL, POLARISMAIL)   # in turn: one service in five each
+PRODUCTS = (SANDBOX, MAILBOXORG, RESELLERCLUB, QBOXMAIL, POLARISMAIL, MODOBOA)   # in turn: one service in six each
 #: every upstream but the sandbox (the Stack's own), with a Qboxmail domain's ownership
 #: record published at once (as the real sandbox's "skip ownership")
 SIMULATORS = {"mailboxorg": [], "resellerclub": [], "qboxmail": ["--verification-delay", "0"],
-              "polarismail": []}
+              "polarismail": [], "modoboa": []}
 RESTART_AT = 0.4                      # share of events accepted when PostgreSQL is restarted
 DOWN_FOR = 3.0                        # seconds PostgreSQL stays down
 LEASE_SECONDS = 3
