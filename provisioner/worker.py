@@ -12,6 +12,7 @@ import os
 import socket
 import threading
 import time
+from typing import Callable
 
 from sqlalchemy import or_, select
 
@@ -94,8 +95,10 @@ def _pending_poll(runtime: Runtime) -> float:
 
 
 class Worker:
-    def __init__(self, runtime: Runtime, concurrency: int = 2, name: str | None = None):
+    def __init__(self, runtime: Runtime, concurrency: int = 2, name: str | None = None,
+                 execute: Callable[[Runtime, Claim], Outcome] = execute):
         self.runtime = runtime
+        self.execute = execute  # what one attempt runs (benchmarks swap in a no-op)
         self.concurrency = concurrency
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self._stop = threading.Event()
@@ -116,7 +119,7 @@ class Worker:
             self._active[claim.job_id] = claim
         started = time.monotonic()
         try:
-            outcome = execute(self.runtime, claim)
+            outcome = self.execute(self.runtime, claim)
         finally:
             with self._active_lock:
                 self._active.pop(claim.job_id, None)
