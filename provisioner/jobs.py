@@ -1,9 +1,13 @@
 """The durable job queue, kept in the database.
 
-- ``claim`` takes the oldest runnable job whose service has no job running,
-  under ``FOR UPDATE ... SKIP LOCKED`` on PostgreSQL (jobs *and* their service
-  row are locked, so two workers never run two jobs of one service at once);
-  on SQLite the ``BEGIN IMMEDIATE`` transaction serialises claims instead.
+- ``claim`` takes the oldest runnable job whose service has no job running in one
+  ``UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING`` on
+  PostgreSQL (the job *and* its service row are locked, so claimers pass each other
+  by); on SQLite the ``BEGIN IMMEDIATE`` transaction serialises claims instead. A
+  partial unique index (one ``running`` job per service) is the last word on both.
+- Making a job runnable now (``enqueue``, ``requeue``, the sweep) NOTIFYs
+  ``provisioner_jobs`` on PostgreSQL in the same transaction: listening workers wake
+  at its COMMIT instead of at their next poll (see ``provisioner.wakeup``).
 - A claimed job holds a lease (owner token + expiry) renewed by ``heartbeat``;
   ``sweep_expired`` hands jobs whose worker vanished back to the queue.
 - ``finish`` records the outcome of one attempt: success, a retry after
@@ -15,14 +19,16 @@ No transaction is held while a job talks to an upstream.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import random
 import uuid
 from dataclasses import dataclass
 from typing import Callable
 
-from sqlalchemy import and_, exists, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import String, and_, bindparam, case, exists, func, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from .db import Database, utcnow
 from .metrics import JOBS_FINISHED
@@ -42,6 +48,7 @@ class Claim:
     service_id: str
     token: str          # the lease owner; only its holder may finish the job
     attempt: int
+    attempt_id: int | None = None   # its job_attempts row
 
 
 @dataclass
@@ -69,6 +76,8 @@ def enqueue(session: Session, service_id: str, *, reason: str, max_attempts: int
     if state in JobState.FINISHED:
         job.finished_at = now
     session.add(job)
+    if state in JobState.RUNNABLE:
+        wake_workers(session)
     return job
 
 
@@ -94,45 +103,103 @@ def requeue(session: Session, job: Job, *, extra_attempts: int) -> Job:
     job.pending_since = None
     job.lease_owner = None
     job.lease_expires_at = None
+    wake_workers(session)
     return job
 
 
+# The queue's hot path is SQLAlchemy Core on the tables: no identity map, no flush,
+# no re-reads; each step is one statement where the database allows it.
+JOBS, ATTEMPTS, SERVICES = Job.__table__, JobAttempt.__table__, Service.__table__
+CHANNEL = "provisioner_jobs"   # NOTIFY'd on PostgreSQL when a job becomes runnable now
+CLAIM_CONFLICT_RETRIES = 3
+
+
+def wake_workers(session: Session) -> None:
+    """Tell listening workers (PostgreSQL) that a job is runnable; delivered at COMMIT,
+    and not at all if the transaction rolls back. Elsewhere workers poll."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"NOTIFY {CHANNEL}"))
+
+
+@functools.cache
+def _claim_statements(postgresql: bool):
+    """The claim: one UPDATE of the oldest runnable job whose service has nothing
+    running, returning what the worker needs. On PostgreSQL the attempt row is
+    inserted by the same statement (a data-modifying CTE): one round trip."""
+    candidate, running = JOBS.alias("candidate"), JOBS.alias("running")
+    busy = exists().where(running.c.service_id == candidate.c.service_id, running.c.state == JobState.RUNNING)
+    pick = (select(candidate.c.id)
+            .where(candidate.c.state.in_(JobState.RUNNABLE), candidate.c.run_after <= bindparam("now"), ~busy)
+            .order_by(candidate.c.run_after, candidate.c.created_at)
+            .limit(1))
+    if postgresql:
+        # The service row is locked too: a second claimer skips every job of that
+        # service while this claim is uncommitted (the unique index backs it up after).
+        service = SERVICES.alias("service")
+        pick = (pick.join(service, service.c.id == candidate.c.service_id)
+                .with_for_update(of=[candidate, service], skip_locked=True))
+    now = bindparam("now", type_=JOBS.c.run_after.type)
+    claimed = (update(JOBS).where(JOBS.c.id == pick.scalar_subquery())
+               .values(state=JobState.RUNNING, attempts=JOBS.c.attempts + 1, lease_owner=bindparam("token"),
+                       lease_expires_at=bindparam("expires", type_=JOBS.c.lease_expires_at.type),
+                       started_at=func.coalesce(JOBS.c.started_at, now), updated_at=now)
+               .returning(JOBS.c.id, JOBS.c.service_id, JOBS.c.attempts))
+    attempt_values = {"number": bindparam("number"), "worker": bindparam("worker"), "started_at": now}
+    if not postgresql:
+        return claimed, insert(ATTEMPTS).values(job_id=bindparam("job_id"), **attempt_values)
+    claimed = claimed.cte("claimed")
+    attempt = (insert(ATTEMPTS)
+               .from_select(["job_id", "number", "worker", "started_at"],
+                            select(claimed.c.id, claimed.c.attempts, bindparam("worker", type_=String),
+                                   now))
+               .returning(ATTEMPTS.c.id, ATTEMPTS.c.job_id).cte("attempt"))
+    return select(claimed.c.id, claimed.c.service_id, claimed.c.attempts, attempt.c.id.label("attempt_id")) \
+        .join(attempt, attempt.c.job_id == claimed.c.id), None
+
+
 def claim(db: Database, worker: str, lease_seconds: float, now: dt.datetime | None = None) -> Claim | None:
+    """Take the oldest runnable job whose service has no job running, or None.
+
+    PostgreSQL: a single autocommitted statement (``FOR UPDATE ... SKIP LOCKED`` on the
+    job and its service row, so concurrent claimers pass each other by). SQLite: the
+    ``BEGIN IMMEDIATE`` transaction serialises claimers instead. Either way the partial
+    unique index ``uq_jobs_one_running_per_service`` makes a second running job of one
+    service impossible; a claim that races into it tries again."""
     now = now or utcnow()
-    running = aliased(Job)
-    busy = exists().where(and_(running.service_id == Job.service_id,
-                               running.state == JobState.RUNNING))
-    query = (
-        select(Job.id)
-        .join(Service, Service.id == Job.service_id)
-        .where(Job.state.in_(JobState.RUNNABLE), Job.run_after <= now, ~busy)
-        .order_by(Job.run_after, Job.created_at)
-        .limit(1)
-    )
-    if db.dialect == "postgresql":
-        query = query.with_for_update(of=[Job, Service], skip_locked=True)
-    with db.transaction() as session:
-        job_id = session.execute(query).scalar()
-        if job_id is None:
+    token = f"{worker}/{uuid.uuid4().hex[:12]}"
+    params = {"now": now, "token": token, "expires": now + dt.timedelta(seconds=lease_seconds), "worker": worker}
+    postgresql = db.dialect == "postgresql"
+    statement, record_attempt = _claim_statements(postgresql)
+    for _ in range(CLAIM_CONFLICT_RETRIES):
+        try:
+            if postgresql:
+                with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    row = conn.execute(statement, params).first()
+                    attempt_id = row.attempt_id if row else None
+            else:
+                with db.engine.begin() as conn:
+                    row = conn.execute(statement, params).first()
+                    if row is not None:
+                        attempt_id = conn.execute(record_attempt, {**params, "job_id": row.id,
+                                                                   "number": row.attempts}).inserted_primary_key[0]
+        except IntegrityError:
+            # Another claimer's job of the same service became running between this
+            # statement's snapshot and its update: the next try sees it.
+            continue
+        if row is None:
             return None
-        job = session.get(Job, job_id)
-        token = f"{worker}/{uuid.uuid4().hex[:12]}"
-        job.state = JobState.RUNNING
-        job.attempts += 1
-        job.lease_owner = token
-        job.lease_expires_at = now + dt.timedelta(seconds=lease_seconds)
-        job.started_at = job.started_at or now
-        session.add(JobAttempt(job_id=job.id, number=job.attempts, worker=worker, started_at=now))
-        return Claim(job_id=job.id, service_id=job.service_id, token=token, attempt=job.attempts)
+        return Claim(job_id=row.id, service_id=row.service_id, token=token, attempt=row.attempts,
+                     attempt_id=attempt_id)
+    return None
 
 
 def heartbeat(db: Database, claim_: Claim, lease_seconds: float) -> bool:
     """Extend the lease; False means it was lost (swept) and the work must not be recorded."""
-    with db.transaction() as session:
-        result = session.execute(
-            update(Job)
-            .where(Job.id == claim_.job_id, Job.lease_owner == claim_.token,
-                   Job.state == JobState.RUNNING)
+    with db.engine.begin() as conn:
+        result = conn.execute(
+            update(JOBS)
+            .where(JOBS.c.id == claim_.job_id, JOBS.c.lease_owner == claim_.token,
+                   JOBS.c.state == JobState.RUNNING)
             .values(lease_expires_at=utcnow() + dt.timedelta(seconds=lease_seconds))
         )
         return result.rowcount == 1
@@ -150,73 +217,85 @@ OnFailed = Callable[[Session, Job], None]
 OnFinished = Callable[[Session, Job], None]
 
 
+def _held(claim_: Claim):
+    """The job row, if ``claim_`` still holds its lease."""
+    return and_(JOBS.c.id == claim_.job_id, JOBS.c.state == JobState.RUNNING, JOBS.c.lease_owner == claim_.token)
+
+
 def finish(db: Database, claim_: Claim, outcome: Outcome, *, backoff_base: float,
            backoff_cap: float, pending_timeout: float, rng: random.Random | None = None,
            on_failed: OnFailed | None = None, on_finished: OnFinished | None = None) -> str | None:
     """Record an attempt's outcome; returns the job's new state, or None if the lease was lost.
 
     ``on_failed(session, job)`` runs in the same transaction when the job fails for
-    good; ``on_finished(session, job)`` when it succeeds or fails for good."""
-    now = utcnow()
-    with db.transaction() as session:
-        job = session.get(Job, claim_.job_id, with_for_update=True)
-        if job is None or job.state != JobState.RUNNING or job.lease_owner != claim_.token:
-            log.warning("job %s: lease lost before the attempt finished; its result is discarded",
-                        claim_.job_id)
-            return None
-        attempt = _open_attempt(session, job)
-        kind = outcome.kind
-        if kind == "pending":
-            job.pending_since = job.pending_since or now
-            if (now - job.pending_since).total_seconds() > pending_timeout:
-                kind = "failed"
-                outcome = Outcome("failed", "upstream_pending_timeout",
-                                  "The e-mail platform did not finish setting this up in time.",
-                                  outcome.detail)
-        elif kind == "retry" and job.attempts >= job.max_attempts:
-            kind = "failed"
+    good; ``on_finished(session, job)`` when it succeeds or fails for good. ``job`` is
+    the row as just recorded (a detached ``Job``: read it, do not change it).
 
-        job.lease_owner = None
-        job.lease_expires_at = None
-        job.error_code = outcome.code
-        job.error_message = outcome.message
-        if kind in ("succeeded", "failed") and job.reveal_once:
-            job.reveal_until = now + dt.timedelta(seconds=REVEAL_SECONDS)
-        if kind == "succeeded":
-            job.state = JobState.SUCCEEDED
-            job.finished_at = now
-            job.pending_since = None
-        elif kind == "failed":
-            job.state = JobState.FAILED
-            job.finished_at = now
-            if on_failed:
+    A success or a failure is one ``UPDATE ... RETURNING`` guarded by the lease, plus
+    the attempt's row; a retry or a wait first reads (and locks) the job's counters."""
+    now = utcnow()
+    kind = outcome.kind
+    values: dict = {"lease_owner": None, "lease_expires_at": None,
+                    "error_code": outcome.code, "error_message": outcome.message}
+    with db.transaction() as session:
+        if kind in ("retry", "pending"):
+            row = session.execute(select(JOBS.c.attempts, JOBS.c.max_attempts, JOBS.c.pending_since)
+                                  .where(_held(claim_)).with_for_update()).first()
+            if row is None:
+                return _lease_lost(claim_)
+            if kind == "pending":
+                pending_since = row.pending_since or now
+                if (now - pending_since).total_seconds() > pending_timeout:
+                    kind = "failed"
+                    outcome = Outcome("failed", "upstream_pending_timeout",
+                                      "The e-mail platform did not finish setting this up in time.",
+                                      outcome.detail)
+                    values.update(error_code=outcome.code, error_message=outcome.message,
+                                  pending_since=pending_since)
+                else:
+                    # Waiting for the upstream does not use up the job's attempts. Polls slow
+                    # down as the wait grows: activation may wait on the customer's DNS for days.
+                    waited = (now - pending_since).total_seconds()
+                    delay = min(PENDING_POLL_CAP, max(outcome.retry_after or backoff_base, waited / 10))
+                    values.update(state=JobState.RETRYING, attempts=JOBS.c.attempts - 1,
+                                  pending_since=pending_since, run_after=now + dt.timedelta(seconds=delay))
+            elif row.attempts >= row.max_attempts:
+                kind = "failed"
+            else:
+                delay = backoff_delay(row.attempts, backoff_base, backoff_cap, rng)
+                if outcome.retry_after:
+                    delay = max(delay, min(outcome.retry_after, backoff_cap))
+                values.update(state=JobState.RETRYING, run_after=now + dt.timedelta(seconds=delay))
+        if kind in ("succeeded", "failed"):
+            values.update(state=JobState.SUCCEEDED if kind == "succeeded" else JobState.FAILED, finished_at=now,
+                          reveal_until=case((JOBS.c.reveal_once.is_not(None), now + dt.timedelta(seconds=REVEAL_SECONDS)),
+                                            else_=JOBS.c.reveal_until))
+            if kind == "succeeded":
+                values["pending_since"] = None
+        row = session.execute(update(JOBS).where(_held(claim_)).values(values).returning(*JOBS.c)).first()
+        if row is None:
+            return _lease_lost(claim_)
+        attempt = (ATTEMPTS.c.id == claim_.attempt_id if claim_.attempt_id is not None else
+                   ATTEMPTS.c.id == select(func.max(ATTEMPTS.c.id)).where(
+                       ATTEMPTS.c.job_id == claim_.job_id, ATTEMPTS.c.finished_at.is_(None)).scalar_subquery())
+        session.execute(update(ATTEMPTS).where(attempt, ATTEMPTS.c.finished_at.is_(None)).values(
+            finished_at=now, outcome={"retry": "retrying"}.get(kind, kind), error_code=outcome.code,
+            error_message=outcome.message, detail=outcome.detail))
+        if kind in ("succeeded", "failed") and (on_failed or on_finished):
+            job = Job(**row._mapping)
+            if on_failed and kind == "failed":
                 on_failed(session, job)
-        elif kind == "pending":
-            # Waiting for the upstream does not use up the job's attempts. Polls slow
-            # down as the wait grows: activation may wait on the customer's DNS for days.
-            job.attempts -= 1
-            job.state = JobState.RETRYING
-            waited = (now - job.pending_since).total_seconds()
-            delay = min(PENDING_POLL_CAP, max(outcome.retry_after or backoff_base, waited / 10))
-            job.run_after = now + dt.timedelta(seconds=delay)
-        else:
-            job.state = JobState.RETRYING
-            delay = backoff_delay(job.attempts, backoff_base, backoff_cap, rng)
-            if outcome.retry_after:
-                delay = max(delay, min(outcome.retry_after, backoff_cap))
-            job.run_after = now + dt.timedelta(seconds=delay)
-        if on_finished and kind in ("succeeded", "failed"):
-            on_finished(session, job)
-        if attempt is not None:
-            attempt.finished_at = now
-            attempt.outcome = {"retry": "retrying"}.get(kind, kind)
-            attempt.error_code = outcome.code
-            attempt.error_message = outcome.message
-            attempt.detail = outcome.detail
+            if on_finished:
+                on_finished(session, job)
         JOBS_FINISHED.labels(outcome=kind).inc()
-        log.info("job %s service %s attempt %s: %s%s", job.id, job.service_id, claim_.attempt, kind,
+        log.info("job %s service %s attempt %s: %s%s", row.id, row.service_id, claim_.attempt, kind,
                  f" ({outcome.code})" if outcome.code else "")
-        return job.state
+        return row.state
+
+
+def _lease_lost(claim_: Claim) -> None:
+    log.warning("job %s: lease lost before the attempt finished; its result is discarded", claim_.job_id)
+    return None
 
 
 def keep_secrets(session: Session, job_id: str, token: str) -> None:
@@ -251,7 +330,7 @@ def sweep_expired(db: Database, now: dt.datetime | None = None, on_failed: OnFai
     query = select(Job).where(Job.state == JobState.RUNNING, Job.lease_expires_at < now)
     if db.dialect == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    rescued = 0
+    rescued, requeued = 0, False
     with db.transaction() as session:
         for job in session.execute(query).scalars():
             attempt = _open_attempt(session, job)
@@ -273,6 +352,9 @@ def sweep_expired(db: Database, now: dt.datetime | None = None, on_failed: OnFai
             else:
                 job.state = JobState.RETRYING
                 job.run_after = now
+                requeued = True
             rescued += 1
             log.warning("job %s: worker lost, %s", job.id, job.state)
+        if requeued:
+            wake_workers(session)
     return rescued

@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import (JSON, BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text,
-                        UniqueConstraint, select)
+                        UniqueConstraint, select, text)
 from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
 from .billing.keys import DEFAULT_SOURCE, MAX_KEY, MAX_SOURCE_NAME
@@ -128,7 +128,10 @@ class Event(Base):
 
 class Job(Base):
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_claim", "state", "run_after"),)
+    __table_args__ = (Index("ix_jobs_claim", "state", "run_after"),
+                      # At most one running job per service, whatever races the claimers run.
+                      Index("uq_jobs_one_running_per_service", "service_id", unique=True,
+                            postgresql_where=text("state = 'running'"), sqlite_where=text("state = 'running'")))
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     service_id: Mapped[str] = mapped_column(SERVICE_KEY, ForeignKey("services.id"), index=True)

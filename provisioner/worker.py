@@ -25,6 +25,7 @@ from .models import DesiredStatus, Service
 from .notifications import notify_job_outcome
 from .providers.errors import Pending, ProviderError
 from .runtime import Runtime
+from .wakeup import Listener, Wakeup
 
 log = logging.getLogger("provisioner.worker")
 
@@ -96,9 +97,13 @@ def _pending_poll(runtime: Runtime) -> float:
 
 class Worker:
     def __init__(self, runtime: Runtime, concurrency: int = 2, name: str | None = None,
-                 execute: Callable[[Runtime, Claim], Outcome] = execute):
+                 execute: Callable[[Runtime, Claim], Outcome] = execute, listen: bool = True):
         self.runtime = runtime
         self.execute = execute  # what one attempt runs (benchmarks swap in a no-op)
+        # LISTEN/NOTIFY wakes idle runners on PostgreSQL; the poll stays as the fallback.
+        self.listen = listen and runtime.db.dialect == "postgresql"
+        self._wakeup = Wakeup()
+        self._listener: Listener | None = None
         self.concurrency = concurrency
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self._stop = threading.Event()
@@ -143,8 +148,9 @@ class Worker:
         outage = 0          # consecutive rounds that could not reach the database
         while not self._stop.is_set():
             try:
+                seen = self._wakeup.generation()
                 if not self.run_once(thread_name):
-                    self._stop.wait(self.runtime.settings.worker_poll_interval)
+                    self._wakeup.wait(seen, self.runtime.settings.worker_poll_interval)
                 if outage:
                     log.info("worker %s: database reachable again", thread_name)
                 outage = 0
@@ -183,6 +189,9 @@ class Worker:
         self._threads = [threading.Thread(target=self._loop, args=(i,), name=f"job-runner-{i}", daemon=True)
                          for i in range(self.concurrency)]
         self._heartbeat_thread = threading.Thread(target=self._heartbeat, name="job-heartbeat", daemon=True)
+        if self.listen:
+            self._listener = Listener(self.runtime.db.url, jobs.CHANNEL, self._wakeup, self._stop)
+            self._listener.start()
         for thread in (*self._threads, self._heartbeat_thread):
             thread.start()
         log.info("worker %s started with %d job runner(s) at %s", self.name, self.concurrency,
@@ -191,8 +200,16 @@ class Worker:
     def stop(self, timeout: float = 30.0) -> None:
         """Stop claiming; wait for running jobs to finish (up to ``timeout``)."""
         self._stop.set()
+        self._wakeup.wake()   # idle runners leave their wait now
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._heartbeat_stop.set()
+        if self._listener is not None:
+            self._listener.join(max(0.0, deadline - time.monotonic()))
         log.info("worker %s stopped", self.name)
+
+    @property
+    def listening(self) -> threading.Event:
+        """Set while the PostgreSQL listener is in force (never set without one)."""
+        return self._listener.listening if self._listener is not None else threading.Event()
