@@ -24,7 +24,7 @@ import logging
 import random
 import uuid
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from sqlalchemy import String, and_, bindparam, case, exists, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from .db import Database, utcnow
 from .metrics import JOBS_FINISHED
-from .models import Job, JobAttempt, JobState, Service
+from .models import RUNNABLE_SQL, RUNNING_SQL, Job, JobAttempt, JobState, Service
 
 log = logging.getLogger("provisioner.jobs")
 
@@ -127,11 +127,21 @@ def _claim_statements(postgresql: bool):
     running, returning what the worker needs. On PostgreSQL the attempt row is
     inserted by the same statement (a data-modifying CTE): one round trip."""
     candidate, running = JOBS.alias("candidate"), JOBS.alias("running")
-    busy = exists().where(running.c.service_id == candidate.c.service_id, running.c.state == JobState.RUNNING)
+    # The states as literal SQL: they match the partial indexes' predicates (models.py).
+    busy = exists().where(running.c.service_id == candidate.c.service_id, text(f"running.{RUNNING_SQL}"))
     pick = (select(candidate.c.id)
-            .where(candidate.c.state.in_(JobState.RUNNABLE), candidate.c.run_after <= bindparam("now"), ~busy)
+            .where(text(f"candidate.{RUNNABLE_SQL}"),
+                   candidate.c.run_after <= bindparam("now"), ~busy)
             .order_by(candidate.c.run_after, candidate.c.created_at)
             .limit(1))
+    if not postgresql:
+        # Without ANALYZE statistics SQLite prefers ix_jobs_claim and sorts every queued
+        # job; SQLAlchemy renders no table hints for SQLite, so the pick is spelled out.
+        pick = text(f"SELECT candidate.id FROM jobs AS candidate INDEXED BY ix_jobs_runnable "
+                    f"WHERE candidate.{RUNNABLE_SQL} AND candidate.run_after <= :now AND NOT EXISTS "
+                    f"(SELECT 1 FROM jobs AS running WHERE running.service_id = candidate.service_id "
+                    f"AND running.{RUNNING_SQL}) ORDER BY candidate.run_after, candidate.created_at LIMIT 1"
+                    ).bindparams(bindparam("now", type_=JOBS.c.run_after.type)).columns(candidate.c.id)
     if postgresql:
         # The service row is locked too: a second claimer skips every job of that
         # service while this claim is uncommitted (the unique index backs it up after).
@@ -213,13 +223,51 @@ def _open_attempt(session: Session, job: Job) -> JobAttempt | None:
     ).scalar_one_or_none()
 
 
-OnFailed = Callable[[Session, Job], None]
-OnFinished = Callable[[Session, Job], None]
+# Callbacks get the job as recorded: an ORM ``Job`` from the sweep, the row itself
+# (attribute access, read-only) from ``finish``; either way read it, do not change it.
+OnFailed = Callable[[Session, Any], None]
+OnFinished = Callable[[Session, Any], None]
 
 
-def _held(claim_: Claim):
-    """The job row, if ``claim_`` still holds its lease."""
-    return and_(JOBS.c.id == claim_.job_id, JOBS.c.state == JobState.RUNNING, JOBS.c.lease_owner == claim_.token)
+def _at(name: str):
+    return bindparam(name, type_=JOBS.c.run_after.type)
+
+
+@functools.cache
+def _finish_statements() -> dict:
+    """Built once: the UPDATE per outcome, guarded by the lease, and the attempt's."""
+    held = and_(JOBS.c.id == bindparam("job_id"), JOBS.c.state == JobState.RUNNING,
+                JOBS.c.lease_owner == bindparam("token"))
+    common = {"lease_owner": None, "lease_expires_at": None, "error_code": bindparam("code", type_=String),
+              "error_message": bindparam("message", type_=String), "updated_at": _at("now")}
+    ended = {**common, "finished_at": _at("now"),
+             "reveal_until": case((JOBS.c.reveal_once.is_not(None), _at("reveal_until")), else_=JOBS.c.reveal_until)}
+    statements = {
+        "succeeded": {**ended, "state": JobState.SUCCEEDED, "pending_since": None},
+        # A wait that timed out keeps when it began (set now if it never was).
+        "failed": {**ended, "state": JobState.FAILED,
+                   "pending_since": func.coalesce(JOBS.c.pending_since, _at("pending_since"))},
+        "retry": {**common, "state": JobState.RETRYING, "run_after": _at("run_after")},
+        # Waiting for the upstream does not use up the job's attempts.
+        "pending": {**common, "state": JobState.RETRYING, "attempts": JOBS.c.attempts - 1,
+                    "pending_since": _at("pending_since"), "run_after": _at("run_after")},
+    }
+    statements = {kind: update(JOBS).where(held).values(values).returning(*JOBS.c)
+                  for kind, values in statements.items()}
+    statements["counters"] = (select(JOBS.c.attempts, JOBS.c.max_attempts, JOBS.c.pending_since)
+                              .where(held).with_for_update())
+    attempt_values = {"finished_at": _at("now"), "outcome": bindparam("outcome"),
+                      "error_code": bindparam("code", type_=String), "error_message": bindparam("message", type_=String),
+                      "detail": bindparam("detail", type_=String)}
+    statements["attempt"] = (update(ATTEMPTS).where(ATTEMPTS.c.id == bindparam("attempt_id"),
+                                                    ATTEMPTS.c.finished_at.is_(None)).values(attempt_values))
+    # A claim from before attempt ids were handed out: the job's newest open attempt.
+    newest_open = (select(func.max(ATTEMPTS.c.id))
+                   .where(ATTEMPTS.c.job_id == bindparam("job_id"), ATTEMPTS.c.finished_at.is_(None))
+                   .scalar_subquery())
+    statements["open_attempt"] = (update(ATTEMPTS).where(ATTEMPTS.c.id == newest_open)
+                                  .values(attempt_values))
+    return statements
 
 
 def finish(db: Database, claim_: Claim, outcome: Outcome, *, backoff_base: float,
@@ -228,69 +276,55 @@ def finish(db: Database, claim_: Claim, outcome: Outcome, *, backoff_base: float
     """Record an attempt's outcome; returns the job's new state, or None if the lease was lost.
 
     ``on_failed(session, job)`` runs in the same transaction when the job fails for
-    good; ``on_finished(session, job)`` when it succeeds or fails for good. ``job`` is
-    the row as just recorded (a detached ``Job``: read it, do not change it).
+    good; ``on_finished(session, job)`` when it succeeds or fails for good.
 
     A success or a failure is one ``UPDATE ... RETURNING`` guarded by the lease, plus
-    the attempt's row; a retry or a wait first reads (and locks) the job's counters."""
+    the attempt's; a retry or a wait first reads (and locks) the job's counters."""
+    statements = _finish_statements()
     now = utcnow()
     kind = outcome.kind
-    values: dict = {"lease_owner": None, "lease_expires_at": None,
-                    "error_code": outcome.code, "error_message": outcome.message}
+    params = {"job_id": claim_.job_id, "token": claim_.token, "now": now, "pending_since": None,
+              "reveal_until": now + dt.timedelta(seconds=REVEAL_SECONDS)}
     with db.transaction() as session:
+        conn = session.connection()   # Core on the session's transaction: callbacks share it
         if kind in ("retry", "pending"):
-            row = session.execute(select(JOBS.c.attempts, JOBS.c.max_attempts, JOBS.c.pending_since)
-                                  .where(_held(claim_)).with_for_update()).first()
+            row = conn.execute(statements["counters"], params).first()
             if row is None:
                 return _lease_lost(claim_)
             if kind == "pending":
-                pending_since = row.pending_since or now
-                if (now - pending_since).total_seconds() > pending_timeout:
+                params["pending_since"] = pending_since = row.pending_since or now
+                waited = (now - pending_since).total_seconds()
+                if waited > pending_timeout:
                     kind = "failed"
                     outcome = Outcome("failed", "upstream_pending_timeout",
                                       "The e-mail platform did not finish setting this up in time.",
                                       outcome.detail)
-                    values.update(error_code=outcome.code, error_message=outcome.message,
-                                  pending_since=pending_since)
                 else:
-                    # Waiting for the upstream does not use up the job's attempts. Polls slow
-                    # down as the wait grows: activation may wait on the customer's DNS for days.
-                    waited = (now - pending_since).total_seconds()
+                    # Polls slow down as the wait grows: activation may wait on the
+                    # customer's DNS for days.
                     delay = min(PENDING_POLL_CAP, max(outcome.retry_after or backoff_base, waited / 10))
-                    values.update(state=JobState.RETRYING, attempts=JOBS.c.attempts - 1,
-                                  pending_since=pending_since, run_after=now + dt.timedelta(seconds=delay))
+                    params["run_after"] = now + dt.timedelta(seconds=delay)
             elif row.attempts >= row.max_attempts:
                 kind = "failed"
             else:
                 delay = backoff_delay(row.attempts, backoff_base, backoff_cap, rng)
                 if outcome.retry_after:
                     delay = max(delay, min(outcome.retry_after, backoff_cap))
-                values.update(state=JobState.RETRYING, run_after=now + dt.timedelta(seconds=delay))
-        if kind in ("succeeded", "failed"):
-            values.update(state=JobState.SUCCEEDED if kind == "succeeded" else JobState.FAILED, finished_at=now,
-                          reveal_until=case((JOBS.c.reveal_once.is_not(None), now + dt.timedelta(seconds=REVEAL_SECONDS)),
-                                            else_=JOBS.c.reveal_until))
-            if kind == "succeeded":
-                values["pending_since"] = None
-        row = session.execute(update(JOBS).where(_held(claim_)).values(values).returning(*JOBS.c)).first()
-        if row is None:
+                params["run_after"] = now + dt.timedelta(seconds=delay)
+        params.update(code=outcome.code, message=outcome.message, detail=outcome.detail,
+                      outcome={"retry": "retrying"}.get(kind, kind), attempt_id=claim_.attempt_id)
+        job = conn.execute(statements[kind], params).first()
+        if job is None:
             return _lease_lost(claim_)
-        attempt = (ATTEMPTS.c.id == claim_.attempt_id if claim_.attempt_id is not None else
-                   ATTEMPTS.c.id == select(func.max(ATTEMPTS.c.id)).where(
-                       ATTEMPTS.c.job_id == claim_.job_id, ATTEMPTS.c.finished_at.is_(None)).scalar_subquery())
-        session.execute(update(ATTEMPTS).where(attempt, ATTEMPTS.c.finished_at.is_(None)).values(
-            finished_at=now, outcome={"retry": "retrying"}.get(kind, kind), error_code=outcome.code,
-            error_message=outcome.message, detail=outcome.detail))
-        if kind in ("succeeded", "failed") and (on_failed or on_finished):
-            job = Job(**row._mapping)
-            if on_failed and kind == "failed":
-                on_failed(session, job)
-            if on_finished:
-                on_finished(session, job)
+        conn.execute(statements["attempt" if claim_.attempt_id is not None else "open_attempt"], params)
+        if on_failed and kind == "failed":
+            on_failed(session, job)
+        if on_finished and kind in ("succeeded", "failed"):
+            on_finished(session, job)
         JOBS_FINISHED.labels(outcome=kind).inc()
-        log.info("job %s service %s attempt %s: %s%s", row.id, row.service_id, claim_.attempt, kind,
+        log.info("job %s service %s attempt %s: %s%s", job.id, job.service_id, claim_.attempt, kind,
                  f" ({outcome.code})" if outcome.code else "")
-        return row.state
+        return job.state
 
 
 def _lease_lost(claim_: Claim) -> None:
