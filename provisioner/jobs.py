@@ -143,11 +143,11 @@ def _claim_statements(postgresql: bool):
                     f"AND running.{RUNNING_SQL}) ORDER BY candidate.run_after, candidate.created_at LIMIT 1"
                     ).bindparams(bindparam("now", type_=JOBS.c.run_after.type)).columns(candidate.c.id)
     if postgresql:
-        # The service row is locked too: a second claimer skips every job of that
-        # service while this claim is uncommitted (the unique index backs it up after).
-        service = SERVICES.alias("service")
-        pick = (pick.join(service, service.c.id == candidate.c.service_id)
-                .with_for_update(of=[candidate, service], skip_locked=True))
+        # Only the job row is locked (the service row too would join services in and
+        # cost the walk down ix_jobs_runnable: the planner sorts every queued job then).
+        # A job of a service whose other job is being claimed at this very moment gets
+        # past NOT EXISTS; the unique index stops it and the claim tries again.
+        pick = pick.with_for_update(of=candidate, skip_locked=True)
     now = bindparam("now", type_=JOBS.c.run_after.type)
     claimed = (update(JOBS).where(JOBS.c.id == pick.scalar_subquery())
                .values(state=JobState.RUNNING, attempts=JOBS.c.attempts + 1, lease_owner=bindparam("token"),
