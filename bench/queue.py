@@ -6,10 +6,10 @@ On one database (a fresh SQLite file, or ``--database-url``), in this process:
 1. the baseline: a loop of single-row ``INSERT`` + ``COMMIT`` on one connection of the
    same engine and driver the queue uses (the machine's own commit rate: every job
    costs at least its claim's and its outcome's commits);
-2. throughput: ``--jobs`` queued no-op jobs (one per service, bulk-loaded), run through
-   ``Worker.run_once`` (claim, a no-op attempt, finish, attempt log and all) by 1 and by
-   ``--concurrency`` runner threads of one worker process; jobs per second, and the
-   ratio to the commit rate;
+2. throughput: ``--jobs`` queued no-op jobs (one per service, bulk-loaded), run by a
+   started ``Worker`` (its claim loop, a no-op attempt, the outcome and attempt log and
+   all) with 1 and with ``--concurrency`` runner threads in this one process; jobs per
+   second until the last outcome is recorded, and the ratio to the commit rate;
 3. wake-up latency: a started ``Worker`` with every runner idle; ``--samples`` jobs are
    queued one at a time (each in its own transaction, as intake does) and the time from
    just before the enqueueing ``COMMIT`` to the start of its attempt is taken, p50/p95/max
@@ -22,8 +22,9 @@ absolute numbers depend on the machine and its disk, the ratios are what compare
     .venv/bin/python bench/queue.py                                     # CI size, SQLite
     .venv/bin/python bench/queue.py --jobs 20000 --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench
 
-A PostgreSQL database is migrated and emptied of services, jobs and their attempts
-first (and gets a ``bench_commits`` table): give one the benchmark may fill.
+A PostgreSQL database is migrated and emptied (every table of the models) before and
+after, and gets a ``bench_commits`` table for the baseline: give one the benchmark may
+empty and fill.
 """
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ from sqlalchemy import delete, func, insert, select  # noqa: E402
 
 from provisioner import jobs  # noqa: E402
 from provisioner.config import Settings  # noqa: E402
-from provisioner.db import utcnow  # noqa: E402
+from provisioner.db import Base, utcnow  # noqa: E402
 from provisioner.devsetup import new_webhook_secret  # noqa: E402
 from provisioner.jobs import Outcome  # noqa: E402
 from provisioner.migrate import upgrade  # noqa: E402
@@ -133,29 +134,30 @@ def service_row(key: str, now: dt.datetime) -> dict:
             "observed": {}, "usage": {}, "created_at": now, "updated_at": now}
 
 
-def noop(runtime, claim) -> Outcome:
-    return Outcome("succeeded", detail="no-op")
-
-
 def throughput(runtime: Runtime, count: int, threads: int, commits_per_s: float) -> dict:
+    """``count`` queued no-op jobs through a started Worker's runner threads, until the
+    last outcome is recorded."""
     load_jobs(runtime.db, count, f"t{threads}-")
-    worker = Worker(runtime, concurrency=threads, name=f"bench-{threads}", execute=noop)
-    ran = [0] * threads
+    ran = [0]
+    done = threading.Event()
+    lock = threading.Lock()
 
-    def run(index: int) -> None:
-        while worker.run_once(f"bench-{threads}/{index}"):
-            ran[index] += 1
+    def counted(_runtime, claim) -> Outcome:
+        with lock:
+            ran[0] += 1
+            if ran[0] == count:
+                done.set()
+        return Outcome("succeeded", detail="no-op")
 
-    pool = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    worker = Worker(runtime, concurrency=threads, name=f"bench-{threads}", execute=counted)
     started = time.perf_counter()
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
+    worker.start()
+    done.wait(600)
+    worker.stop()   # returns once the last outcome is recorded
     seconds = time.perf_counter() - started
-    per_s = sum(ran) / seconds
-    return {"threads": threads, "jobs": sum(ran), "seconds": round(seconds, 3), "jobs_per_s": round(per_s, 1),
-            "ms_per_job": round(1000 * seconds / max(1, sum(ran)), 3),
+    per_s = ran[0] / seconds
+    return {"threads": threads, "jobs": ran[0], "seconds": round(seconds, 3), "jobs_per_s": round(per_s, 1),
+            "ms_per_job": round(1000 * seconds / max(1, ran[0]), 3),
             "ratio_to_commit_rate": round(per_s / commits_per_s, 3)}
 
 
@@ -215,9 +217,10 @@ def check(db) -> list[str]:
 
 
 def empty(db) -> None:
+    """Every table of the models emptied, dependants first."""
     with db.transaction() as session:
-        for model in (JobAttempt, Job, Service):
-            session.execute(delete(model))
+        for table in reversed(Base.metadata.sorted_tables):
+            session.execute(delete(table))
 
 
 def main() -> int:

@@ -171,36 +171,41 @@ def claim(db: Database, worker: str, lease_seconds: float, now: dt.datetime | No
     """Take the oldest runnable job whose service has no job running, or None.
 
     PostgreSQL: a single autocommitted statement (``FOR UPDATE ... SKIP LOCKED`` on the
-    job and its service row, so concurrent claimers pass each other by). SQLite: the
-    ``BEGIN IMMEDIATE`` transaction serialises claimers instead. Either way the partial
-    unique index ``uq_jobs_one_running_per_service`` makes a second running job of one
-    service impossible; a claim that races into it tries again."""
-    now = now or utcnow()
-    token = f"{worker}/{uuid.uuid4().hex[:12]}"
-    params = {"now": now, "token": token, "expires": now + dt.timedelta(seconds=lease_seconds), "worker": worker}
-    postgresql = db.dialect == "postgresql"
-    statement, record_attempt = _claim_statements(postgresql)
+    job row, so concurrent claimers pass each other by). SQLite: the ``BEGIN
+    IMMEDIATE`` transaction serialises claimers instead. Either way the partial unique
+    index ``uq_jobs_one_running_per_service`` makes a second running job of one service
+    impossible; a claim that races into it tries again."""
     for _ in range(CLAIM_CONFLICT_RETRIES):
         try:
-            if postgresql:
+            if db.dialect == "postgresql":
                 with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                    row = conn.execute(statement, params).first()
-                    attempt_id = row.attempt_id if row else None
-            else:
-                with db.engine.begin() as conn:
-                    row = conn.execute(statement, params).first()
-                    if row is not None:
-                        attempt_id = conn.execute(record_attempt, {**params, "job_id": row.id,
-                                                                   "number": row.attempts}).inserted_primary_key[0]
+                    return _claim_on(conn, True, worker, lease_seconds, now)
+            with db.engine.begin() as conn:
+                return _claim_on(conn, False, worker, lease_seconds, now)
         except IntegrityError:
             # Another claimer's job of the same service became running between this
             # statement's snapshot and its update: the next try sees it.
             continue
-        if row is None:
-            return None
-        return Claim(job_id=row.id, service_id=row.service_id, token=token, attempt=row.attempts,
-                     attempt_id=attempt_id)
     return None
+
+
+def _claim_on(conn, postgresql: bool, worker: str, lease_seconds: float,
+              now: dt.datetime | None = None) -> Claim | None:
+    """The claim on ``conn``, in whatever transaction it is in; IntegrityError on a race."""
+    now = now or utcnow()
+    token = f"{worker}/{uuid.uuid4().hex[:12]}"
+    params = {"now": now, "token": token, "expires": now + dt.timedelta(seconds=lease_seconds), "worker": worker}
+    statement, record_attempt = _claim_statements(postgresql)
+    row = conn.execute(statement, params).first()
+    if row is None:
+        return None
+    if postgresql:
+        attempt_id = row.attempt_id
+    else:
+        attempt_id = conn.execute(record_attempt, {**params, "job_id": row.id,
+                                                   "number": row.attempts}).inserted_primary_key[0]
+    return Claim(job_id=row.id, service_id=row.service_id, token=token, attempt=row.attempts,
+                 attempt_id=attempt_id)
 
 
 def heartbeat(db: Database, claim_: Claim, lease_seconds: float) -> bool:
@@ -223,8 +228,11 @@ def _open_attempt(session: Session, job: Job) -> JobAttempt | None:
     ).scalar_one_or_none()
 
 
-# Callbacks get the job as recorded: an ORM ``Job`` from the sweep, the row itself
-# (attribute access, read-only) from ``finish``; either way read it, do not change it.
+# Callbacks get the job as recorded: an ORM ``Job`` from the sweep, from ``finish`` the
+# row itself (attribute access, read-only; the columns of RECORDED, no secrets).
+RECORDED = [JOBS.c[name] for name in (
+    "id", "service_id", "event_id", "kind", "reason", "state", "attempts", "max_attempts", "error_code",
+    "error_message", "report_outcome", "run_after", "created_at", "started_at", "finished_at")]
 OnFailed = Callable[[Session, Any], None]
 OnFinished = Callable[[Session, Any], None]
 
@@ -236,37 +244,49 @@ def _at(name: str):
 @functools.cache
 def _finish_statements() -> dict:
     """Built once: the UPDATE per outcome, guarded by the lease, and the attempt's."""
-    held = and_(JOBS.c.id == bindparam("job_id"), JOBS.c.state == JobState.RUNNING,
-                JOBS.c.lease_owner == bindparam("token"))
-    common = {"lease_owner": None, "lease_expires_at": None, "error_code": bindparam("code", type_=String),
-              "error_message": bindparam("message", type_=String), "updated_at": _at("now")}
-    ended = {**common, "finished_at": _at("now"),
-             "reveal_until": case((JOBS.c.reveal_once.is_not(None), _at("reveal_until")), else_=JOBS.c.reveal_until)}
+    held = and_(JOBS.c.id == bindparam("p_job_id"), JOBS.c.state == JobState.RUNNING,
+                JOBS.c.lease_owner == bindparam("p_token"))
+    common = {"lease_owner": None, "lease_expires_at": None, "error_code": bindparam("p_code", type_=String),
+              "error_message": bindparam("p_message", type_=String), "updated_at": _at("p_now")}
+    ended = {**common, "finished_at": _at("p_now"),
+             "reveal_until": case((JOBS.c.reveal_once.is_not(None), _at("p_reveal_until")), else_=JOBS.c.reveal_until)}
     statements = {
         "succeeded": {**ended, "state": JobState.SUCCEEDED, "pending_since": None},
         # A wait that timed out keeps when it began (set now if it never was).
         "failed": {**ended, "state": JobState.FAILED,
-                   "pending_since": func.coalesce(JOBS.c.pending_since, _at("pending_since"))},
-        "retry": {**common, "state": JobState.RETRYING, "run_after": _at("run_after")},
+                   "pending_since": func.coalesce(JOBS.c.pending_since, _at("p_pending_since"))},
+        "retry": {**common, "state": JobState.RETRYING, "run_after": _at("p_run_after")},
         # Waiting for the upstream does not use up the job's attempts.
         "pending": {**common, "state": JobState.RETRYING, "attempts": JOBS.c.attempts - 1,
-                    "pending_since": _at("pending_since"), "run_after": _at("run_after")},
+                    "pending_since": _at("p_pending_since"), "run_after": _at("p_run_after")},
     }
-    statements = {kind: update(JOBS).where(held).values(values).returning(*JOBS.c)
-                  for kind, values in statements.items()}
+    values_of = statements
+    statements = {kind: update(JOBS).where(held).values(values).returning(*RECORDED)
+                  for kind, values in values_of.items()}
     statements["counters"] = (select(JOBS.c.attempts, JOBS.c.max_attempts, JOBS.c.pending_since)
                               .where(held).with_for_update())
-    attempt_values = {"finished_at": _at("now"), "outcome": bindparam("outcome"),
-                      "error_code": bindparam("code", type_=String), "error_message": bindparam("message", type_=String),
-                      "detail": bindparam("detail", type_=String)}
-    statements["attempt"] = (update(ATTEMPTS).where(ATTEMPTS.c.id == bindparam("attempt_id"),
+    attempt_values = {"finished_at": _at("p_now"), "outcome": bindparam("p_outcome"),
+                      "error_code": bindparam("p_code", type_=String), "error_message": bindparam("p_message", type_=String),
+                      "detail": bindparam("p_detail", type_=String)}
+    statements["attempt"] = (update(ATTEMPTS).where(ATTEMPTS.c.id == bindparam("p_attempt_id"),
                                                     ATTEMPTS.c.finished_at.is_(None)).values(attempt_values))
     # A claim from before attempt ids were handed out: the job's newest open attempt.
     newest_open = (select(func.max(ATTEMPTS.c.id))
-                   .where(ATTEMPTS.c.job_id == bindparam("job_id"), ATTEMPTS.c.finished_at.is_(None))
+                   .where(ATTEMPTS.c.job_id == bindparam("p_job_id"), ATTEMPTS.c.finished_at.is_(None))
                    .scalar_subquery())
     statements["open_attempt"] = (update(ATTEMPTS).where(ATTEMPTS.c.id == newest_open)
                                   .values(attempt_values))
+    # PostgreSQL: the job's and the attempt's UPDATE in one statement (one round trip);
+    # the attempt is closed only if the job's lease held.
+    for kind, values in values_of.items():
+        # Constants as named binds: anonymous ones inside a CTE lose their values.
+        values = {column: bindparam(f"set_{column}", value, type_=JOBS.c[column].type)
+                  if value is None or isinstance(value, str) else value for column, value in values.items()}
+        job = update(JOBS).where(held).values(values).returning(*RECORDED).cte("job")
+        attempt = (update(ATTEMPTS).where(ATTEMPTS.c.id == bindparam("p_attempt_id"), ATTEMPTS.c.finished_at.is_(None),
+                                          exists(select(job.c.id)))
+                   .values(attempt_values).returning(ATTEMPTS.c.id).cte("attempt"))
+        statements[f"{kind}+attempt"] = select(job).add_cte(attempt)
     return statements
 
 
@@ -280,51 +300,81 @@ def finish(db: Database, claim_: Claim, outcome: Outcome, *, backoff_base: float
 
     A success or a failure is one ``UPDATE ... RETURNING`` guarded by the lease, plus
     the attempt's; a retry or a wait first reads (and locks) the job's counters."""
+    with db.transaction() as session:
+        return _record(session, claim_, outcome, backoff_base=backoff_base, backoff_cap=backoff_cap,
+                       pending_timeout=pending_timeout, rng=rng, on_failed=on_failed, on_finished=on_finished)
+
+
+def finish_and_claim(db: Database, claim_: Claim, outcome: Outcome, *, worker: str, lease_seconds: float,
+                     **options) -> tuple[str | None, Claim | None]:
+    """``finish``, and in the same transaction the claim of the runner's next job: one
+    COMMIT (one disk flush) per job instead of two. Returns (the state ``finish``
+    returns, the next claim or None).
+
+    Should the claim race another claimer into the one-running-job index, the whole
+    transaction is rolled back and the outcome recorded alone (callbacks run again in
+    that transaction; the first one's writes were rolled back with it)."""
+    try:
+        with db.transaction() as session:
+            state = _record(session, claim_, outcome, **options)
+            return state, _claim_on(session.connection(), db.dialect == "postgresql", worker, lease_seconds)
+    except IntegrityError:
+        return finish(db, claim_, outcome, **options), None
+
+
+def _record(session: Session, claim_: Claim, outcome: Outcome, *, backoff_base: float,
+            backoff_cap: float, pending_timeout: float, rng: random.Random | None = None,
+            on_failed: OnFailed | None = None, on_finished: OnFinished | None = None) -> str | None:
     statements = _finish_statements()
     now = utcnow()
     kind = outcome.kind
-    params = {"job_id": claim_.job_id, "token": claim_.token, "now": now, "pending_since": None,
-              "reveal_until": now + dt.timedelta(seconds=REVEAL_SECONDS)}
-    with db.transaction() as session:
-        conn = session.connection()   # Core on the session's transaction: callbacks share it
-        if kind in ("retry", "pending"):
-            row = conn.execute(statements["counters"], params).first()
-            if row is None:
-                return _lease_lost(claim_)
-            if kind == "pending":
-                params["pending_since"] = pending_since = row.pending_since or now
-                waited = (now - pending_since).total_seconds()
-                if waited > pending_timeout:
-                    kind = "failed"
-                    outcome = Outcome("failed", "upstream_pending_timeout",
-                                      "The e-mail platform did not finish setting this up in time.",
-                                      outcome.detail)
-                else:
-                    # Polls slow down as the wait grows: activation may wait on the
-                    # customer's DNS for days.
-                    delay = min(PENDING_POLL_CAP, max(outcome.retry_after or backoff_base, waited / 10))
-                    params["run_after"] = now + dt.timedelta(seconds=delay)
-            elif row.attempts >= row.max_attempts:
+    # Parameter names never match a column's: SQLAlchemy would add those to the SET clause.
+    params = {"p_job_id": claim_.job_id, "p_token": claim_.token, "p_now": now, "p_pending_since": None,
+              "p_reveal_until": now + dt.timedelta(seconds=REVEAL_SECONDS)}
+    conn = session.connection()   # Core on the session's transaction: callbacks share it
+    if kind in ("retry", "pending"):
+        row = conn.execute(statements["counters"], params).first()
+        if row is None:
+            return _lease_lost(claim_)
+        if kind == "pending":
+            params["p_pending_since"] = pending_since = row.pending_since or now
+            waited = (now - pending_since).total_seconds()
+            if waited > pending_timeout:
                 kind = "failed"
+                outcome = Outcome("failed", "upstream_pending_timeout",
+                                  "The e-mail platform did not finish setting this up in time.",
+                                  outcome.detail)
             else:
-                delay = backoff_delay(row.attempts, backoff_base, backoff_cap, rng)
-                if outcome.retry_after:
-                    delay = max(delay, min(outcome.retry_after, backoff_cap))
-                params["run_after"] = now + dt.timedelta(seconds=delay)
-        params.update(code=outcome.code, message=outcome.message, detail=outcome.detail,
-                      outcome={"retry": "retrying"}.get(kind, kind), attempt_id=claim_.attempt_id)
+                # Polls slow down as the wait grows: activation may wait on the
+                # customer's DNS for days.
+                delay = min(PENDING_POLL_CAP, max(outcome.retry_after or backoff_base, waited / 10))
+                params["p_run_after"] = now + dt.timedelta(seconds=delay)
+        elif row.attempts >= row.max_attempts:
+            kind = "failed"
+        else:
+            delay = backoff_delay(row.attempts, backoff_base, backoff_cap, rng)
+            if outcome.retry_after:
+                delay = max(delay, min(outcome.retry_after, backoff_cap))
+            params["p_run_after"] = now + dt.timedelta(seconds=delay)
+    params.update(p_code=outcome.code, p_message=outcome.message, p_detail=outcome.detail,
+                  p_outcome={"retry": "retrying"}.get(kind, kind), p_attempt_id=claim_.attempt_id)
+    if claim_.attempt_id is not None and conn.dialect.name == "postgresql":
+        job = conn.execute(statements[f"{kind}+attempt"], params).first()
+        if job is None:
+            return _lease_lost(claim_)
+    else:
         job = conn.execute(statements[kind], params).first()
         if job is None:
             return _lease_lost(claim_)
         conn.execute(statements["attempt" if claim_.attempt_id is not None else "open_attempt"], params)
-        if on_failed and kind == "failed":
-            on_failed(session, job)
-        if on_finished and kind in ("succeeded", "failed"):
-            on_finished(session, job)
-        JOBS_FINISHED.labels(outcome=kind).inc()
-        log.info("job %s service %s attempt %s: %s%s", job.id, job.service_id, claim_.attempt, kind,
-                 f" ({outcome.code})" if outcome.code else "")
-        return job.state
+    if on_failed and kind == "failed":
+        on_failed(session, job)
+    if on_finished and kind in ("succeeded", "failed"):
+        on_finished(session, job)
+    JOBS_FINISHED.labels(outcome=kind).inc()
+    log.info("job %s service %s attempt %s: %s%s", job.id, job.service_id, claim_.attempt, kind,
+             f" ({outcome.code})" if outcome.code else "")
+    return job.state
 
 
 def _lease_lost(claim_: Claim) -> None:

@@ -116,10 +116,16 @@ class Worker:
     # --- one job ------------------------------------------------------------
     def run_once(self, thread_name: str | None = None) -> bool:
         """Claim and run one job; False if none was runnable."""
-        settings = self.runtime.settings
-        claim = jobs.claim(self.runtime.db, thread_name or self.name, settings.job_lease_seconds)
+        claim = jobs.claim(self.runtime.db, thread_name or self.name, self.runtime.settings.job_lease_seconds)
         if claim is None:
             return False
+        self._run(claim, thread_name or self.name, chain=False)
+        return True
+
+    def _run(self, claim: Claim, thread_name: str, chain: bool) -> Claim | None:
+        """Run one attempt and record it; with ``chain``, the runner's next job is claimed
+        in the transaction that records this one (returned, or None)."""
+        settings = self.runtime.settings
         with self._active_lock:
             self._active[claim.job_id] = claim
         started = time.monotonic()
@@ -129,10 +135,14 @@ class Worker:
             with self._active_lock:
                 self._active.pop(claim.job_id, None)
         JOB_DURATION.observe(time.monotonic() - started)
-        jobs.finish(self.runtime.db, claim, outcome, backoff_base=settings.job_backoff_base,
-                    backoff_cap=settings.job_backoff_cap, pending_timeout=settings.job_pending_timeout,
-                    on_finished=lambda session, job: notify_outcome(self.runtime, session, job))
-        return True
+        options = {"backoff_base": settings.job_backoff_base, "backoff_cap": settings.job_backoff_cap,
+                   "pending_timeout": settings.job_pending_timeout,
+                   "on_finished": lambda session, job: notify_outcome(self.runtime, session, job)}
+        if not chain:
+            jobs.finish(self.runtime.db, claim, outcome, **options)
+            return None
+        return jobs.finish_and_claim(self.runtime.db, claim, outcome, worker=thread_name,
+                                     lease_seconds=settings.job_lease_seconds, **options)[1]
 
     def drain(self, timeout: float = 30.0) -> int:
         """Run jobs until none is runnable now (tests and one-shot use); returns how many ran."""
@@ -146,11 +156,18 @@ class Worker:
     def _loop(self, index: int) -> None:
         thread_name = f"{self.name}/{index}"
         outage = 0          # consecutive rounds that could not reach the database
-        while not self._stop.is_set():
+        claim: Claim | None = None   # claimed with the previous job's outcome, not run yet
+        while claim is not None or not self._stop.is_set():
             try:
-                seen = self._wakeup.generation()
-                if not self.run_once(thread_name):
-                    self._wakeup.wait(seen, self.runtime.settings.worker_poll_interval)
+                if claim is None:
+                    seen = self._wakeup.generation()
+                    claim = jobs.claim(self.runtime.db, thread_name, self.runtime.settings.job_lease_seconds)
+                    if claim is None:
+                        self._wakeup.wait(seen, self.runtime.settings.worker_poll_interval)
+                if claim is not None:
+                    # While stopping, nothing new is claimed; the job in hand still runs.
+                    current, claim = claim, None
+                    claim = self._run(current, thread_name, chain=not self._stop.is_set())
                 if outage:
                     log.info("worker %s: database reachable again", thread_name)
                 outage = 0
@@ -158,6 +175,7 @@ class Worker:
                 # Keep the worker alive whatever happens. A database that is away (a
                 # restart, a failover) is expected: one line per round, backing off;
                 # a job cut short meanwhile keeps its lease until the sweeper frees it.
+                claim = None
                 if is_unavailable(exc):
                     outage += 1
                     log.warning("worker %s: database unavailable (%s); retrying", thread_name,

@@ -313,3 +313,16 @@ def test_without_the_listener_an_idle_worker_waits_for_its_poll(client, signer, 
         assert _job(runtime, job_id).started_at is not None  # the poll still finds it
     finally:
         worker.stop()
+
+
+def test_a_retry_during_a_wait_for_activation_keeps_when_the_wait_began(client, signer, runtime):
+    job_id = signer.post(client, event_body("service.create")).get_json()["job"]["id"]
+    claim = jobs.claim(runtime.db, "w", 30)
+    assert _finish(runtime, claim, Outcome("pending", "upstream_pending", "wait")) == "retrying"
+    began = _job(runtime, job_id).pending_since
+    assert began is not None and _job(runtime, job_id).attempts == 0
+    claim = jobs.claim(runtime.db, "w", 30, now=utcnow() + dt.timedelta(seconds=400))
+    assert _finish(runtime, claim, Outcome("retry", "upstream_unavailable", "later")) == "retrying"
+    job = _job(runtime, job_id)
+    assert job.pending_since == began and job.attempts == 1
+    assert [a.outcome for a in _attempts(runtime, job_id)] == ["pending", "retrying"]
