@@ -19,7 +19,19 @@ depends_on = None
 RUNNABLE = sa.text("state IN ('queued', 'retrying')")
 
 
+# Running jobs beyond the first of their service (only the old claim's race made them):
+# handed back to the queue like the lease sweep does, so that the unique index can exist.
+EXTRA_RUNNING = ("SELECT id FROM jobs WHERE state = 'running' AND id NOT IN "
+                 "(SELECT MIN(id) FROM jobs WHERE state = 'running' GROUP BY service_id)")
+
+
 def upgrade() -> None:
+    op.execute(f"UPDATE job_attempts SET finished_at = CURRENT_TIMESTAMP, outcome = 'lost', "
+               f"error_code = 'worker_lost', error_message = 'The job was interrupted before it finished.', "
+               f"detail = 'a second running job of its service, handed back by migration 0008' "
+               f"WHERE finished_at IS NULL AND job_id IN ({EXTRA_RUNNING})")
+    op.execute(f"UPDATE jobs SET state = 'retrying', lease_owner = NULL, lease_expires_at = NULL, "
+               f"run_after = CURRENT_TIMESTAMP WHERE id IN ({EXTRA_RUNNING})")
     op.create_index('ix_jobs_runnable', 'jobs', ['run_after', 'created_at'], unique=False,
                     postgresql_where=RUNNABLE, sqlite_where=RUNNABLE)
     op.create_index('uq_jobs_one_running_per_service', 'jobs', ['service_id'], unique=True,
