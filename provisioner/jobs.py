@@ -118,7 +118,9 @@ def wake_workers(session: Session) -> None:
     """Tell listening workers (PostgreSQL) that a job is runnable; delivered at COMMIT,
     and not at all if the transaction rolls back. Elsewhere workers poll."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text(f"NOTIFY {CHANNEL}"))
+        # On the session's connection: no autoflush, so that the caller's pending
+        # objects are flushed when they would have been without the NOTIFY.
+        session.connection().execute(text(f"NOTIFY {CHANNEL}"))
 
 
 @functools.cache
