@@ -228,7 +228,7 @@ def empty(db) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=2000, help="no-op jobs per throughput run")
-    parser.add_argument("--concurrency", type=int, default=4, help="runner threads of the second throughput run")
+    parser.add_argument("--concurrency", type=int, default=8, help="runner threads of the second throughput run")
     parser.add_argument("--commits", type=int, default=2000, help="INSERT + COMMIT rounds of the baseline")
     parser.add_argument("--samples", type=int, default=40, help="jobs queued one at a time for the wake-up latency")
     parser.add_argument("--poll-interval", type=float, default=0.5, help="the workers' poll (the default setting)")

@@ -268,7 +268,8 @@ def _finish_statements() -> dict:
     statements["counters"] = (select(JOBS.c.attempts, JOBS.c.max_attempts, JOBS.c.pending_since)
                               .where(held).with_for_update())
     attempt_values = {"finished_at": _at("p_now"), "outcome": bindparam("p_outcome"),
-                      "error_code": bindparam("p_code", type_=String), "error_message": bindparam("p_message", type_=String),
+                      "error_code": bindparam("p_code", type_=String),
+                      "error_message": bindparam("p_message", type_=String),
                       "detail": bindparam("p_detail", type_=String)}
     statements["attempt"] = (update(ATTEMPTS).where(ATTEMPTS.c.id == bindparam("p_attempt_id"),
                                                     ATTEMPTS.c.finished_at.is_(None)).values(attempt_values))
