@@ -1,9 +1,13 @@
 """The durable job queue, kept in the database.
 
-- ``claim`` takes the oldest runnable job whose service has no job running,
-  under ``FOR UPDATE ... SKIP LOCKED`` on PostgreSQL (jobs *and* their service
-  row are locked, so two workers never run two jobs of one service at once);
-  on SQLite the ``BEGIN IMMEDIATE`` transaction serialises claims instead.
+- ``claim`` takes the oldest runnable job whose service has no job running in one
+  ``UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING`` on
+  PostgreSQL (the job *and* its service row are locked, so claimers pass each other
+  by); on SQLite the ``BEGIN IMMEDIATE`` transaction serialises claims instead. A
+  partial unique index (one ``running`` job per service) is the last word on both.
+- Making a job runnable now (``enqueue``, ``requeue``, the sweep) NOTIFYs
+  ``provisioner_jobs`` on PostgreSQL in the same transaction: listening workers wake
+  at its COMMIT instead of at their next poll (see ``provisioner.wakeup``).
 - A claimed job holds a lease (owner token + expiry) renewed by ``heartbeat``;
   ``sweep_expired`` hands jobs whose worker vanished back to the queue.
 - ``finish`` records the outcome of one attempt: success, a retry after
@@ -15,18 +19,20 @@ No transaction is held while a job talks to an upstream.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import random
 import uuid
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
-from sqlalchemy import and_, exists, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import String, and_, bindparam, case, exists, func, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from .db import Database, utcnow
 from .metrics import JOBS_FINISHED
-from .models import Job, JobAttempt, JobState, Service
+from .models import RUNNABLE_SQL, RUNNING_SQL, Job, JobAttempt, JobState, Service
 
 log = logging.getLogger("provisioner.jobs")
 
@@ -42,6 +48,8 @@ class Claim:
     service_id: str
     token: str          # the lease owner; only its holder may finish the job
     attempt: int
+    attempt_id: int | None = None   # its job_attempts row
+    claimed_at: dt.datetime | None = None   # when this attempt began (for the log line)
 
 
 @dataclass
@@ -69,6 +77,8 @@ def enqueue(session: Session, service_id: str, *, reason: str, max_attempts: int
     if state in JobState.FINISHED:
         job.finished_at = now
     session.add(job)
+    if state in JobState.RUNNABLE:
+        wake_workers(session)
     return job
 
 
@@ -94,45 +104,120 @@ def requeue(session: Session, job: Job, *, extra_attempts: int) -> Job:
     job.pending_since = None
     job.lease_owner = None
     job.lease_expires_at = None
+    wake_workers(session)
     return job
 
 
+# The queue's hot path is SQLAlchemy Core on the tables: no identity map, no flush,
+# no re-reads; each step is one statement where the database allows it.
+JOBS, ATTEMPTS, SERVICES = Job.__table__, JobAttempt.__table__, Service.__table__
+CHANNEL = "provisioner_jobs"   # NOTIFY'd on PostgreSQL when a job becomes runnable now
+CLAIM_CONFLICT_RETRIES = 3
+
+
+def wake_workers(session: Session) -> None:
+    """Tell listening workers (PostgreSQL) that a job is runnable; delivered at COMMIT,
+    and not at all if the transaction rolls back. Elsewhere workers poll."""
+    if session.get_bind().dialect.name == "postgresql":
+        # On the session's connection: no autoflush, so that the caller's pending
+        # objects are flushed when they would have been without the NOTIFY.
+        session.connection().execute(text(f"NOTIFY {CHANNEL}"))
+
+
+@functools.cache
+def _claim_statements(postgresql: bool):
+    """The claim: one UPDATE of the oldest runnable job whose service has nothing
+    running, returning what the worker needs. On PostgreSQL the attempt row is
+    inserted by the same statement (a data-modifying CTE): one round trip."""
+    candidate, running = JOBS.alias("candidate"), JOBS.alias("running")
+    # The states as literal SQL: they match the partial indexes' predicates (models.py).
+    busy = exists().where(running.c.service_id == candidate.c.service_id, text(f"running.{RUNNING_SQL}"))
+    pick = (select(candidate.c.id)
+            .where(text(f"candidate.{RUNNABLE_SQL}"),
+                   candidate.c.run_after <= bindparam("now"), ~busy)
+            .order_by(candidate.c.run_after, candidate.c.created_at)
+            .limit(1))
+    if not postgresql:
+        # Without ANALYZE statistics SQLite prefers ix_jobs_claim and sorts every queued
+        # job; SQLAlchemy renders no table hints for SQLite, so the pick is spelled out.
+        pick = text(f"SELECT candidate.id FROM jobs AS candidate INDEXED BY ix_jobs_runnable "
+                    f"WHERE candidate.{RUNNABLE_SQL} AND candidate.run_after <= :now AND NOT EXISTS "
+                    f"(SELECT 1 FROM jobs AS running WHERE running.service_id = candidate.service_id "
+                    f"AND running.{RUNNING_SQL}) ORDER BY candidate.run_after, candidate.created_at LIMIT 1"
+                    ).bindparams(bindparam("now", type_=JOBS.c.run_after.type)).columns(candidate.c.id)
+    if postgresql:
+        # Only the job row is locked (the service row too would join services in and
+        # cost the walk down ix_jobs_runnable: the planner sorts every queued job then).
+        # A job of a service whose other job is being claimed at this very moment gets
+        # past NOT EXISTS; the unique index stops it and the claim tries again.
+        pick = pick.with_for_update(of=candidate, skip_locked=True)
+    now = bindparam("now", type_=JOBS.c.run_after.type)
+    claimed = (update(JOBS).where(JOBS.c.id == pick.scalar_subquery())
+               .values(state=JobState.RUNNING, attempts=JOBS.c.attempts + 1, lease_owner=bindparam("token"),
+                       lease_expires_at=bindparam("expires", type_=JOBS.c.lease_expires_at.type),
+                       started_at=func.coalesce(JOBS.c.started_at, now), updated_at=now)
+               .returning(JOBS.c.id, JOBS.c.service_id, JOBS.c.attempts))
+    attempt_values = {"number": bindparam("number"), "worker": bindparam("worker"), "started_at": now}
+    if not postgresql:
+        return claimed, insert(ATTEMPTS).values(job_id=bindparam("job_id"), **attempt_values)
+    claimed = claimed.cte("claimed")
+    attempt = (insert(ATTEMPTS)
+               .from_select(["job_id", "number", "worker", "started_at"],
+                            select(claimed.c.id, claimed.c.attempts, bindparam("worker", type_=String),
+                                   now))
+               .returning(ATTEMPTS.c.id, ATTEMPTS.c.job_id).cte("attempt"))
+    return select(claimed.c.id, claimed.c.service_id, claimed.c.attempts, attempt.c.id.label("attempt_id")) \
+        .join(attempt, attempt.c.job_id == claimed.c.id), None
+
+
 def claim(db: Database, worker: str, lease_seconds: float, now: dt.datetime | None = None) -> Claim | None:
+    """Take the oldest runnable job whose service has no job running, or None.
+
+    PostgreSQL: a single autocommitted statement (``FOR UPDATE ... SKIP LOCKED`` on the
+    job row, so concurrent claimers pass each other by). SQLite: the ``BEGIN
+    IMMEDIATE`` transaction serialises claimers instead. Either way the partial unique
+    index ``uq_jobs_one_running_per_service`` makes a second running job of one service
+    impossible; a claim that races into it tries again."""
+    for _ in range(CLAIM_CONFLICT_RETRIES):
+        try:
+            if db.dialect == "postgresql":
+                with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    return _claim_on(conn, True, worker, lease_seconds, now)
+            with db.engine.begin() as conn:
+                return _claim_on(conn, False, worker, lease_seconds, now)
+        except IntegrityError:
+            # Another claimer's job of the same service became running between this
+            # statement's snapshot and its update: the next try sees it.
+            continue
+    return None
+
+
+def _claim_on(conn, postgresql: bool, worker: str, lease_seconds: float,
+              now: dt.datetime | None = None) -> Claim | None:
+    """The claim on ``conn``, in whatever transaction it is in; IntegrityError on a race."""
     now = now or utcnow()
-    running = aliased(Job)
-    busy = exists().where(and_(running.service_id == Job.service_id,
-                               running.state == JobState.RUNNING))
-    query = (
-        select(Job.id)
-        .join(Service, Service.id == Job.service_id)
-        .where(Job.state.in_(JobState.RUNNABLE), Job.run_after <= now, ~busy)
-        .order_by(Job.run_after, Job.created_at)
-        .limit(1)
-    )
-    if db.dialect == "postgresql":
-        query = query.with_for_update(of=[Job, Service], skip_locked=True)
-    with db.transaction() as session:
-        job_id = session.execute(query).scalar()
-        if job_id is None:
-            return None
-        job = session.get(Job, job_id)
-        token = f"{worker}/{uuid.uuid4().hex[:12]}"
-        job.state = JobState.RUNNING
-        job.attempts += 1
-        job.lease_owner = token
-        job.lease_expires_at = now + dt.timedelta(seconds=lease_seconds)
-        job.started_at = job.started_at or now
-        session.add(JobAttempt(job_id=job.id, number=job.attempts, worker=worker, started_at=now))
-        return Claim(job_id=job.id, service_id=job.service_id, token=token, attempt=job.attempts)
+    token = f"{worker}/{uuid.uuid4().hex[:12]}"
+    params = {"now": now, "token": token, "expires": now + dt.timedelta(seconds=lease_seconds), "worker": worker}
+    statement, record_attempt = _claim_statements(postgresql)
+    row = conn.execute(statement, params).first()
+    if row is None:
+        return None
+    if postgresql:
+        attempt_id = row.attempt_id
+    else:
+        attempt_id = conn.execute(record_attempt, {**params, "job_id": row.id,
+                                                   "number": row.attempts}).inserted_primary_key[0]
+    return Claim(job_id=row.id, service_id=row.service_id, token=token, attempt=row.attempts,
+                 attempt_id=attempt_id, claimed_at=now)
 
 
 def heartbeat(db: Database, claim_: Claim, lease_seconds: float) -> bool:
     """Extend the lease; False means it was lost (swept) and the work must not be recorded."""
-    with db.transaction() as session:
-        result = session.execute(
-            update(Job)
-            .where(Job.id == claim_.job_id, Job.lease_owner == claim_.token,
-                   Job.state == JobState.RUNNING)
+    with db.engine.begin() as conn:
+        result = conn.execute(
+            update(JOBS)
+            .where(JOBS.c.id == claim_.job_id, JOBS.c.lease_owner == claim_.token,
+                   JOBS.c.state == JobState.RUNNING)
             .values(lease_expires_at=utcnow() + dt.timedelta(seconds=lease_seconds))
         )
         return result.rowcount == 1
@@ -146,8 +231,67 @@ def _open_attempt(session: Session, job: Job) -> JobAttempt | None:
     ).scalar_one_or_none()
 
 
-OnFailed = Callable[[Session, Job], None]
-OnFinished = Callable[[Session, Job], None]
+# Callbacks get the job as recorded: an ORM ``Job`` from the sweep, from ``finish`` the
+# row itself (attribute access, read-only; the columns of RECORDED, no secrets).
+RECORDED = [JOBS.c[name] for name in (
+    "id", "service_id", "event_id", "kind", "reason", "state", "attempts", "max_attempts", "error_code",
+    "error_message", "report_outcome", "run_after", "created_at", "started_at", "finished_at")]
+OnFailed = Callable[[Session, Any], None]
+OnFinished = Callable[[Session, Any], None]
+
+
+def _at(name: str):
+    return bindparam(name, type_=JOBS.c.run_after.type)
+
+
+@functools.cache
+def _finish_statements() -> dict:
+    """Built once: the UPDATE per outcome, guarded by the lease, and the attempt's."""
+    held = and_(JOBS.c.id == bindparam("p_job_id"), JOBS.c.state == JobState.RUNNING,
+                JOBS.c.lease_owner == bindparam("p_token"))
+    common = {"lease_owner": None, "lease_expires_at": None, "error_code": bindparam("p_code", type_=String),
+              "error_message": bindparam("p_message", type_=String), "updated_at": _at("p_now")}
+    ended = {**common, "finished_at": _at("p_now"),
+             "reveal_until": case((JOBS.c.reveal_once.is_not(None), _at("p_reveal_until")), else_=JOBS.c.reveal_until)}
+    statements = {
+        "succeeded": {**ended, "state": JobState.SUCCEEDED, "pending_since": None},
+        # A wait that timed out keeps when it began (set now if it never was).
+        "failed": {**ended, "state": JobState.FAILED,
+                   "pending_since": func.coalesce(JOBS.c.pending_since, _at("p_pending_since"))},
+        "retry": {**common, "state": JobState.RETRYING, "run_after": _at("p_run_after")},
+        # Waiting for the upstream does not use up the job's attempts.
+        "pending": {**common, "state": JobState.RETRYING, "attempts": JOBS.c.attempts - 1,
+                    "pending_since": _at("p_pending_since"), "run_after": _at("p_run_after")},
+    }
+    values_of = statements
+    statements = {kind: update(JOBS).where(held).values(values).returning(*RECORDED)
+                  for kind, values in values_of.items()}
+    statements["counters"] = (select(JOBS.c.attempts, JOBS.c.max_attempts, JOBS.c.pending_since)
+                              .where(held).with_for_update())
+    attempt_values = {"finished_at": _at("p_now"), "outcome": bindparam("p_outcome"),
+                      "error_code": bindparam("p_code", type_=String),
+                      "error_message": bindparam("p_message", type_=String),
+                      "detail": bindparam("p_detail", type_=String)}
+    statements["attempt"] = (update(ATTEMPTS).where(ATTEMPTS.c.id == bindparam("p_attempt_id"),
+                                                    ATTEMPTS.c.finished_at.is_(None)).values(attempt_values))
+    # A claim from before attempt ids were handed out: the job's newest open attempt.
+    newest_open = (select(func.max(ATTEMPTS.c.id))
+                   .where(ATTEMPTS.c.job_id == bindparam("p_job_id"), ATTEMPTS.c.finished_at.is_(None))
+                   .scalar_subquery())
+    statements["open_attempt"] = (update(ATTEMPTS).where(ATTEMPTS.c.id == newest_open)
+                                  .values(attempt_values))
+    # PostgreSQL: the job's and the attempt's UPDATE in one statement (one round trip);
+    # the attempt is closed only if the job's lease held.
+    for kind, values in values_of.items():
+        # Constants as named binds: anonymous ones inside a CTE lose their values.
+        values = {column: bindparam(f"set_{column}", value, type_=JOBS.c[column].type)
+                  if value is None or isinstance(value, str) else value for column, value in values.items()}
+        job = update(JOBS).where(held).values(values).returning(*RECORDED).cte("job")
+        attempt = (update(ATTEMPTS).where(ATTEMPTS.c.id == bindparam("p_attempt_id"), ATTEMPTS.c.finished_at.is_(None),
+                                          exists(select(job.c.id)))
+                   .values(attempt_values).returning(ATTEMPTS.c.id).cte("attempt"))
+        statements[f"{kind}+attempt"] = select(job).add_cte(attempt)
+    return statements
 
 
 def finish(db: Database, claim_: Claim, outcome: Outcome, *, backoff_base: float,
@@ -156,76 +300,95 @@ def finish(db: Database, claim_: Claim, outcome: Outcome, *, backoff_base: float
     """Record an attempt's outcome; returns the job's new state, or None if the lease was lost.
 
     ``on_failed(session, job)`` runs in the same transaction when the job fails for
-    good; ``on_finished(session, job)`` when it succeeds or fails for good."""
-    now = utcnow()
+    good; ``on_finished(session, job)`` when it succeeds or fails for good.
+
+    A success or a failure is one ``UPDATE ... RETURNING`` guarded by the lease, plus
+    the attempt's; a retry or a wait first reads (and locks) the job's counters."""
     with db.transaction() as session:
-        job = session.get(Job, claim_.job_id, with_for_update=True)
-        if job is None or job.state != JobState.RUNNING or job.lease_owner != claim_.token:
-            log.warning("job %s: lease lost before the attempt finished; its result is discarded",
-                        claim_.job_id)
-            return None
-        attempt = _open_attempt(session, job)
-        kind = outcome.kind
+        return _record(session, claim_, outcome, backoff_base=backoff_base, backoff_cap=backoff_cap,
+                       pending_timeout=pending_timeout, rng=rng, on_failed=on_failed, on_finished=on_finished)
+
+
+def finish_and_claim(db: Database, claim_: Claim, outcome: Outcome, *, worker: str, lease_seconds: float,
+                     **options) -> tuple[str | None, Claim | None]:
+    """``finish``, and in the same transaction the claim of the runner's next job: one
+    COMMIT (one disk flush) per job instead of two. Returns (the state ``finish``
+    returns, the next claim or None).
+
+    Should the claim race another claimer into the one-running-job index, the whole
+    transaction is rolled back and the outcome recorded alone (callbacks run again in
+    that transaction; the first one's writes were rolled back with it)."""
+    try:
+        with db.transaction() as session:
+            state = _record(session, claim_, outcome, **options)
+            return state, _claim_on(session.connection(), db.dialect == "postgresql", worker, lease_seconds)
+    except IntegrityError:
+        return finish(db, claim_, outcome, **options), None
+
+
+def _record(session: Session, claim_: Claim, outcome: Outcome, *, backoff_base: float,
+            backoff_cap: float, pending_timeout: float, rng: random.Random | None = None,
+            on_failed: OnFailed | None = None, on_finished: OnFinished | None = None) -> str | None:
+    statements = _finish_statements()
+    now = utcnow()
+    kind = outcome.kind
+    # Parameter names never match a column's: SQLAlchemy would add those to the SET clause.
+    params = {"p_job_id": claim_.job_id, "p_token": claim_.token, "p_now": now, "p_pending_since": None,
+              "p_reveal_until": now + dt.timedelta(seconds=REVEAL_SECONDS)}
+    conn = session.connection()   # Core on the session's transaction: callbacks share it
+    if kind in ("retry", "pending"):
+        row = conn.execute(statements["counters"], params).first()
+        if row is None:
+            return _lease_lost(claim_)
         if kind == "pending":
-            job.pending_since = job.pending_since or now
-            if (now - job.pending_since).total_seconds() > pending_timeout:
+            params["p_pending_since"] = pending_since = row.pending_since or now
+            waited = (now - pending_since).total_seconds()
+            if waited > pending_timeout:
                 kind = "failed"
                 outcome = Outcome("failed", "upstream_pending_timeout",
                                   "The e-mail platform did not finish setting this up in time.",
                                   outcome.detail)
-        elif kind == "retry" and job.attempts >= job.max_attempts:
+            else:
+                # Polls slow down as the wait grows: activation may wait on the
+                # customer's DNS for days.
+                delay = min(PENDING_POLL_CAP, max(outcome.retry_after or backoff_base, waited / 10))
+                params["p_run_after"] = now + dt.timedelta(seconds=delay)
+        elif row.attempts >= row.max_attempts:
             kind = "failed"
-
-        job.lease_owner = None
-        job.lease_expires_at = None
-        job.error_code = outcome.code
-        job.error_message = outcome.message
-        if kind in ("succeeded", "failed") and job.reveal_once:
-            job.reveal_until = now + dt.timedelta(seconds=REVEAL_SECONDS)
-        if kind == "succeeded":
-            job.state = JobState.SUCCEEDED
-            job.finished_at = now
-            job.pending_since = None
-        elif kind == "failed":
-            job.state = JobState.FAILED
-            job.finished_at = now
-            if on_failed:
-                on_failed(session, job)
-        elif kind == "pending":
-            # Waiting for the upstream does not use up the job's attempts. Polls slow
-            # down as the wait grows: activation may wait on the customer's DNS for days.
-            job.attempts -= 1
-            job.state = JobState.RETRYING
-            waited = (now - job.pending_since).total_seconds()
-            delay = min(PENDING_POLL_CAP, max(outcome.retry_after or backoff_base, waited / 10))
-            job.run_after = now + dt.timedelta(seconds=delay)
         else:
-            job.state = JobState.RETRYING
-            delay = backoff_delay(job.attempts, backoff_base, backoff_cap, rng)
+            delay = backoff_delay(row.attempts, backoff_base, backoff_cap, rng)
             if outcome.retry_after:
                 delay = max(delay, min(outcome.retry_after, backoff_cap))
-            job.run_after = now + dt.timedelta(seconds=delay)
-        if on_finished and kind in ("succeeded", "failed"):
-            on_finished(session, job)
-        if attempt is not None:
-            attempt.finished_at = now
-            attempt.outcome = {"retry": "retrying"}.get(kind, kind)
-            attempt.error_code = outcome.code
-            attempt.error_message = outcome.message
-            attempt.detail = outcome.detail
-        JOBS_FINISHED.labels(outcome=kind).inc()
-        log.info("job %s service %s: %s", job.id, job.service_id,
-                 _outcome_words(job, kind, outcome, claim_.attempt, attempt.started_at if attempt else now, now))
-        return job.state
+            params["p_run_after"] = now + dt.timedelta(seconds=delay)
+    params.update(p_code=outcome.code, p_message=outcome.message, p_detail=outcome.detail,
+                  p_outcome={"retry": "retrying"}.get(kind, kind), p_attempt_id=claim_.attempt_id)
+    if claim_.attempt_id is not None and conn.dialect.name == "postgresql":
+        job = conn.execute(statements[f"{kind}+attempt"], params).first()
+        if job is None:
+            return _lease_lost(claim_)
+    else:
+        job = conn.execute(statements[kind], params).first()
+        if job is None:
+            return _lease_lost(claim_)
+        conn.execute(statements["attempt" if claim_.attempt_id is not None else "open_attempt"], params)
+    if on_failed and kind == "failed":
+        on_failed(session, job)
+    if on_finished and kind in ("succeeded", "failed"):
+        on_finished(session, job)
+    JOBS_FINISHED.labels(outcome=kind).inc()
+    log.info("job %s service %s: %s", job.id, job.service_id,
+             _outcome_words(job, kind, outcome, claim_.attempt, claim_.claimed_at or now, now))
+    return job.state
 
 
 def _seconds(value: float) -> str:
     return f"{value * 1000:.0f}ms" if value < 1 else f"{value:.1f}s"
 
 
-def _outcome_words(job: Job, kind: str, outcome: Outcome, attempt: int, started: dt.datetime,
+def _outcome_words(job: Any, kind: str, outcome: Outcome, attempt: int, started: dt.datetime,
                    now: dt.datetime) -> str:
-    """``succeeded in 35ms (attempt 1)``: one attempt's end, for the job's log line."""
+    """``succeeded in 35ms (attempt 1)``: one attempt's end, for the job's log line
+    (``job``: the row the finishing statement returned)."""
     took = _seconds(max(0.0, (now - started).total_seconds()))
     code = f" ({outcome.code})" if outcome.code else ""
     if kind in ("succeeded", "failed"):
@@ -237,6 +400,11 @@ def _outcome_words(job: Job, kind: str, outcome: Outcome, attempt: int, started:
     if kind == "pending":
         return f"waiting for the upstream{code}, next check in {wait} (attempt {attempt}, {took} so far)"
     return f"retrying{code} in {wait} (attempt {attempt} of {job.max_attempts} took {took})"
+
+
+def _lease_lost(claim_: Claim) -> None:
+    log.warning("job %s: lease lost before the attempt finished; its result is discarded", claim_.job_id)
+    return None
 
 
 def keep_secrets(session: Session, job_id: str, token: str) -> None:
@@ -271,7 +439,7 @@ def sweep_expired(db: Database, now: dt.datetime | None = None, on_failed: OnFai
     query = select(Job).where(Job.state == JobState.RUNNING, Job.lease_expires_at < now)
     if db.dialect == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    rescued = 0
+    rescued, requeued = 0, False
     with db.transaction() as session:
         for job in session.execute(query).scalars():
             attempt = _open_attempt(session, job)
@@ -293,6 +461,9 @@ def sweep_expired(db: Database, now: dt.datetime | None = None, on_failed: OnFai
             else:
                 job.state = JobState.RETRYING
                 job.run_after = now
+                requeued = True
             rescued += 1
             log.warning("job %s: worker lost, %s", job.id, job.state)
+        if requeued:
+            wake_workers(session)
     return rescued

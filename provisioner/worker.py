@@ -12,6 +12,7 @@ import os
 import socket
 import threading
 import time
+from typing import Callable
 
 from sqlalchemy import or_, select
 
@@ -24,6 +25,7 @@ from .models import DesiredStatus, Service
 from .notifications import notify_job_outcome
 from .providers.errors import Pending, ProviderError
 from .runtime import Runtime
+from .wakeup import Listener, Wakeup
 
 log = logging.getLogger("provisioner.worker")
 
@@ -94,8 +96,14 @@ def _pending_poll(runtime: Runtime) -> float:
 
 
 class Worker:
-    def __init__(self, runtime: Runtime, concurrency: int = 2, name: str | None = None):
+    def __init__(self, runtime: Runtime, concurrency: int = 2, name: str | None = None,
+                 execute: Callable[[Runtime, Claim], Outcome] = execute, listen: bool = True):
         self.runtime = runtime
+        self.execute = execute  # what one attempt runs (benchmarks swap in a no-op)
+        # LISTEN/NOTIFY wakes idle runners on PostgreSQL; the poll stays as the fallback.
+        self.listen = listen and runtime.db.dialect == "postgresql"
+        self._wakeup = Wakeup()
+        self._listener: Listener | None = None
         self.concurrency = concurrency
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self._stop = threading.Event()
@@ -108,23 +116,33 @@ class Worker:
     # --- one job ------------------------------------------------------------
     def run_once(self, thread_name: str | None = None) -> bool:
         """Claim and run one job; False if none was runnable."""
-        settings = self.runtime.settings
-        claim = jobs.claim(self.runtime.db, thread_name or self.name, settings.job_lease_seconds)
+        claim = jobs.claim(self.runtime.db, thread_name or self.name, self.runtime.settings.job_lease_seconds)
         if claim is None:
             return False
+        self._run(claim, thread_name or self.name, chain=False)
+        return True
+
+    def _run(self, claim: Claim, thread_name: str, chain: bool) -> Claim | None:
+        """Run one attempt and record it; with ``chain``, the runner's next job is claimed
+        in the transaction that records this one (returned, or None)."""
+        settings = self.runtime.settings
         with self._active_lock:
             self._active[claim.job_id] = claim
         started = time.monotonic()
         try:
-            outcome = execute(self.runtime, claim)
+            outcome = self.execute(self.runtime, claim)
         finally:
             with self._active_lock:
                 self._active.pop(claim.job_id, None)
         JOB_DURATION.observe(time.monotonic() - started)
-        jobs.finish(self.runtime.db, claim, outcome, backoff_base=settings.job_backoff_base,
-                    backoff_cap=settings.job_backoff_cap, pending_timeout=settings.job_pending_timeout,
-                    on_finished=lambda session, job: notify_outcome(self.runtime, session, job))
-        return True
+        options = {"backoff_base": settings.job_backoff_base, "backoff_cap": settings.job_backoff_cap,
+                   "pending_timeout": settings.job_pending_timeout,
+                   "on_finished": lambda session, job: notify_outcome(self.runtime, session, job)}
+        if not chain:
+            jobs.finish(self.runtime.db, claim, outcome, **options)
+            return None
+        return jobs.finish_and_claim(self.runtime.db, claim, outcome, worker=thread_name,
+                                     lease_seconds=settings.job_lease_seconds, **options)[1]
 
     def drain(self, timeout: float = 30.0) -> int:
         """Run jobs until none is runnable now (tests and one-shot use); returns how many ran."""
@@ -138,10 +156,18 @@ class Worker:
     def _loop(self, index: int) -> None:
         thread_name = f"{self.name}/{index}"
         outage = 0          # consecutive rounds that could not reach the database
-        while not self._stop.is_set():
+        claim: Claim | None = None   # claimed with the previous job's outcome, not run yet
+        while claim is not None or not self._stop.is_set():
             try:
-                if not self.run_once(thread_name):
-                    self._stop.wait(self.runtime.settings.worker_poll_interval)
+                if claim is None:
+                    seen = self._wakeup.generation()
+                    claim = jobs.claim(self.runtime.db, thread_name, self.runtime.settings.job_lease_seconds)
+                    if claim is None:
+                        self._wakeup.wait(seen, self.runtime.settings.worker_poll_interval)
+                if claim is not None:
+                    # While stopping, nothing new is claimed; the job in hand still runs.
+                    current, claim = claim, None
+                    claim = self._run(current, thread_name, chain=not self._stop.is_set())
                 if outage:
                     log.info("worker %s: database reachable again", thread_name)
                 outage = 0
@@ -149,6 +175,7 @@ class Worker:
                 # Keep the worker alive whatever happens. A database that is away (a
                 # restart, a failover) is expected: one line per round, backing off;
                 # a job cut short meanwhile keeps its lease until the sweeper frees it.
+                claim = None
                 if is_unavailable(exc):
                     outage += 1
                     log.warning("worker %s: database unavailable (%s); retrying", thread_name,
@@ -180,6 +207,9 @@ class Worker:
         self._threads = [threading.Thread(target=self._loop, args=(i,), name=f"job-runner-{i}", daemon=True)
                          for i in range(self.concurrency)]
         self._heartbeat_thread = threading.Thread(target=self._heartbeat, name="job-heartbeat", daemon=True)
+        if self.listen:
+            self._listener = Listener(self.runtime.db.url, jobs.CHANNEL, self._wakeup, self._stop)
+            self._listener.start()
         for thread in (*self._threads, self._heartbeat_thread):
             thread.start()
         log.info("worker %s started with %d job runner(s) at %s", self.name, self.concurrency,
@@ -188,8 +218,16 @@ class Worker:
     def stop(self, timeout: float = 30.0) -> None:
         """Stop claiming; wait for running jobs to finish (up to ``timeout``)."""
         self._stop.set()
+        self._wakeup.wake()   # idle runners leave their wait now
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._heartbeat_stop.set()
+        if self._listener is not None:
+            self._listener.join(max(0.0, deadline - time.monotonic()))
         log.info("worker %s stopped", self.name)
+
+    @property
+    def listening(self) -> threading.Event:
+        """Set while the PostgreSQL listener is in force (never set without one)."""
+        return self._listener.listening if self._listener is not None else threading.Event()

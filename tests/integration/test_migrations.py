@@ -78,3 +78,41 @@ def test_a_database_from_before_billing_sources_keeps_working_as_the_default_sou
         database.dispose()
     finally:
         drop()
+
+
+def test_0008_hands_back_a_second_running_job_of_one_service(tmp_path):
+    """The old claim could (rarely) leave two running jobs of one service; the unique
+    index of 0008 needs one: the later job goes back to the queue, its attempt lost."""
+    from sqlalchemy import create_engine, text
+
+    from provisioner.migrate import upgrade
+    url, drop = _fresh_url(tmp_path)
+    try:
+        upgrade(url, "0007")
+        engine = create_engine(url)
+        stamp = "'2026-12-01 09:00:00'"
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO services (id, source, billing_id, billing_product_id, product_key, upstream, domain, "
+                "client_id, client, config_options, custom_fields, desired_status, limits, observed, usage, "
+                f"created_at, updated_at) VALUES ('7', 'default', '7', '12', 'sandbox-mail', 'sandbox', "
+                f"'seven.example', '1', '{{}}', '{{}}', '{{}}', 'active', '{{}}', '{{}}', '{{}}', {stamp}, {stamp})"))
+            for job_id in ("a", "b"):
+                conn.execute(text(
+                    "INSERT INTO jobs (id, service_id, kind, reason, state, attempts, max_attempts, run_after, "
+                    f"lease_owner, lease_expires_at, created_at, updated_at) VALUES ('{job_id}', '7', 'converge', "
+                    f"'test', 'running', 1, 5, {stamp}, 'w/{job_id}', {stamp}, {stamp}, {stamp})"))
+                conn.execute(text("INSERT INTO job_attempts (job_id, number, worker, started_at) "
+                                  f"VALUES ('{job_id}', 1, 'w', {stamp})"))
+        engine.dispose()
+        upgrade(url)
+        database = Database(url)
+        with database.read() as session:
+            first, second = session.get(models.Job, "a"), session.get(models.Job, "b")
+            assert (first.state, first.lease_owner) == ("running", "w/a")
+            assert (second.state, second.lease_owner) == ("retrying", None)
+            outcomes = dict(session.execute(text("SELECT job_id, outcome FROM job_attempts")).all())
+            assert outcomes == {"a": None, "b": "lost"}
+        database.dispose()
+    finally:
+        drop()

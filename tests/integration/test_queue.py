@@ -6,8 +6,10 @@ import random
 import threading
 import time
 
+import pytest
 import requests
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from provisioner import jobs
 from provisioner.db import utcnow
@@ -19,6 +21,7 @@ from provisioner.runtime import Runtime
 from provisioner.simulators.registry import create_simulator_app
 from provisioner.simulators.server import SimulatorServer
 from provisioner.worker import Worker
+from tests.conftest import PG_URL
 from tests.helpers import event_body, sim_state
 
 
@@ -204,3 +207,122 @@ def test_worker_threads_converge_many_services(client, signer, runtime, sandbox_
     accounts = sim_state(sandbox_sim)
     assert sorted(int(a["native"]["external_id"]) for a in accounts) == list(range(20))
     assert requests.get(f"{sandbox_sim.url}/_sim/calls", timeout=5).json()["calls"]["accounts.create"] == 20
+
+
+def _load_queued(runtime, services: int, jobs_each: int = 1) -> None:
+    """Services with queued jobs, written directly (intake is not what is under test)."""
+    now = utcnow() - dt.timedelta(seconds=1)
+    with runtime.db.transaction() as s:
+        for n in range(services):
+            s.add(Service(id=f"s{n}", billing_product_id="12", product_key="sandbox-mail", upstream="sandbox",
+                          domain=f"s{n}.example", client_id="1", desired_status="active"))
+        s.flush()
+        for n in range(services):
+            for k in range(jobs_each):
+                s.add(Job(service_id=f"s{n}", reason="test", state="queued", attempts=0, max_attempts=3,
+                          run_after=now + dt.timedelta(microseconds=k), created_at=now + dt.timedelta(microseconds=k)))
+
+
+def test_concurrent_claims_never_take_one_job_twice(runtime):
+    _load_queued(runtime, services=60, jobs_each=3)
+    claimed: list[tuple[str, int]] = []
+    running: set[str] = set()
+    overlaps: list[str] = []
+    guard = threading.Lock()
+    errors: list[BaseException] = []
+
+    def work(name: str) -> None:
+        try:
+            while (claim := jobs.claim(runtime.db, name, 30)) is not None:
+                with guard:
+                    claimed.append((claim.job_id, claim.attempt))
+                    if claim.service_id in running:
+                        overlaps.append(claim.service_id)
+                    running.add(claim.service_id)
+                with guard:
+                    running.discard(claim.service_id)
+                assert _finish(runtime, claim, Outcome("succeeded")) == "succeeded"
+        except BaseException as exc:  # surfaced below: a thread's failure must fail the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(f"w{i}",)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert overlaps == []
+    assert len(claimed) == 180 and len(set(claimed)) == 180  # every job once, at its first attempt
+    assert {attempt for _, attempt in claimed} == {1}
+    with runtime.db.read() as s:
+        assert set(s.execute(select(Job.state)).scalars()) == {"succeeded"}
+        assert s.execute(select(func.count()).select_from(JobAttempt)
+                         .where(JobAttempt.outcome == "succeeded")).scalar() == 180
+
+
+def test_the_database_refuses_a_second_running_job_of_one_service(runtime):
+    _load_queued(runtime, services=1, jobs_each=2)
+    with pytest.raises(IntegrityError):
+        with runtime.db.transaction() as s:
+            for job in s.execute(select(Job)).scalars():
+                job.state = "running"
+
+
+def test_an_idle_worker_stops_at_once_whatever_its_poll_interval(runtime):
+    runtime.settings.worker_poll_interval = 30
+    worker = Worker(runtime, concurrency=2)
+    worker.start()
+    time.sleep(0.3)  # both runners found nothing and sleep
+    started = time.monotonic()
+    worker.stop(timeout=10)
+    assert time.monotonic() - started < 5
+    assert not any(t.is_alive() for t in worker._threads)
+
+
+@pytest.mark.skipif(not PG_URL, reason="LISTEN/NOTIFY is PostgreSQL's; SQLite workers poll")
+def test_a_job_queued_while_workers_idle_starts_long_before_their_next_poll(client, signer, runtime):
+    runtime.settings.worker_poll_interval = 30
+    worker = Worker(runtime, concurrency=2)
+    worker.start()
+    try:
+        assert worker.listening.wait(10), "the worker never started listening"
+        time.sleep(0.3)  # the runners found nothing and sleep for 30 s
+        queued = time.monotonic()
+        job_id = signer.post(client, event_body("service.create")).get_json()["job"]["id"]
+        while _job(runtime, job_id).started_at is None and time.monotonic() - queued < 10:
+            time.sleep(0.02)
+        assert time.monotonic() - queued < 5, "the job waited for the poll: no wake-up on NOTIFY"
+    finally:
+        worker.stop()
+
+
+@pytest.mark.skipif(not PG_URL, reason="LISTEN/NOTIFY is PostgreSQL's")
+def test_without_the_listener_an_idle_worker_waits_for_its_poll(client, signer, runtime):
+    """The other side of the test above: what the wake-up saves (so that one can fail)."""
+    runtime.settings.worker_poll_interval = 3
+    worker = Worker(runtime, concurrency=1, listen=False)
+    worker.start()
+    try:
+        time.sleep(0.3)
+        queued = time.monotonic()
+        job_id = signer.post(client, event_body("service.create")).get_json()["job"]["id"]
+        time.sleep(1)
+        assert _job(runtime, job_id).started_at is None
+        while _job(runtime, job_id).started_at is None and time.monotonic() - queued < 10:
+            time.sleep(0.05)
+        assert _job(runtime, job_id).started_at is not None  # the poll still finds it
+    finally:
+        worker.stop()
+
+
+def test_a_retry_during_a_wait_for_activation_keeps_when_the_wait_began(client, signer, runtime):
+    job_id = signer.post(client, event_body("service.create")).get_json()["job"]["id"]
+    claim = jobs.claim(runtime.db, "w", 30)
+    assert _finish(runtime, claim, Outcome("pending", "upstream_pending", "wait")) == "retrying"
+    began = _job(runtime, job_id).pending_since
+    assert began is not None and _job(runtime, job_id).attempts == 0
+    claim = jobs.claim(runtime.db, "w", 30, now=utcnow() + dt.timedelta(seconds=400))
+    assert _finish(runtime, claim, Outcome("retry", "upstream_unavailable", "later")) == "retrying"
+    job = _job(runtime, job_id)
+    assert job.pending_since == began and job.attempts == 1
+    assert [a.outcome for a in _attempts(runtime, job_id)] == ["pending", "retrying"]
