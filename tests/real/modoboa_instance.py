@@ -268,6 +268,7 @@ class ModoboaInstance:
                     conn.execute(f"COMMENT ON DATABASE {TEMPLATE_DB} IS '{stamp}'")
                     self.template_built = True
                     self.timings["template_deploy_s"] = round(time.monotonic() - started, 1)
+                _drop_abandoned(conn)
                 conn.execute(f"CREATE DATABASE {self.db_name} TEMPLATE {TEMPLATE_DB}")
                 self.db_created = True
                 conn.execute(f"COMMENT ON DATABASE {self.db_name} IS "
@@ -385,6 +386,26 @@ class ModoboaInstance:
         shutil.rmtree(self.workdir, ignore_errors=True)
         shutil.rmtree(self.dovecot_dir, ignore_errors=True)
         self.timings["stop_s"] = round(time.monotonic() - started, 1)
+
+
+def _drop_abandoned(conn: psycopg.Connection) -> None:
+    """Drop the databases of earlier runs on this host whose process is gone (a killed run)."""
+    host = socket.gethostname()
+    rows = conn.execute("SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+                        "WHERE datname LIKE 'modoboa\\_%%' AND datname <> %s", (TEMPLATE_DB,)).fetchall()
+    for name, comment in rows:
+        prefix, _, owner = (comment or "").partition(": pid ")
+        pid, _, on_host = owner.partition(" on ")
+        if prefix != "provisioner tests" or on_host != host or not pid.isdigit():
+            continue            # not one of ours: never touched
+        try:
+            os.kill(int(pid), 0)
+            continue            # still running
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _redis_ping(port: int) -> bool:
