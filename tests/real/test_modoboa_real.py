@@ -33,11 +33,17 @@ def account(api):
 def test_domain_and_account_as_created(api, account):
     domain, user, address = account
     assert domain["quota"] == "500" and domain["default_mailbox_quota"] == "100"
-    assert domain["enabled"] is True
+    assert domain["enabled"] is True and domain["mailbox_count"] == 0
+    # The create answer's mailbox has no usage; reads have it.
     assert user["username"] == address and user["mailbox"]["quota"] == "50"
+    assert "quota_usage" not in user["mailbox"]
     listed = api.get("/accounts/", domain=domain["pk"]).json()
-    assert [a["username"] for a in listed] == [address] if isinstance(listed, list) else \
-        [a["username"] for a in listed["results"]] == [address]
+    assert listed["count"] == 1 and listed["next"] is None
+    assert [(a["username"], a["mailbox"]["quota_usage"]) for a in listed["results"]] == [(address, 0)]
+    one = api.get(f"/accounts/{user['pk']}/").json()
+    assert one["mailbox"]["quota_usage"] == 0
+    read = api.get(f"/domains/{domain['pk']}/").json()
+    assert read["mailbox_count"] == 1 and read["allocated_quota_in_percent"] == 10
 
 
 def test_login_with_the_right_password_only(modoboa_real, account):
@@ -75,8 +81,11 @@ def test_changed_password_is_the_only_one(modoboa_real, api, account):
 
 def test_deleted_domain_refuses_login_and_takes_its_accounts(modoboa_real, api, account):
     domain, user, address = account
-    # DELETE on the delete action is not how Modoboa deletes a domain.
-    assert api.delete(f"/domains/{domain['pk']}/delete/").status_code == 400
+    # A DELETE, on the domain or on its delete action, is refused and deletes nothing.
+    for path in (f"/domains/{domain['pk']}/", f"/domains/{domain['pk']}/delete/"):
+        refused = api.delete(path)
+        assert (refused.status_code, refused.json()) == (400, {"name": ["This field is required."]})
+    assert api.get(f"/domains/{domain['pk']}/").status_code == 200
     answer = api.post(f"/domains/{domain['pk']}/delete/", {"keep_folder": False})
     assert answer.status_code == 204, answer.text
     assert not imap_login(modoboa_real.imap_port, address, PASSWORD)
@@ -96,19 +105,36 @@ def test_quota_change_is_stored(api, account):
 
 def test_error_shapes(api, account):
     domain, _, address = account
-    duplicate = api.post("/domains/", {"name": domain["name"], "type": "domain", "quota": "10",
-                                       "default_mailbox_quota": "1"})
-    assert duplicate.status_code == 400 and list(duplicate.json()) == ["name"], duplicate.text
-    again = api.post("/accounts/", {"username": address, "role": "SimpleUsers", "password": PASSWORD})
-    assert again.status_code == 400 and "username" in again.json(), again.text
-    weak = api.post("/accounts/", {"username": f"weak@{domain['name']}", "role": "SimpleUsers",
-                                   "password": "weak"})
-    assert weak.status_code == 400 and "password" in weak.json(), weak.text
-    too_big = api.post("/accounts/", {"username": f"big@{domain['name']}", "role": "SimpleUsers",
-                                      "password": PASSWORD, "mailbox": {"use_domain_quota": False,
-                                                                        "quota": "5000"}})
-    assert too_big.status_code == 400 and "error" in too_big.json(), too_big.text
-    unknown = api.post("/accounts/", {"username": "bob@no-such-domain.example.com", "role": "SimpleUsers",
-                                      "password": PASSWORD})
-    assert unknown.status_code == 404, unknown.text
-    assert api.get("/accounts/", domain=domain["name"]).status_code == 400
+    name = domain["name"]
+
+    def answer(response):
+        return response.status_code, response.json()
+
+    assert answer(api.post("/domains/", {"name": name, "type": "domain", "quota": "10",
+                                         "default_mailbox_quota": "1"})) == \
+        (400, {"name": ["domain with this name already exists."]})
+    assert answer(api.post("/accounts/", {"username": address, "role": "SimpleUsers", "password": PASSWORD})) == \
+        (400, {"username": ["user with this username already exists."]})
+    weak = api.post("/accounts/", {"username": f"weak@{name}", "role": "SimpleUsers", "password": "weakpassword"})
+    assert weak.status_code == 400 and list(weak.json()) == ["password"], weak.text
+    # Not a field error: a body of its own.
+    assert answer(api.post("/accounts/", {"username": f"big@{name}", "role": "SimpleUsers", "password": PASSWORD,
+                                          "mailbox": {"use_domain_quota": False, "quota": "5000"}})) == \
+        (400, {"error": f"{name}: domain quota exceeded"})
+    assert answer(api.post("/accounts/", {"username": "bob@no-such-domain.example.com", "role": "SimpleUsers",
+                                          "password": PASSWORD})) == \
+        (404, {"detail": "No Domain matches the given query."})
+    assert api.get("/accounts/", domain=name).status_code == 400
+    assert answer(api.post("/aliases/", {"address": f"sales@{name}", "recipients": [], "enabled": True})) == \
+        (400, {"recipients": ["This list may not be empty."]})
+
+
+def test_alias_created_and_deleted(api, account):
+    domain, _, address = account
+    created = api.post("/aliases/", {"address": f"sales@{domain['name']}", "recipients": [address],
+                                     "enabled": True})
+    assert created.status_code == 201, created.text
+    assert created.json()["recipients"] == [address]
+    pk = created.json()["pk"]
+    assert api.delete(f"/aliases/{pk}/").status_code == 204
+    assert api.delete(f"/aliases/{pk}/").status_code == 404
