@@ -38,7 +38,8 @@ system-deps:
 # Modoboa's own virtualenv in .cache/modoboa-venv (tests/real/modoboa_env.py, reused
 # across runs). Debian's packages would start the system's dovecot and redis on their
 # standard ports: a policy-rc.d that forbids every start is in place during the install
-# (the one already there, if any, is put back), so the machine's own services stay as they were.
+# (the one already there, if any, is put back) and the units it installed are not enabled at
+# boot, so the machine's own services stay as they were.
 MODOBOA_DEBS := dovecot-imapd dovecot-pgsql librrd-dev pkg-config
 modoboa-deps: install
 	@missing=""; \
@@ -56,6 +57,11 @@ modoboa-deps: install
 			status=$$?; \
 			if [ -n "$$saved" ]; then mv $$saved $$policy; else rm -f $$policy; fi; \
 			[ $$status = 0 ] || exit $$status; \
+			if command -v systemctl >/dev/null 2>&1; then \
+				for unit in dovecot redis-server; do \
+					case "$$missing" in *$$unit*) systemctl disable $$unit >/dev/null 2>&1 || true;; esac; \
+				done; \
+			fi; \
 		else \
 			echo "missing Debian packages:$$missing (install them with apt-get as root; the real-Modoboa tests are skipped)"; \
 		fi; \
