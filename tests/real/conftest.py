@@ -54,7 +54,7 @@ def modoboa_real():
     if failed:
         print(f"\n===== logs of the real Modoboa instance =====\n{instance.logs()}")
     instance.stop()
-    _TIMINGS["stop_s"] = instance.timings.get("stop_s")
+    _TIMINGS.update({k: v for k, v in instance.timings.items() if k.startswith("stop")})
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

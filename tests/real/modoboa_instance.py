@@ -380,6 +380,7 @@ class ModoboaInstance:
                     pass
                 proc.wait(timeout=10)
         self.http.close()
+        self.timings["stop_processes_s"] = round(time.monotonic() - started, 1)
         if self.db_created:
             with _pg_connect() as conn:
                 conn.execute(f"DROP DATABASE IF EXISTS {self.db_name} WITH (FORCE)")

@@ -136,5 +136,11 @@ def test_alias_created_and_deleted(api, account):
     assert created.status_code == 201, created.text
     assert created.json()["recipients"] == [address]
     pk = created.json()["pk"]
+    # Aliases filter by the domain's name, accounts by its pk (each refuses the other with 400).
+    listed = api.get("/aliases/", domain=domain["name"]).json()
+    assert [a["address"] for a in listed["results"]] == [f"sales@{domain['name']}"]   # no mailbox's own alias
+    assert api.get("/aliases/", domain=domain["pk"]).status_code == 400
+    again = api.post("/aliases/", {"address": f"sales@{domain['name']}", "recipients": [address], "enabled": True})
+    assert (again.status_code, again.json()) == (400, {"address": ["This alias already exists"]})
     assert api.delete(f"/aliases/{pk}/").status_code == 204
     assert api.delete(f"/aliases/{pk}/").status_code == 404
