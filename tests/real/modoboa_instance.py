@@ -100,8 +100,25 @@ passdb {{
   args = {sql_conf}
 }}
 userdb {{
-  driver = static
-  args = uid={uid} gid={gid} home={mail}/%Ld/%Ln
+  driver = sql
+  args = {sql_conf}
+}}
+# Usage goes to Modoboa's admin_quota table (what its API's quota_usage is computed from);
+# the limit is the mailbox's quota (userdb's quota_rule).
+mail_plugins = $mail_plugins quota
+protocol imap {{
+  mail_plugins = $mail_plugins imap_quota
+}}
+plugin {{
+  quota = dict:User quota::proxy::quota
+}}
+dict {{
+  quota = pgsql:{dict_conf}
+}}
+service dict {{
+  unix_listener dict {{
+    mode = 0666
+  }}
 }}
 """
 
@@ -116,6 +133,26 @@ password_query = SELECT u.email AS user, u.password AS password \\
   JOIN admin_mailbox mb ON mb.user_id = u.id \\
   JOIN admin_domain d ON d.id = mb.domain_id \\
   WHERE u.email = '%Lu' AND u.is_active AND d.enabled
+user_query = SELECT '{mail}/' || d.name || '/' || mb.address AS home, {uid} AS uid, {gid} AS gid, \\
+  '*:bytes=' || mb.quota || 'M' AS quota_rule \\
+  FROM admin_mailbox mb JOIN admin_domain d ON d.id = mb.domain_id \\
+  WHERE mb.address || '@' || d.name = '%Lu'
+"""
+
+DOVECOT_DICT = """\
+connect = host={host} port={pg_port} dbname={db} user={user}
+map {{
+  pattern = priv/quota/storage
+  table = admin_quota
+  username_field = username
+  value_field = bytes
+}}
+map {{
+  pattern = priv/quota/messages
+  table = admin_quota
+  username_field = username
+  value_field = messages
+}}
 """
 
 
@@ -324,13 +361,19 @@ class ModoboaInstance:
         os.chown(mail, user.pw_uid, gid)
         (d / "state").mkdir()
         sql_conf = d / "dovecot-sql.conf.ext"
-        sql_conf.write_text(DOVECOT_SQL.format(host=PG_HOST, pg_port=PG_PORT, db=self.db_name, user=PG_USER))
+        pg = {"host": PG_HOST, "pg_port": PG_PORT, "db": self.db_name, "user": PG_USER}
+        sql_conf.write_text(DOVECOT_SQL.format(**pg, mail=mail, uid=user.pw_uid, gid=gid))
         sql_conf.chmod(0o600)
+        dict_conf = d / "dovecot-dict-sql.conf.ext"
+        dict_conf.write_text(DOVECOT_DICT.format(**pg))
+        dict_conf.chmod(0o600)
+        internal = pwd.getpwnam("dovecot")      # the dict service runs as default_internal_user
+        os.chown(dict_conf, internal.pw_uid, internal.pw_gid)
         conf = d / "dovecot.conf"
         self.dovecot_log = d / "dovecot.log"
         conf.write_text(DOVECOT_CONF.format(run=d / "run", state=d / "state", port=self.imap_port,
                                             log=self.dovecot_log, uid=user.pw_uid, gid=gid, mail=mail,
-                                            sql_conf=sql_conf))
+                                            sql_conf=sql_conf, dict_conf=dict_conf))
         proc, log = self._spawn("dovecot", [DOVECOT, "-F", "-c", str(conf)])
         _wait(lambda: imap_greeting(self.imap_port), timeout=START_TIMEOUT, what="Dovecot's IMAP greeting",
               proc=proc, log=self.dovecot_log if self.dovecot_log.exists() else log)
