@@ -16,9 +16,10 @@ What it needs is in :func:`problems` (``make modoboa-deps`` installs it).
 """
 from __future__ import annotations
 
+import ctypes
+import grp
 import os
 import pwd
-import grp
 import secrets
 import shutil
 import signal
@@ -232,9 +233,11 @@ class ModoboaInstance:
 
     def __init__(self) -> None:
         self.venv = venv_dir()
-        self.workdir = Path(tempfile.mkdtemp(prefix="modoboa-real-"))
+        _remove_abandoned_dirs()
+        # Named after this process, so that a later run can tell what a killed one left.
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"modoboa-real-{os.getpid()}-"))
         # Dovecot's sockets live under base_dir: a short path keeps them under 108 bytes.
-        self.dovecot_dir = Path(tempfile.mkdtemp(prefix="mdv-"))
+        self.dovecot_dir = Path(tempfile.mkdtemp(prefix=f"mdv-{os.getpid()}-"))
         self.db_name = f"{DB_PREFIX}{secrets.token_hex(6)}"
         self.db_created = False
         self.procs: dict[str, subprocess.Popen] = {}
@@ -254,7 +257,8 @@ class ModoboaInstance:
         # Own session (killed as a group), no inherited stdin/stdout: pytest's pipes stay free.
         with open(log, "wb") as out:
             proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                    preexec_fn=_die_with_parent)
         self.procs[name] = proc
         return proc, log
 
@@ -432,6 +436,35 @@ class ModoboaInstance:
         self.timings["stop_s"] = round(time.monotonic() - started, 1)
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the test process dies, even by SIGKILL (Linux)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)        # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _pid_gone(pid: str) -> bool:
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _remove_abandoned_dirs() -> None:
+    for prefix in ("modoboa-real-", "mdv-"):
+        for path in Path(tempfile.gettempdir()).glob(f"{prefix}*-*"):
+            pid = path.name.removeprefix(prefix).split("-", 1)[0]
+            if path.is_dir() and _pid_gone(pid):
+                shutil.rmtree(path, ignore_errors=True)
+
+
 def _drop_abandoned(conn: psycopg.Connection) -> None:
     """Drop the databases of earlier runs on this host whose process is gone (a killed run)."""
     host = socket.gethostname()
@@ -440,15 +473,8 @@ def _drop_abandoned(conn: psycopg.Connection) -> None:
     for name, comment in rows:
         prefix, _, owner = (comment or "").partition(": pid ")
         pid, _, on_host = owner.partition(" on ")
-        if prefix != "provisioner tests" or on_host != host or not pid.isdigit():
-            continue            # not one of ours: never touched
-        try:
-            os.kill(int(pid), 0)
-            continue            # still running
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue
+        if prefix != "provisioner tests" or on_host != host or not _pid_gone(pid):
+            continue            # not ours, or its run is still going
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
