@@ -57,22 +57,28 @@ def imap_login(port: int, user: str, password: str) -> bool:
         return True
 
 
-def imap_store_and_quota(port: int, user: str, password: str, size: int = 0) -> tuple[int, int]:
-    """Log in, APPEND a message of about ``size`` bytes to INBOX (if any), and answer
-    Dovecot's (used, limit) for the STORAGE quota in KiB (limit 0: unlimited)."""
+
+def imap_append(port: int, user: str, password: str, size: int) -> str:
+    """APPEND a message of about ``size`` bytes to INBOX; Dovecot's status ("OK" or "NO")."""
+    line = b"x" * 76 + b"\r\n"
+    message = b"Subject: quota\r\n\r\n" + line * max(1, size // len(line))
     with imaplib.IMAP4("127.0.0.1", port, timeout=TIMEOUT) as imap:
         imap.login(user, password)
-        if size:
-            body = b"Subject: quota\r\n\r\n" + b"x" * 76 + b"\r\n"
-            message = body.replace(b"x" * 76 + b"\r\n", (b"x" * 76 + b"\r\n") * max(1, size // 78))
-            status, _ = imap.append("INBOX", None, None, message)
-            assert status == "OK"
-        status, data = imap.getquotaroot("INBOX")
-        assert status == "OK", data
+        status, _ = imap.append("INBOX", None, None, message)
         imap.logout()
-    for line in data[1]:
-        text = line.decode() if isinstance(line, bytes) else str(line)
+        return status
+
+
+def imap_quota(port: int, user: str, password: str) -> tuple[int, int]:
+    """Dovecot's (used, limit) for INBOX's STORAGE quota, in KiB; (0, 0) when there is none."""
+    with imaplib.IMAP4("127.0.0.1", port, timeout=TIMEOUT) as imap:
+        imap.login(user, password)
+        status, data = imap.getquotaroot("INBOX")
+        imap.logout()
+    assert status == "OK", data
+    for item in data[1]:
+        text = item.decode() if isinstance(item, bytes) else str(item)
         if "STORAGE" in text:
-            words = text.split("STORAGE", 1)[1].strip(" ()").split()
-            return int(words[0]), int(words[1])
+            used, limit = text.split("STORAGE", 1)[1].strip(" ()").split()[:2]
+            return int(used), int(limit)
     return 0, 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.real.modoboa_api import Api, imap_login, imap_store_and_quota, unique_domain
+from tests.real.modoboa_api import Api, imap_append, imap_login, imap_quota, unique_domain
 
 pytestmark = [pytest.mark.real, pytest.mark.e2e]
 
@@ -148,14 +148,18 @@ def test_alias_created_and_deleted(api, account):
 
 def test_mailbox_usage_and_quota_reach_modoboa(modoboa_real, api):
     """Dovecot enforces the mailbox's quota and writes usage where Modoboa reads it."""
+    port = modoboa_real.imap_port
     domain = api.create_domain(unique_domain(), quota=10, default_mailbox_quota=1)
     address = f"dora@{domain['name']}"
     user = api.create_account(address, PASSWORD, quota=1)
-    used, limit = imap_store_and_quota(modoboa_real.imap_port, address, PASSWORD, size=300_000)
+    assert imap_quota(port, address, PASSWORD) == (0, 1024)
+    assert imap_append(port, address, PASSWORD, 300_000) == "OK"
+    used, limit = imap_quota(port, address, PASSWORD)
     assert limit == 1024 and 250 <= used <= 350, (used, limit)
     # quota_usage is a whole percentage of the mailbox's quota, not a size.
-    usage = api.get(f"/accounts/{user['pk']}/").json()["mailbox"]["quota_usage"]
-    assert 25 <= usage <= 35, usage
+    assert api.get(f"/accounts/{user['pk']}/").json()["mailbox"]["quota_usage"] == used * 100 // 1024
+    assert imap_append(port, address, PASSWORD, 900_000) == "NO"        # over the quota
     assert api.patch(f"/accounts/{user['pk']}/", {"mailbox": {"quota": "2"}}).status_code == 200
-    assert imap_store_and_quota(modoboa_real.imap_port, address, PASSWORD)[1] == 2048
-    assert 12 <= api.get(f"/accounts/{user['pk']}/").json()["mailbox"]["quota_usage"] <= 18
+    assert imap_quota(port, address, PASSWORD) == (used, 2048)
+    assert api.get(f"/accounts/{user['pk']}/").json()["mailbox"]["quota_usage"] == used * 100 // 2048
+    assert imap_append(port, address, PASSWORD, 900_000) == "OK"
