@@ -6,8 +6,9 @@
   by); on SQLite the ``BEGIN IMMEDIATE`` transaction serialises claims instead. A
   partial unique index (one ``running`` job per service) is the last word on both.
 - Making a job runnable now (``enqueue``, ``requeue``, the sweep) NOTIFYs
-  ``provisioner_jobs`` on PostgreSQL in the same transaction: listening workers wake
-  at its COMMIT instead of at their next poll (see ``provisioner.wakeup``).
+  ``provisioner_jobs`` on PostgreSQL in the same transaction, by a trigger on ``jobs``
+  (migration 0009, so writers spend no round trip on it): listening workers wake at
+  its COMMIT instead of at their next poll (see ``provisioner.wakeup``).
 - A claimed job holds a lease (owner token + expiry) renewed by ``heartbeat``;
   ``sweep_expired`` hands jobs whose worker vanished back to the queue.
 - ``finish`` records the outcome of one attempt: success, a retry after
@@ -77,8 +78,6 @@ def enqueue(session: Session, service_id: str, *, reason: str, max_attempts: int
     if state in JobState.FINISHED:
         job.finished_at = now
     session.add(job)
-    if state in JobState.RUNNABLE:
-        wake_workers(session)
     return job
 
 
@@ -104,7 +103,6 @@ def requeue(session: Session, job: Job, *, extra_attempts: int) -> Job:
     job.pending_since = None
     job.lease_owner = None
     job.lease_expires_at = None
-    wake_workers(session)
     return job
 
 
@@ -113,15 +111,6 @@ def requeue(session: Session, job: Job, *, extra_attempts: int) -> Job:
 JOBS, ATTEMPTS, SERVICES = Job.__table__, JobAttempt.__table__, Service.__table__
 CHANNEL = "provisioner_jobs"   # NOTIFY'd on PostgreSQL when a job becomes runnable now
 CLAIM_CONFLICT_RETRIES = 3
-
-
-def wake_workers(session: Session) -> None:
-    """Tell listening workers (PostgreSQL) that a job is runnable; delivered at COMMIT,
-    and not at all if the transaction rolls back. Elsewhere workers poll."""
-    if session.get_bind().dialect.name == "postgresql":
-        # On the session's connection: no autoflush, so that the caller's pending
-        # objects are flushed when they would have been without the NOTIFY.
-        session.connection().execute(text(f"NOTIFY {CHANNEL}"))
 
 
 @functools.cache
@@ -439,7 +428,7 @@ def sweep_expired(db: Database, now: dt.datetime | None = None, on_failed: OnFai
     query = select(Job).where(Job.state == JobState.RUNNING, Job.lease_expires_at < now)
     if db.dialect == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    rescued, requeued = 0, False
+    rescued = 0
     with db.transaction() as session:
         for job in session.execute(query).scalars():
             attempt = _open_attempt(session, job)
@@ -461,9 +450,6 @@ def sweep_expired(db: Database, now: dt.datetime | None = None, on_failed: OnFai
             else:
                 job.state = JobState.RETRYING
                 job.run_after = now
-                requeued = True
             rescued += 1
             log.warning("job %s: worker lost, %s", job.id, job.state)
-        if requeued:
-            wake_workers(session)
     return rescued
