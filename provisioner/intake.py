@@ -420,12 +420,13 @@ def _store(runtime: Runtime, session, source: BillingSource, webhook_id: str, di
         id=event_id, source=source.name, webhook_id=webhook_id, body_digest=digest, type=event["type"],
         service_id=verdict.key, occurred_at=occurred_at, received_at=utcnow(),
         payload=_sanitised(event), outcome="skipped" if verdict.stale else "applied"))
-    job = jobs.enqueue(session, verdict.key, reason=event["type"], event_id=event_id,
+    job = jobs.new_job(verdict.key, reason=event["type"], event_id=event_id,
                        max_attempts=runtime.settings.job_max_attempts,
                        state=JobState.SKIPPED if verdict.stale else JobState.QUEUED,
                        report_outcome=report_outcome)
-    session.flush()
-    return Receipt(event_id, body["id"], source.name, JobSnapshot.of(job), created=True,
+    jobs.insert_job(session, job)
+    snapshot = JobSnapshot(job["id"], job["state"], 0, None, None, job["report_outcome"], False)
+    return Receipt(event_id, body["id"], source.name, snapshot, created=True,
                    note="older than an event already applied" if verdict.stale else None)
 
 

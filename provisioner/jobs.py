@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from .db import Database, utcnow
 from .metrics import JOBS_FINISHED
-from .models import RUNNABLE_SQL, RUNNING_SQL, Job, JobAttempt, JobState, Service
+from .models import RUNNABLE_SQL, RUNNING_SQL, Job, JobAttempt, JobState, Service, new_id
 
 log = logging.getLogger("provisioner.jobs")
 
@@ -69,16 +69,32 @@ def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random | No
     return delay / 2 + (rng or random).uniform(0, delay / 2)
 
 
+def new_job(service_id: str, *, reason: str, max_attempts: int, event_id: str | None = None,
+            state: str = JobState.QUEUED, report_outcome: bool = False) -> dict[str, Any]:
+    """The column values of a new job, runnable now (or already finished as ``skipped``)."""
+    now = utcnow()
+    return {"id": new_id(), "service_id": service_id, "event_id": event_id, "kind": "converge",
+            "reason": reason, "state": state, "attempts": 0, "max_attempts": max_attempts,
+            "run_after": now, "created_at": now, "updated_at": now,
+            "finished_at": now if state in JobState.FINISHED else None,
+            "report_outcome": report_outcome and state not in JobState.FINISHED}
+
+
 def enqueue(session: Session, service_id: str, *, reason: str, max_attempts: int,
             event_id: str | None = None, state: str = JobState.QUEUED, report_outcome: bool = False) -> Job:
-    now = utcnow()
-    job = Job(service_id=service_id, event_id=event_id, reason=reason, state=state,
-              attempts=0, max_attempts=max_attempts, run_after=now, created_at=now,
-              report_outcome=report_outcome and state not in JobState.FINISHED)
-    if state in JobState.FINISHED:
-        job.finished_at = now
+    job = Job(**new_job(service_id, reason=reason, max_attempts=max_attempts, event_id=event_id,
+                        state=state, report_outcome=report_outcome))
     session.add(job)
     return job
+
+
+_INSERT_JOB = insert(Job.__table__)
+
+
+def insert_job(session: Session, values: dict[str, Any]) -> None:
+    """Insert ``new_job``'s values as one Core statement on the session's connection (the
+    hook intake's path: the job is never read back, so no ORM object is made for it)."""
+    session.connection().execute(_INSERT_JOB, values)
 
 
 def report_outcome_later(db: Database, job_id: str) -> bool:
