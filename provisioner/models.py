@@ -293,3 +293,41 @@ class SsoFailure(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     client: Mapped[str] = mapped_column(String(64))
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class ConsoleLogin(Base):
+    """An operator console session (``provisioner.console``), signed in with an API key.
+
+    The cookie holds a random token; only its keyed hash is the id here, so the session
+    ends on the server at sign-out, when the key is revoked, or after ``expires_at``
+    (moved by use up to an absolute cap), whatever the browser still holds."""
+    __tablename__ = "console_logins"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    ended_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class OperatorAction(Base):
+    """What an operator did (console or admin API): who, when, what, to which service or job.
+
+    ``actor`` is the API key's name and ``key_prefix`` its prefix, copied so the record
+    still reads after the key is revoked; never the key itself."""
+    __tablename__ = "operator_actions"
+    __table_args__ = (Index("ix_operator_actions_service_at", "service_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    api_key_id: Mapped[int | None] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(128))
+    key_prefix: Mapped[str] = mapped_column(String(16))
+    via: Mapped[str] = mapped_column(String(16))        # console | api
+    action: Mapped[str] = mapped_column(String(32))     # converge, suspend, unsuspend, retry, ...
+    service_id: Mapped[str | None] = mapped_column(SERVICE_KEY)
+    source: Mapped[str | None] = mapped_column(SOURCE_NAME)
+    job_id: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,61 @@
+"""operator console: server-side console sessions and the record of operator actions
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-12-03 07:40:00
+"""
+from alembic import op
+import sqlalchemy as sa
+import provisioner.db
+
+
+revision = '0008'
+down_revision = '0007'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table('console_logins',
+    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('api_key_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', provisioner.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', provisioner.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', provisioner.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ended_at', provisioner.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('ended_reason', sa.String(length=32), nullable=True),
+    sa.ForeignKeyConstraint(['api_key_id'], ['api_keys.id'], name=op.f('fk_console_logins_api_key_id_api_keys')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_console_logins'))
+    )
+    with op.batch_alter_table('console_logins', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_console_logins_api_key_id'), ['api_key_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_console_logins_expires_at'), ['expires_at'], unique=False)
+
+    op.create_table('operator_actions',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('at', provisioner.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('api_key_id', sa.Integer(), nullable=True),
+    sa.Column('actor', sa.String(length=128), nullable=False),
+    sa.Column('key_prefix', sa.String(length=16), nullable=False),
+    sa.Column('via', sa.String(length=16), nullable=False),
+    sa.Column('action', sa.String(length=32), nullable=False),
+    sa.Column('service_id', sa.String(length=128), nullable=True),
+    sa.Column('source', sa.String(length=32), nullable=True),
+    sa.Column('job_id', sa.String(length=32), nullable=True),
+    sa.Column('reason', sa.Text(), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_operator_actions'))
+    )
+    with op.batch_alter_table('operator_actions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_operator_actions_at'), ['at'], unique=False)
+        batch_op.create_index('ix_operator_actions_service_at', ['service_id', 'at'], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('operator_actions', schema=None) as batch_op:
+        batch_op.drop_index('ix_operator_actions_service_at')
+        batch_op.drop_index(batch_op.f('ix_operator_actions_at'))
+    op.drop_table('operator_actions')
+    with op.batch_alter_table('console_logins', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_console_logins_expires_at'))
+        batch_op.drop_index(batch_op.f('ix_console_logins_api_key_id'))
+    op.drop_table('console_logins')
