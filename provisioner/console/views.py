@@ -280,6 +280,8 @@ def _side_by_side(service: Service) -> list[tuple[str, Any, Any]]:
 
 def _usage_rows(service: Service) -> list[tuple[str, Any, Any]]:
     limits, usage = service.limits or {}, service.usage or {}
+    if not usage:
+        return []          # never read upstream yet: nothing to set against the limits
     return [(name, usage.get(name), limits.get(name)) for name in sorted(set(usage) | set(limits))
             if name in usage or isinstance(limits.get(name), int)]
 

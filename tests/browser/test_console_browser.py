@@ -1,0 +1,117 @@
+"""The operator console in a real browser: Debian's chromium driven by Playwright.
+
+The app runs in-process on real HTTP (the client area's browser fixtures), on the
+sandbox simulator; services are made by signed hooks and drained by an in-process
+worker. An operator signs in with an API key, filters the services to the failing
+one (the simulator failed every create), opens it, retries its failed job and sees
+it succeed once the upstream is healthy again.
+
+A failed test leaves a screenshot and the page's HTML in ``test-artifacts/``.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from provisioner import apikeys
+from provisioner.config import Settings
+from provisioner.devsetup import new_webhook_secret
+from provisioner.models import Job
+from provisioner.secrets import new_fernet_key
+from tests.browser.test_client_browser import browser, live_url, page  # noqa: F401
+from tests.conftest import ROOT
+from tests.helpers import event_body
+
+pytestmark = pytest.mark.e2e
+
+HEALTHY, FAILING = "9101", "9102"
+
+
+@pytest.fixture
+def settings(tmp_path, database_url, products_env) -> Settings:
+    # Two attempts, fast backoff: a failing upstream fails the job within a second.
+    return Settings.from_env(
+        {}, database_url=database_url, webhook_secrets=[new_webhook_secret()],
+        secret_key="test-secret-key", encryption_key=new_fernet_key(),
+        instance_dir=str(tmp_path / "instance"), products_dir=str(ROOT / "product_configs"),
+        job_backoff_base=0.01, job_backoff_cap=0.05, worker_poll_interval=0.05, job_max_attempts=2,
+    )
+
+
+def _faults(sim, **faults) -> None:
+    requests.post(f"{sim.url}/_sim/faults", json=faults, timeout=5).raise_for_status()
+
+
+def _jobs(runtime, service_id: str) -> list[Job]:
+    with runtime.db.read() as s:
+        return list(s.execute(select(Job).where(Job.service_id == service_id).order_by(Job.created_at)).scalars())
+
+
+def _drain_until(worker, runtime, service_id: str, state: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        worker.drain()
+        jobs = _jobs(runtime, service_id)
+        if jobs and jobs[-1].state == state:
+            return
+        assert time.monotonic() < deadline, [(j.state, j.error_code) for j in jobs]
+        time.sleep(0.05)
+
+
+def _create(app, signer, service_id: str, domain: str) -> None:
+    raw = json.dumps(event_body("service.create", service_id, domain=domain, product_id="12"))
+    response = app.test_client().post("/hooks/v1/events", data=raw, headers=signer.headers(raw))
+    assert response.status_code in (200, 202), response.get_json()
+
+
+def test_find_a_failing_service_retry_its_job_and_see_it_succeed(page, live_url, app, runtime, signer,  # noqa: F811
+                                                                   worker, sandbox_sim):
+    _create(app, signer, HEALTHY, "healthy.example")
+    _drain_until(worker, runtime, HEALTHY, "succeeded")
+    _faults(sandbox_sim, error_rate=1.0, only_actions=["accounts.create"])
+    _create(app, signer, FAILING, "failing.example")
+    _drain_until(worker, runtime, FAILING, "failed")
+    _faults(sandbox_sim, error_rate=0.0)
+    with runtime.db.transaction() as s:
+        key = apikeys.create_api_key(s, "browser-operator", "admin")[1]
+
+    # signing in: the console sends an unsigned browser to the form, then back
+    page.goto(f"{live_url}/admin/services")
+    page.get_by_label("API key").fill(key)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Services", level=1).wait_for()
+    assert page.get_by_role("link", name=HEALTHY, exact=True).is_visible()
+
+    # the failing service, by filter
+    page.get_by_label("Failing only").check()
+    page.get_by_role("button", name="Filter").click()
+    page.get_by_text("1 service", exact=True).wait_for()
+    assert page.get_by_role("link", name=HEALTHY, exact=True).count() == 0
+    page.get_by_role("link", name=FAILING, exact=True).click()
+    page.get_by_role("heading", name="failing.example", level=1).wait_for()
+    job = page.locator("article.job").first
+    assert "failed" in job.inner_text()
+    assert job.locator("table.attempts tbody tr").count() == 2           # every attempt, with its detail
+
+    # retry it
+    job.get_by_role("button", name="Retry").click()
+    page.get_by_text("The job was queued again.").wait_for()
+    _drain_until(worker, runtime, FAILING, "succeeded")
+    page.reload()
+    job = page.locator("article.job").first
+    assert "succeeded" in job.inner_text()
+    assert page.get_by_role("cell", name="browser-operator", exact=False).first.is_visible()
+
+    # no longer failing
+    page.goto(f"{live_url}/admin/services?failing=1")
+    page.get_by_text("0 services", exact=True).wait_for()
+
+    # signing out ends the session: the next page asks for a key again
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_text("You have signed out.").wait_for()
+    page.goto(f"{live_url}/admin/jobs")
+    page.get_by_label("API key").wait_for()
