@@ -274,6 +274,13 @@ def failed_job_ids(session: Session, query: dict[str, Any], scope: Scope = ALL_S
     return list(session.execute(stmt).scalars())
 
 
+def count_failed_jobs(session: Session, query: dict[str, Any], scope: Scope = ALL_SOURCES) -> int:
+    """How many jobs ``failed_job_ids`` would give (what a bulk retry's confirmation says)."""
+    query = {**query, "state": [JobState.FAILED]}
+    stmt = _job_filters(select(func.count()).select_from(Job), query, scope)
+    return session.execute(stmt).scalar_one()
+
+
 def retry_failed_jobs(session: Session, query: dict[str, Any], *, extra_attempts: int,
                       scope: Scope = ALL_SOURCES) -> list[Job]:
     """Queue again every failed job the filter selects (a bulk retry); the jobs queued."""

@@ -112,7 +112,3 @@ def end_login(db: Database, secret_key: str, token: str, reason: str = SIGNED_OU
                         .where(ConsoleLogin.id == login_id(secret_key, token), ConsoleLogin.ended_at.is_(None))
                         .values(ended_at=now, ended_reason=reason, expires_at=now))
 
-
-def api_key_row(db: Database, key_id: int) -> ApiKey:
-    with db.read() as session:
-        return session.get(ApiKey, key_id)

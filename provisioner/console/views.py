@@ -378,7 +378,7 @@ def jobs():
     with runtime.db.read() as session:
         page = admin.list_jobs(session, query, who.reach)
         codes = admin.job_error_codes(session, who.reach)
-        failed = len(admin.failed_job_ids(session, {k: v for k, v in filters.items() if k != "state"}, who.reach))
+        failed = admin.count_failed_jobs(session, {k: v for k, v in filters.items() if k != "state"}, who.reach)
     args = {k: v for k, v in request.args.items() if k not in ("page", "done", "n") and v}
     return render_template("console/jobs.html", page=page, args=args, codes=codes, failed=failed,
                            choices=_choices(who), states=JOB_STATES, notice=_notice(),
@@ -415,7 +415,7 @@ def confirm_bulk_retry():
         raise ConsoleError(403, "Not allowed", f"API key {who.prefix}… has the read scope: it cannot retry jobs.")
     filters = _bulk_filters(request.args)
     with current_runtime().db.read() as session:
-        count = len(admin.failed_job_ids(session, filters, who.reach))
+        count = admin.count_failed_jobs(session, filters, who.reach)
     return render_template("console/confirm_retry.html", filters=filters, count=count)
 
 
