@@ -21,6 +21,7 @@ from sqlalchemy import Select, and_, case, false, func, or_, select, true, updat
 from sqlalchemy.orm import Session, selectinload, undefer
 
 from . import jobs
+from .billing.keys import DEFAULT_SOURCE, service_key
 from .billing.sources import AUTHORITY_BILLING, AUTHORITY_PROVISIONER
 from .client import logins
 from .db import Database, utcnow
@@ -58,6 +59,8 @@ class Page:
     page: int
     per_page: int
     total: int
+    #: counted only up to a limit (``count_limit``): ``total`` is that limit, there are more
+    more: bool = False
 
 
 class EventRecord(NamedTuple):
@@ -72,10 +75,18 @@ class ServiceDetail:
     jobs: list[Job]
 
 
-def _paginate(session: Session, query: Select, page: int, per_page: int, *, scalars: bool = True) -> Page:
-    total = session.execute(select(func.count()).select_from(query.order_by(None).subquery())).scalar_one()
+def _paginate(session: Session, query: Select, page: int, per_page: int, *, scalars: bool = True,
+              count_limit: int | None = None) -> Page:
+    """One page and the total; with ``count_limit``, counting stops there (a person reads
+    "more than 10,000"; counting 100,000 matches on every page view is what costs)."""
+    counted = query.order_by(None)
+    if count_limit is not None:
+        counted = counted.limit(count_limit + 1)
+    total = session.execute(select(func.count()).select_from(counted.subquery())).scalar_one()
     result = session.execute(query.limit(per_page).offset((page - 1) * per_page))
     items = result.scalars().all() if scalars else result.all()
+    if count_limit is not None and total > count_limit:
+        return Page(list(items), page, per_page, count_limit, more=True)
     return Page(list(items), page, per_page, total)
 
 
@@ -153,12 +164,14 @@ def _in_scope(stmt: Select, column, scope: Scope, query: dict[str, Any]) -> Sele
 
 def list_services(session: Session, query: dict[str, Any], catalog: Catalog | None = None,
                   now: dt.datetime | None = None, scope: Scope = ALL_SOURCES,
-                  provisioner_sources: Sequence[str] | None = None) -> Page:
+                  provisioner_sources: Sequence[str] | None = None, *, sources: Sequence[str] = (DEFAULT_SOURCE,),
+                  count_limit: int | None = None) -> Page:
+    """``sources``: the billing sources a ``search`` for a bare billing id looks in."""
     stmt = _in_scope(select(Service).order_by(Service.created_at, Service.id), Service.source, scope, query)
     if "domain" in query:
         stmt = stmt.where(Service.domain == query["domain"].lower())
     if "search" in query:
-        stmt = stmt.where(_service_search(query["search"]))
+        stmt = stmt.where(_service_search(query["search"], sources))
     if "product_key" in query:
         stmt = stmt.where(Service.product_key == query["product_key"])
     if query.get("failing"):
@@ -181,16 +194,21 @@ def list_services(session: Session, query: dict[str, Any], catalog: Catalog | No
         awaiting = awaiting_termination(catalog, now or utcnow(), provisioner_sources)
         stmt = stmt.where(Service.id.in_(awaiting) if query["awaiting_termination"]
                           else Service.id.not_in(awaiting))
-    return _paginate(session, stmt, query["page"], query["per_page"])
+    return _paginate(session, stmt, query["page"], query["per_page"], count_limit=count_limit)
 
 
-def _service_search(text: str):
-    """A console search: a domain containing ``text``, or exactly its billing id, key,
-    client id or upstream id."""
+def _service_search(text: str, sources: Sequence[str]):
+    """A console search: a domain starting with ``text``, or exactly a billing id (of one of
+    ``sources``), a service key, a client id or an upstream id. Every branch is an index
+    lookup (a domain prefix is a range of ix_services_domain), so the search stays fast
+    with 100,000s of services; "contains" would read them all."""
     text = text.strip()
-    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return or_(Service.domain.like(f"%{escaped}%", escape="\\"), Service.billing_id == text, Service.id == text,
-               Service.client_id == text, Service.upstream_id == text)
+    prefix = text.lower()
+    keys = {text, *(service_key(source, text) for source in sources)}
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    by_domain = and_(Service.domain >= prefix, Service.domain < prefix[:-1] + chr(min(ord(prefix[-1]) + 1, 0x10FFFF)),
+                     Service.domain.like(f"{escaped}%", escape="\\")) if prefix else false()
+    return or_(by_domain, Service.id.in_(sorted(keys)), Service.client_id == text, Service.upstream_id == text)
 
 
 def _failing():
@@ -252,11 +270,13 @@ def _job_filters(stmt: Select, query: dict[str, Any], scope: Scope) -> Select:
     return _scoped_jobs(stmt, scope, query)
 
 
-def list_jobs(session: Session, query: dict[str, Any], scope: Scope = ALL_SOURCES) -> Page:
+def list_jobs(session: Session, query: dict[str, Any], scope: Scope = ALL_SOURCES, *,
+              count_limit: int | None = None) -> Page:
     """Newest first; ``trouble_first``: failed, then retrying jobs before the rest (the console)."""
     order = (TROUBLE_FIRST,) if query.get("trouble_first") else ()
     stmt = select(Job).options(*JOB_NAMES).order_by(*order, Job.created_at.desc(), Job.id.desc())
-    return _paginate(session, _job_filters(stmt, query, scope), query["page"], query["per_page"])
+    return _paginate(session, _job_filters(stmt, query, scope), query["page"], query["per_page"],
+                     count_limit=count_limit)
 
 
 def job_error_codes(session: Session, scope: Scope = ALL_SOURCES) -> list[tuple[str, int]]:

@@ -34,6 +34,9 @@ bp = Blueprint("console", __name__, url_prefix="/admin", template_folder="templa
                static_folder="static", static_url_path="/static")
 
 PER_PAGE = 50
+#: lists count their matches up to this many ("more than 10000"): counting every one of
+#: 100,000s of services on each page view is what would make the page slow
+COUNT_LIMIT = 10_000
 MAX_REASON = 500
 DESIRED = (DesiredStatus.ACTIVE, DesiredStatus.SUSPENDED, DesiredStatus.TERMINATED)
 OBSERVED = tuple(s.value for s in AccountStatus)
@@ -260,10 +263,18 @@ def services():
     runtime = current_runtime()
     with runtime.db.read() as session:
         page = admin.list_services(session, query, runtime.catalog, scope=who.reach,
-                                   provisioner_sources=_provisioner_sources())
+                                   provisioner_sources=_provisioner_sources(), sources=runtime.sources.names(),
+                                   count_limit=COUNT_LIMIT)
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template("console/services.html", page=page, args=args, choices=_choices(who),
-                           pages=-(-page.total // PER_PAGE) if page.total else 1)
+                           pages=_pages(page))
+
+
+def _pages(page: admin.Page) -> int | None:
+    """How many pages, or None when the count stopped at COUNT_LIMIT."""
+    if page.more:
+        return None
+    return -(-page.total // PER_PAGE) if page.total else 1
 
 
 def _side_by_side(service: Service) -> list[tuple[str, Any, Any]]:
@@ -376,13 +387,13 @@ def jobs():
     query = {**filters, "trouble_first": True, "page": _page_arg(), "per_page": PER_PAGE}
     runtime = current_runtime()
     with runtime.db.read() as session:
-        page = admin.list_jobs(session, query, who.reach)
+        page = admin.list_jobs(session, query, who.reach, count_limit=COUNT_LIMIT)
         codes = admin.job_error_codes(session, who.reach)
         failed = admin.count_failed_jobs(session, {k: v for k, v in filters.items() if k != "state"}, who.reach)
     args = {k: v for k, v in request.args.items() if k not in ("page", "done", "n") and v}
     return render_template("console/jobs.html", page=page, args=args, codes=codes, failed=failed,
                            choices=_choices(who), states=JOB_STATES, notice=_notice(),
-                           pages=-(-page.total // PER_PAGE) if page.total else 1)
+                           pages=_pages(page))
 
 
 @bp.post("/jobs/<job_id>/retry")

@@ -246,7 +246,9 @@ def test_service_filters_search_and_paging(signed_in, runtime):
 
     assert listed(page(signed_in, "/admin/services?q=shop")) == ["1", "2"]
     assert listed(page(signed_in, "/admin/services?q=acct-991")) == ["1"]        # exact upstream id
-    assert listed(page(signed_in, "/admin/services?q=3"))[0] == "3"              # billing id, and domains with a 3
+    assert listed(page(signed_in, "/admin/services?q=3")) == ["3"]               # exact billing id
+    assert listed(page(signed_in, "/admin/services?q=SHOP-T")) == ["2"]           # a domain's start, any case
+    assert listed(page(signed_in, "/admin/services?q=example")) == []              # not a domain's middle
     assert listed(page(signed_in, "/admin/services?upstream=wrong-key")) == ["2"]
     assert listed(page(signed_in, "/admin/services?product=other")) == ["4"]
     assert listed(page(signed_in, "/admin/services?status=suspended")) == ["3"]
@@ -259,7 +261,25 @@ def test_service_filters_search_and_paging(signed_in, runtime):
     second = page(signed_in, "/admin/services?page=2")
     assert listed(second) == [f"bulk{n:02d}" for n in range(46, 55)]
     assert signed_in.get("/admin/services?status=gone").status_code == 400
+    assert signed_in.get("/admin/services?q=" + "x" * 300).status_code == 400
     assert signed_in.get("/admin/services?page=zero").status_code == 400
+
+
+def test_counts_stop_at_a_limit_and_the_pager_still_moves_on(signed_in, runtime, monkeypatch):
+    from provisioner.console import views
+    monkeypatch.setattr(views, "COUNT_LIMIT", 10)
+    monkeypatch.setattr(views, "PER_PAGE", 4)
+    with runtime.db.transaction() as s:
+        for n in range(13):
+            add_service(s, f"c{n:02d}", minutes=n)
+        add_service(s, "other:77", source="other", billing_id="77", domain="other.example", minutes=20)
+    first = page(signed_in, "/admin/services")
+    assert "More than 10 services" in first and 'rel="next"' in first and "Page 1</span>" in first
+    last = page(signed_in, "/admin/services?page=4")
+    assert listed(last) == ["c12", "77"] and 'rel="next"' not in last
+    # a bare billing id finds a service of a configured source; an unconfigured one by its key
+    assert listed(page(signed_in, "/admin/services?q=c03")) == ["c03"]
+    assert listed(page(signed_in, "/admin/services?q=other:77")) == ["77"]
 
 
 def test_service_page_shows_state_usage_events_jobs_and_attempts(signed_in, runtime):

@@ -1,4 +1,6 @@
-"""operator console: server-side console sessions and the record of operator actions
+"""operator console: server-side console sessions, the record of operator actions, and
+indexes for the services listing's filters in its order (column, created_at, id), which
+replace the single-column ones on source, desired_status and observed_status
 
 Revision ID: 0008
 Revises: 0007
@@ -15,7 +17,17 @@ branch_labels = None
 depends_on = None
 
 
+LISTING = ("source", "upstream", "product_key", "desired_status", "observed_status")
+REPLACED = ("source", "desired_status", "observed_status")
+
+
 def upgrade() -> None:
+    with op.batch_alter_table('services', schema=None) as batch_op:
+        for column in LISTING:
+            batch_op.create_index(f'ix_services_{column}_listing', [column, 'created_at', 'id'], unique=False)
+        for column in REPLACED:
+            batch_op.drop_index(f'ix_services_{column}')
+
     op.create_table('console_logins',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('api_key_id', sa.Integer(), nullable=False),
@@ -59,3 +71,8 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_console_logins_expires_at'))
         batch_op.drop_index(batch_op.f('ix_console_logins_api_key_id'))
     op.drop_table('console_logins')
+    with op.batch_alter_table('services', schema=None) as batch_op:
+        for column in REPLACED:
+            batch_op.create_index(f'ix_services_{column}', [column], unique=False)
+        for column in LISTING:
+            batch_op.drop_index(f'ix_services_{column}_listing')
