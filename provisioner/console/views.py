@@ -366,6 +366,26 @@ def refuse_termination(key: str):
     return _service_action(key, "refuse")
 
 
+@bp.post("/services/<path:key>/client-area")
+def open_client_area(key: str):
+    """Open the client area as the customer: a single-use sign-in link, redeemed by this
+    browser at once (the same path on this host). Like every sign-in to a service, it ends
+    the customer's own client-area sessions."""
+    from ..client import sso
+    who = require_write()
+    runtime = current_runtime()
+    with runtime.db.read() as session:
+        found = _load_service(session, key, who)
+    try:
+        url, _ = sso.issue_token(runtime, found.id)
+    except sso.SsoError as exc:
+        raise ConsoleError(exc.status, _TITLES.get(exc.status, "Not possible"), exc.message) from None
+    with runtime.db.transaction() as session:
+        _record(session, who, "client_sso", service=found)
+    log.info("service %s: client area opened as the customer by API key %s", found.id, who.prefix)
+    return redirect(urlsplit(url).path, 303)
+
+
 # --- jobs ----------------------------------------------------------------------------------------
 
 def _job_filters() -> dict[str, Any]:

@@ -418,3 +418,15 @@ def test_terminations_confirm_and_refuse(signed_in, runtime):
     after = page(signed_in, "/admin/terminations")
     assert "t801.example" not in after and "t802.example" not in after
     assert [a.action for a in _actions(runtime)] == ["terminate", "refuse_termination"]
+
+
+def test_open_the_client_area_as_the_customer(signed_in, runtime):
+    with runtime.db.transaction() as s:
+        add_service(s, "720", domain="cust.example")
+    token = csrf_of(signed_in, "/admin/services/720")
+    response = signed_in.post("/admin/services/720/client-area", data={"csrf_token": token})
+    assert response.status_code == 303 and response.headers["Location"].startswith("/client/sso/")
+    landing = signed_in.get(response.headers["Location"])
+    assert landing.status_code == 303 and landing.headers["Location"].endswith("/client/")
+    assert [(a.action, a.service_id) for a in _actions(runtime)] == [("client_sso", "720")]
+    assert "client_sso" in page(signed_in, "/admin/services/720")
