@@ -127,7 +127,8 @@ class Event(Base):
     type: Mapped[str] = mapped_column(String(40), index=True)
     service_id: Mapped[str] = mapped_column(SERVICE_KEY, ForeignKey("services.id"), index=True)
     occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # indexed: the console counts hooks received per hour and day
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     # The validated body with any password replaced by a marker.
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     outcome: Mapped[str] = mapped_column(String(16))  # applied | skipped
@@ -185,7 +186,8 @@ class JobAttempt(Base):
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
     number: Mapped[int] = mapped_column(Integer)
     worker: Mapped[str] = mapped_column(String(128))
-    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # indexed: the console counts attempts and failures per hour and day
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     outcome: Mapped[str | None] = mapped_column(String(16))  # succeeded|retrying|failed|pending|lost
     error_code: Mapped[str | None] = mapped_column(String(64))

@@ -23,7 +23,7 @@ from ..models import DesiredStatus, JobState, Service
 from ..providers.base import AccountStatus
 from ..web import current_runtime
 from ..web.errors import ApiError
-from . import logins
+from . import logins, overview
 from .session import (CSRF_FIELD, ConsoleError, NotSignedIn, check_sign_in_csrf, csrf_token, operator,
                       optional_operator, require_csrf, require_write, set_pre_cookie, sign_in_csrf, sign_out,
                       start)
@@ -182,7 +182,7 @@ def _provisioner_sources() -> list[str]:
 @bp.get("/sign-in")
 def sign_in_form():
     if optional_operator() is not None:
-        return redirect(url_for("console.services"), 303)
+        return redirect(url_for("console.home"), 303)
     return _sign_in_page({}, 200)
 
 
@@ -205,7 +205,7 @@ def sign_in():
     if opened is None:
         return _sign_in_page({"api_key": "This API key is not valid or has been revoked."}, 401)
     token, row = opened
-    target = _back(url_for("console.services"))
+    target = _back(url_for("console.home"))
     response = redirect(target, 303)
     start(response, token)
     log.info("console: signed in with API key %s (%s)", row.prefix, row.scope)
@@ -251,8 +251,13 @@ def _choices(who: logins.Operator) -> dict[str, list[str]]:
 
 @bp.get("/")
 def home():
-    operator()
-    return redirect(url_for("console.services"), 303)
+    who = operator()
+    runtime = current_runtime()
+    now = utcnow()
+    with runtime.db.read() as session:
+        figures = overview.overview(session, who.reach, now, awaiting=admin.awaiting_termination(
+            runtime.catalog, now, _provisioner_sources()))
+    return render_template("console/overview.html", o=figures, now=now)
 
 
 @bp.get("/services")

@@ -22,7 +22,7 @@ from provisioner.config import Settings
 from provisioner.devsetup import new_webhook_secret
 from provisioner.models import Job
 from provisioner.secrets import new_fernet_key
-from tests.browser.test_client_browser import browser, live_url, page  # noqa: F401
+from tests.browser.test_client_browser import SHOTS, _shot, assert_fits_a_phone, browser, live_url, page  # noqa: F401
 from tests.conftest import ROOT
 from tests.helpers import event_body
 
@@ -106,9 +106,20 @@ def test_find_a_failing_service_retry_its_job_and_see_it_succeed(page, live_url,
     assert "succeeded" in job.inner_text()
     assert page.get_by_role("cell", name="browser-operator", exact=False).first.is_visible()
 
+    _shot(page, page.url, "desktop")
+
     # no longer failing
     page.goto(f"{live_url}/admin/services?failing=1")
     page.get_by_text("0 services", exact=True).wait_for()
+
+    # the overview: the day's hooks and attempts, drawn and tabled
+    page.get_by_role("navigation", name="Console").get_by_role("link", name="Overview").click()
+    page.get_by_role("heading", name="Overview", level=1).wait_for()
+    assert page.locator("figure.chart svg rect").count() == 21            # 7 days x 3 series
+    assert page.get_by_role("cell", name="sandbox", exact=True).is_visible()
+    _shot(page, page.url, "desktop")
+    for path in ("/admin/", "/admin/services", f"/admin/services/{FAILING}", "/admin/jobs", "/admin/terminations"):
+        assert_fits_a_phone(page, live_url + path)
 
     # signing out ends the session: the next page asks for a key again
     page.get_by_role("button", name="Sign out").click()

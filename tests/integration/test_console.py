@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 
 from provisioner import apikeys
 from provisioner.db import utcnow
-from provisioner.models import ConsoleLogin, Job, JobState, OperatorAction, Service
+from provisioner.models import ConsoleLogin, Event, Job, JobAttempt, JobState, OperatorAction, Service
 from tests.integration.test_admin_api import (add_event, add_job, add_service, app, client, runtime,  # noqa: F401
                                               simulator)
 
@@ -430,3 +430,57 @@ def test_open_the_client_area_as_the_customer(signed_in, runtime):
     assert landing.status_code == 303 and landing.headers["Location"].endswith("/client/")
     assert [(a.action, a.service_id) for a in _actions(runtime)] == [("client_sso", "720")]
     assert "client_sso" in page(signed_in, "/admin/services/720")
+
+
+# --- the overview ----------------------------------------------------------------------------------------
+
+def _recent(session, sid: str, *, source: str, upstream: str, outcomes: list[str], ms: int, state: str,
+            code: str | None = None) -> None:
+    now = utcnow()
+    session.add(Event(webhook_id=f"msg-{sid}", source=source, body_digest="0" * 64, type="service.create",
+                      service_id=sid, occurred_at=now, received_at=now - dt.timedelta(minutes=5), payload={},
+                      outcome="applied"))
+    job = Job(service_id=sid, reason="service.create", state=state, attempts=len(outcomes), max_attempts=3,
+              error_code=code, error_message="The e-mail platform is unavailable." if code else None,
+              created_at=now - dt.timedelta(minutes=5))
+    session.add(job)
+    session.flush()
+    for number, outcome in enumerate(outcomes, 1):
+        started = now - dt.timedelta(minutes=4)
+        session.add(JobAttempt(job_id=job.id, number=number, worker="w", started_at=started,
+                               finished_at=started + dt.timedelta(milliseconds=ms), outcome=outcome,
+                               error_code=code if outcome != "succeeded" else None))
+
+
+def test_overview_counts_failures_and_upstream_health_within_the_key_reach(client, runtime):
+    with runtime.db.transaction() as s:
+        add_service(s, "alpha:1", source="alpha", billing_id="1")
+        add_service(s, "alpha:2", source="alpha", billing_id="2", upstream="wrong-key")
+        add_service(s, "beta:1", source="beta", billing_id="1", upstream="wrong-key")
+        _recent(s, "alpha:1", source="alpha", upstream="sandbox", outcomes=["succeeded"], ms=120,
+                state=JobState.SUCCEEDED)
+        _recent(s, "alpha:2", source="alpha", upstream="wrong-key", outcomes=["retrying", "failed"], ms=900,
+                state=JobState.FAILED, code="auth_failed")
+        _recent(s, "beta:1", source="beta", upstream="wrong-key", outcomes=["retrying", "retrying", "failed"],
+                ms=50, state=JobState.FAILED, code="auth_failed")
+
+    assert sign_in(client, make_key(runtime, "read")).status_code == 303
+    html = page(client, "/admin/")
+    assert "Overview" in html and "<svg" in html
+    # every source: 3 hooks, 6 attempts of which 5 failed or were retried
+    assert re.search(r"Last hour</th><td[^>]*>3</td><td[^>]*>6</td>\s*<td[^>]*>5 \(83.3 %\)", html), html
+    assert "auth_failed" in html and 'href="/admin/jobs?upstream=wrong-key&amp;error_code=auth_failed">2</a>' in html
+    assert re.search(r"wrong-key</td><td[^>]*>5</td>\s*<td[^>]*>100.0 %", html)
+    assert re.search(r"sandbox</td><td[^>]*>1</td>\s*<td[^>]*>0.0 %</td>\s*<td[^>]*>120 ms", html)
+
+    scoped = app_client_signed_in(client, runtime, "alpha")
+    html = page(scoped, "/admin/")
+    assert re.search(r"Last hour</th><td[^>]*>2</td><td[^>]*>3</td>\s*<td[^>]*>2 \(66.7 %\)", html), html
+    assert 'error_code=auth_failed">1</a>' in html
+    assert re.search(r"wrong-key</td><td[^>]*>2</td>\s*<td[^>]*>100.0 %</td>\s*<td[^>]*>900 ms", html)
+
+
+def app_client_signed_in(client, runtime, source: str):
+    fresh = client.application.test_client()
+    assert sign_in(fresh, make_key(runtime, "read", source)).status_code == 303
+    return fresh

@@ -1,6 +1,7 @@
 """operator console: server-side console sessions, the record of operator actions, and
 indexes for the services listing's filters in its order (column, created_at, id), which
-replace the single-column ones on source, desired_status and observed_status
+replace the single-column ones on source, desired_status and observed_status; indexes on
+the times the console's overview counts by (events.received_at, job_attempts.started_at)
 
 Revision ID: 0008
 Revises: 0007
@@ -27,6 +28,10 @@ def upgrade() -> None:
             batch_op.create_index(f'ix_services_{column}_listing', [column, 'created_at', 'id'], unique=False)
         for column in REPLACED:
             batch_op.drop_index(f'ix_services_{column}')
+    with op.batch_alter_table('events', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_events_received_at'), ['received_at'], unique=False)
+    with op.batch_alter_table('job_attempts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_job_attempts_started_at'), ['started_at'], unique=False)
 
     op.create_table('console_logins',
     sa.Column('id', sa.String(length=64), nullable=False),
@@ -63,6 +68,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('job_attempts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_job_attempts_started_at'))
+    with op.batch_alter_table('events', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_events_received_at'))
     with op.batch_alter_table('operator_actions', schema=None) as batch_op:
         batch_op.drop_index('ix_operator_actions_service_at')
         batch_op.drop_index(batch_op.f('ix_operator_actions_at'))
