@@ -16,7 +16,7 @@ from flask import Blueprint, make_response, redirect, render_template, request, 
 from markupsafe import Markup, escape
 from sqlalchemy import select
 
-from .. import admin
+from .. import admin, reconcile
 from ..billing.sources import AUTHORITY_PROVISIONER
 from ..db import utcnow
 from ..models import DesiredStatus, JobState, Service
@@ -50,6 +50,7 @@ NOTICES = {
     "bulk_retry": "{n} failed job(s) were queued again.",
     "terminate": "The service was terminated; a converge job deletes it upstream.",
     "refuse": "Termination refused: the service stays suspended, now as an operator's suspension.",
+    "reconcile": "The pass has started; reload this page to follow it.",
 }
 
 
@@ -471,6 +472,57 @@ def bulk_retry():
                     reason=f"bulk retry of {len(queued)} ({detail})")
     log.info("%d failed jobs queued again from the console by API key %s", len(queued), who.prefix)
     return redirect(url_for("console.jobs", done="bulk_retry", n=len(queued), **filters), 303)
+
+
+# --- reconcile passes ---------------------------------------------------------------------------------
+
+RUNS_PER_PAGE = 20
+
+
+@bp.get("/reconcile")
+def reconcile_runs():
+    who = operator()
+    query = {"page": _page_arg(), "per_page": RUNS_PER_PAGE}
+    with current_runtime().db.read() as session:
+        page = admin.list_reconcile_runs(session, query, who.reach)
+    pages = -(-page.total // RUNS_PER_PAGE) if page.total else 1
+    return render_template("console/reconcile.html", page=page, pages=pages, summary=reconcile.pass_summary,
+                           notice=_notice(), now=utcnow())
+
+
+@bp.get("/reconcile/<run_id>")
+def reconcile_run(run_id: str):
+    who = operator()
+    with current_runtime().db.read() as session:
+        record = admin.get_reconcile_run(session, run_id, who.reach)
+        keys = {key for ids in (record.report.get("services") or {}).values() for key in ids}
+        # a scoped report names its services by billing id; link them by key
+        by_name = {} if who.source is None else {
+            billing_id: key for key, billing_id in session.execute(
+                select(Service.id, Service.billing_id).where(Service.source == who.source,
+                                                             Service.billing_id.in_(sorted(keys)[:5000])))}
+    return render_template("console/reconcile_run.html", record=record, run=record.run, report=record.report,
+                           by_name=by_name, summary=reconcile.pass_summary, now=utcnow(), notice=_notice())
+
+
+@bp.post("/reconcile")
+def start_reconcile():
+    who = require_write()
+    dry_run = request.form.get("mode") != "real"
+    if not dry_run and request.form.get("confirm") != "yes":
+        raise ConsoleError(422, "Please check your input",
+                           "A real pass suspends, lifts and terminates as the lifecycle says: tick the box to "
+                           "confirm, or start a dry run.")
+    runtime = current_runtime()
+    at = utcnow()
+    with runtime.db.transaction() as session:
+        run = admin.start_reconcile_run(session, at=at, dry_run=dry_run, scope=who.reach)
+        run_id = run.id
+        _record(session, who, "reconcile", source=who.source, reason="dry run" if dry_run else "real pass")
+    admin.run_reconcile_in_background(runtime, run_id, at=at, dry_run=dry_run, source=who.source)
+    log.info("reconcile run %s (%s) started from the console by API key %s", run_id,
+             "dry run" if dry_run else "real", who.prefix)
+    return redirect(url_for("console.reconcile_run", run_id=run_id, done="reconcile"), 303)
 
 
 # --- terminations waiting for an operator ------------------------------------------------------------

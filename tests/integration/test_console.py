@@ -484,3 +484,40 @@ def app_client_signed_in(client, runtime, source: str):
     fresh = client.application.test_client()
     assert sign_in(fresh, make_key(runtime, "read", source)).status_code == 303
     return fresh
+
+
+# --- reconcile passes --------------------------------------------------------------------------------------
+
+def _wait_for_runs(runtime, timeout: float = 20.0) -> None:
+    import time
+    from provisioner.models import ReconcileRun
+    deadline = time.monotonic() + timeout
+    while True:
+        with runtime.db.read() as s:
+            states = list(s.execute(select(ReconcileRun.state)).scalars())
+        if states and "running" not in states:
+            return
+        assert time.monotonic() < deadline, states
+        time.sleep(0.05)
+
+
+def test_start_a_dry_run_and_read_its_report(signed_in, runtime):
+    with runtime.db.transaction() as s:
+        add_service(s, "900", domain="drift.example", upstream_id="acct-missing", observed_status="active")
+    html = page(signed_in, "/admin/reconcile")
+    assert "No reconcile pass yet." in html
+    token = CSRF_RE.search(html).group(1)
+
+    refused = signed_in.post("/admin/reconcile", data={"csrf_token": token, "mode": "real"})
+    assert refused.status_code == 422 and "tick the box" in refused.get_data(as_text=True)
+
+    response = signed_in.post("/admin/reconcile", data={"csrf_token": token, "mode": "dry"})
+    assert response.status_code == 303 and "/admin/reconcile/" in response.headers["Location"]
+    _wait_for_runs(runtime)
+    report = page(signed_in, response.headers["Location"])
+    assert "(dry run)" in report and "finished" in report
+    assert 'href="/admin/services/900"' in report              # the service the pass found something about
+    assert "sandbox" in report                                  # calls per upstream
+    listing = page(signed_in, "/admin/reconcile")
+    assert "(dry run)" in listing
+    assert [(a.action, a.reason) for a in _actions(runtime)] == [("reconcile", "dry run")]
