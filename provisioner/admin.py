@@ -640,6 +640,19 @@ def get_notification(session: Session, notification_id: str, scope: Scope = ALL_
     return notification
 
 
+def requeue_notification(session: Session, notification_id: str, *, scope: Scope = ALL_SOURCES,
+                         now: dt.datetime | None = None) -> Notification:
+    """Deliver a callback that was given up on once more, now; any other state is a 409."""
+    from .notifications import FAILED, PENDING
+    notification = get_notification(session, notification_id, scope)
+    if notification.state != FAILED:
+        raise ApiError(409, "notification_not_failed",
+                       f"Callback {notification_id!r} is {notification.state}; only a failed one can be requeued.")
+    notification.state, notification.next_attempt_at = PENDING, now or utcnow()
+    session.flush()
+    return notification
+
+
 # --- the record of operator actions ---------------------------------------------------------------
 
 def record_action(session: Session, *, key_id: int | None, actor: str, key_prefix: str, action: str, via: str,

@@ -50,6 +50,7 @@ NOTICES = {
     "bulk_retry": "{n} failed job(s) were queued again.",
     "terminate": "The service was terminated; a converge job deletes it upstream.",
     "refuse": "Termination refused: the service stays suspended, now as an operator's suspension.",
+    "requeue": "The callback will be delivered once more, shortly.",
     "reconcile": "The pass has started; reload this page to follow it.",
 }
 
@@ -311,9 +312,11 @@ def service(key: str):
         found = _load_service(session, key, who)
         detail = admin.get_service(session, found.billing_id, who.reach, found.source)
         actions = admin.list_actions(session, found.id)
+        sent = admin.list_notifications(session, {"service_id": found.id, "page": 1, "per_page": 20}, who.reach)
         awaiting = session.execute(admin.awaiting_termination(runtime.catalog, utcnow(), _provisioner_sources())
                                    .where(Service.id == found.id)).first() is not None
     return render_template("console/service.html", detail=detail, svc=detail.service, actions=actions,
+                           callbacks=sent.items,
                            compare=_side_by_side(detail.service), usage=_usage_rows(detail.service),
                            awaiting=awaiting, notice=_notice())
 
@@ -472,6 +475,41 @@ def bulk_retry():
                     reason=f"bulk retry of {len(queued)} ({detail})")
     log.info("%d failed jobs queued again from the console by API key %s", len(queued), who.prefix)
     return redirect(url_for("console.jobs", done="bulk_retry", n=len(queued), **filters), 303)
+
+
+# --- callbacks to the billing systems ---------------------------------------------------------------------
+
+CALLBACK_STATES = ("pending", "delivered", "failed")
+
+
+@bp.get("/callbacks")
+def callbacks():
+    who = operator()
+    query: dict[str, Any] = {"page": _page_arg(), "per_page": PER_PAGE}
+    state = _choice_arg("state", CALLBACK_STATES)
+    if state:
+        query["state"] = [state]
+    for name, max_len in (("type", 64), ("source", 32)):
+        value = _text_arg(name, max_len)
+        if value:
+            query[name] = [value] if name == "type" else value
+    with current_runtime().db.read() as session:
+        page = admin.list_notifications(session, query, who.reach)
+    args = {k: v for k, v in request.args.items() if k not in ("page", "done", "n") and v}
+    return render_template("console/callbacks.html", page=page, args=args, states=CALLBACK_STATES,
+                           pages=_pages(page), notice=_notice())
+
+
+@bp.post("/callbacks/<notification_id>/requeue")
+def requeue_callback(notification_id: str):
+    who = require_write()
+    with current_runtime().db.transaction() as session:
+        notification = admin.requeue_notification(session, notification_id, scope=who.reach)
+        found = session.get(Service, notification.service_id) if notification.service_id else None
+        _record(session, who, "requeue_callback", service=found, source=notification.source,
+                reason=f"callback {notification.id} ({notification.type})")
+    log.info("callback %s requeued from the console by API key %s", notification_id, who.prefix)
+    return redirect(_with_notice(_back(url_for("console.callbacks")), "requeue"), 303)
 
 
 # --- reconcile passes ---------------------------------------------------------------------------------

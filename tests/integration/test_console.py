@@ -156,8 +156,9 @@ def _write_routes(app) -> list[str]:
     return sorted(r.rule for r in rules if r.endpoint not in ("console.sign_in", "console.sign_out_view"))
 
 
-def _fill(rule: str, service_key: str, job_id: str) -> str:
-    return rule.replace("<path:key>", service_key).replace("<job_id>", job_id)
+def _fill(rule: str, service_key: str, job_id: str, notification_id: str = "0" * 32) -> str:
+    return (rule.replace("<path:key>", service_key).replace("<job_id>", job_id)
+            .replace("<notification_id>", notification_id).replace("<run_id>", "0" * 32))
 
 
 FORM = {"reason": "because", "confirm": "300"}
@@ -207,6 +208,7 @@ def test_a_source_scoped_key_cannot_see_or_act_on_another_source(app, client, ru
         add_service(s, "beta:7", source="beta", billing_id="7", domain="theirs.example", minutes=1)
         mine = add_job(s, "alpha:7", state=JobState.FAILED, attempts=1, error=("upstream_error", "x")).id
         theirs = add_job(s, "beta:7", state=JobState.FAILED, attempts=1, error=("upstream_error", "x")).id
+        their_callback = _callback(s, "beta:7", "beta")
     assert sign_in(client, make_key(runtime, "admin", "alpha")).status_code == 303
     html = page(client, "/admin/services")
     assert "mine.example" in html and "theirs.example" not in html
@@ -216,16 +218,28 @@ def test_a_source_scoped_key_cannot_see_or_act_on_another_source(app, client, ru
     assert mine in jobs_html and theirs not in jobs_html
     token = csrf_of(client, "/admin/services/alpha:7")
     for rule in _write_routes(app):
-        if "<path:key>" in rule or "<job_id>" in rule:
-            response = client.post(_fill(rule, "beta:7", theirs), data={**FORM, "confirm": "7", "csrf_token": token})
+        if "<" in rule:
+            response = client.post(_fill(rule, "beta:7", theirs, their_callback),
+                                   data={**FORM, "confirm": "7", "csrf_token": token})
             assert response.status_code == 404, rule
     assert _service(runtime, "beta:7").desired_status == "active"
     assert _job(runtime, theirs).state == JobState.FAILED
+    assert their_callback not in page(client, "/admin/callbacks")
     # bulk retry takes this source's failed jobs only
     assert "Retry 1 failed job?" in page(client, "/admin/jobs/retry-failed")
     assert client.post("/admin/jobs/retry-failed", data={"csrf_token": token}).status_code == 303
     assert _job(runtime, mine).state == JobState.QUEUED
     assert _job(runtime, theirs).state == JobState.FAILED
+
+
+def _callback(session, service_key: str, source: str, state: str = "failed") -> str:
+    from provisioner.models import Notification
+    row = Notification(type="job.failed", source=source, service_id=service_key, payload={"type": "job.failed"},
+                       state=state, attempts=5 if state == "failed" else 1, last_status=500,
+                       last_error="the callback URL answered HTTP 500")
+    session.add(row)
+    session.flush()
+    return row.id
 
 
 # --- services ---------------------------------------------------------------------------------------
@@ -521,3 +535,25 @@ def test_start_a_dry_run_and_read_its_report(signed_in, runtime):
     listing = page(signed_in, "/admin/reconcile")
     assert "(dry run)" in listing
     assert [(a.action, a.reason) for a in _actions(runtime)] == [("reconcile", "dry run")]
+
+
+# --- callbacks ---------------------------------------------------------------------------------------------
+
+def test_callbacks_listed_on_their_page_and_the_service_page_and_a_failed_one_requeued(signed_in, runtime):
+    from provisioner.models import Notification
+    with runtime.db.transaction() as s:
+        add_service(s, "950")
+        failed = _callback(s, "950", "default")
+        delivered = _callback(s, "950", "default", state="delivered")
+    html = page(signed_in, "/admin/callbacks?state=failed")
+    assert failed in html and delivered not in html and "HTTP 500" in html
+    assert "job.failed" in page(signed_in, "/admin/services/950")
+    token = CSRF_RE.search(html).group(1)
+    response = signed_in.post(f"/admin/callbacks/{failed}/requeue",
+                              data={"csrf_token": token, "next": "/admin/services/950"})
+    assert response.status_code == 303 and response.headers["Location"].startswith("/admin/services/950?done=requeue")
+    with runtime.db.read() as s:
+        assert s.get(Notification, failed).state == "pending"
+    assert signed_in.post(f"/admin/callbacks/{delivered}/requeue", data={"csrf_token": token}).status_code == 409
+    assert [(a.action, a.service_id) for a in _actions(runtime)] == [("requeue_callback", "950")]
+    assert signed_in.get("/admin/callbacks?state=lost").status_code == 400
