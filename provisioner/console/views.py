@@ -16,7 +16,7 @@ from flask import Blueprint, make_response, redirect, render_template, request, 
 from markupsafe import Markup, escape
 from sqlalchemy import select
 
-from .. import admin, reconcile
+from .. import admin, apikeys, reconcile
 from ..billing.sources import AUTHORITY_PROVISIONER
 from ..db import utcnow
 from ..models import DesiredStatus, JobState, Service
@@ -50,6 +50,7 @@ NOTICES = {
     "bulk_retry": "{n} failed job(s) were queued again.",
     "terminate": "The service was terminated; a converge job deletes it upstream.",
     "refuse": "Termination refused: the service stays suspended, now as an operator's suspension.",
+    "revoked": "The key was revoked: it stops working at once, in the console too.",
     "requeue": "The callback will be delivered once more, shortly.",
     "reconcile": "The pass has started; reload this page to follow it.",
 }
@@ -510,6 +511,67 @@ def requeue_callback(notification_id: str):
                 reason=f"callback {notification.id} ({notification.type})")
     log.info("callback %s requeued from the console by API key %s", notification_id, who.prefix)
     return redirect(_with_notice(_back(url_for("console.callbacks")), "requeue"), 303)
+
+
+# --- API keys --------------------------------------------------------------------------------------------
+
+def _key_manager(write: bool) -> logins.Operator:
+    """Keys are an every-source matter: a source-scoped key could otherwise make a wider one."""
+    who = require_write() if write else operator()
+    if who.source is not None:
+        raise ConsoleError(403, "Not allowed", f"API key {who.prefix}… is limited to source {who.source}: keys are "
+                                               "managed with a key over every source.")
+    return who
+
+
+def _keys_page(status: int = 200, **extra):
+    with current_runtime().db.read() as session:
+        rows = apikeys.list_api_keys(session, include_revoked=request.args.get("all") == "1")
+    return render_template("console/keys.html", keys=rows, sources=current_runtime().sources.names(),
+                           scopes=apikeys.SCOPES, notice=_notice(), errors={}, form={}, **extra), status
+
+
+@bp.get("/keys")
+def keys():
+    _key_manager(write=False)
+    return _keys_page()
+
+
+@bp.post("/keys")
+def create_key():
+    who = _key_manager(write=True)
+    form = {name: request.form.get(name, "").strip() for name in ("name", "scope", "source")}
+    errors = {}
+    if not form["name"] or len(form["name"]) > 128:
+        errors["name"] = "Name the key after who or what uses it (at most 128 characters)."
+    if form["scope"] not in apikeys.SCOPES:
+        errors["scope"] = f"One of {', '.join(apikeys.SCOPES)}."
+    if form["source"] and form["source"] not in current_runtime().sources.names():
+        errors["source"] = "One of the configured billing sources, or none for every source."
+    if errors:
+        return render_template("console/keys.html", keys=[], sources=current_runtime().sources.names(),
+                               scopes=apikeys.SCOPES, notice=None, errors=errors, form=form), 422
+    with current_runtime().db.transaction() as session:
+        row, secret = apikeys.create_api_key(session, form["name"], form["scope"], form["source"] or None)
+        _record(session, who, "create_key", source=row.source,
+                reason=f"key {row.prefix}… {row.name!r} ({row.scope}{', source ' + row.source if row.source else ''})")
+        prefix = row.prefix
+    log.info("API key %s created from the console by API key %s", prefix, who.prefix)
+    # Shown in this answer only (no-store): a reload or the back button does not show it again.
+    return _keys_page(created=secret, created_prefix=prefix)
+
+
+@bp.post("/keys/<int:key_id>/revoke")
+def revoke_key(key_id: int):
+    who = _key_manager(write=True)
+    with current_runtime().db.transaction() as session:
+        try:
+            row = apikeys.revoke_api_key(session, str(key_id))
+        except apikeys.ApiKeyError as exc:
+            raise ConsoleError(404 if "no API key" in str(exc) else 409, "Not possible", str(exc)) from None
+        _record(session, who, "revoke_key", source=row.source, reason=f"key {row.prefix}… {row.name!r}")
+    log.info("API key %s revoked from the console by API key %s", row.prefix, who.prefix)
+    return redirect(url_for("console.keys", done="revoked"), 303)
 
 
 # --- reconcile passes ---------------------------------------------------------------------------------

@@ -158,7 +158,8 @@ def _write_routes(app) -> list[str]:
 
 def _fill(rule: str, service_key: str, job_id: str, notification_id: str = "0" * 32) -> str:
     return (rule.replace("<path:key>", service_key).replace("<job_id>", job_id)
-            .replace("<notification_id>", notification_id).replace("<run_id>", "0" * 32))
+            .replace("<notification_id>", notification_id).replace("<run_id>", "0" * 32)
+            .replace("<int:key_id>", "999999"))
 
 
 FORM = {"reason": "because", "confirm": "300"}
@@ -221,7 +222,8 @@ def test_a_source_scoped_key_cannot_see_or_act_on_another_source(app, client, ru
         if "<" in rule:
             response = client.post(_fill(rule, "beta:7", theirs, their_callback),
                                    data={**FORM, "confirm": "7", "csrf_token": token})
-            assert response.status_code == 404, rule
+            # keys are an every-source matter (403); anything of another source does not exist (404)
+            assert response.status_code == (403 if rule.startswith("/admin/keys") else 404), rule
     assert _service(runtime, "beta:7").desired_status == "active"
     assert _job(runtime, theirs).state == JobState.FAILED
     assert their_callback not in page(client, "/admin/callbacks")
@@ -557,3 +559,36 @@ def test_callbacks_listed_on_their_page_and_the_service_page_and_a_failed_one_re
     assert signed_in.post(f"/admin/callbacks/{delivered}/requeue", data={"csrf_token": token}).status_code == 409
     assert [(a.action, a.service_id) for a in _actions(runtime)] == [("requeue_callback", "950")]
     assert signed_in.get("/admin/callbacks?state=lost").status_code == 400
+
+
+# --- API keys ----------------------------------------------------------------------------------------------
+
+def test_keys_created_once_listed_and_revoked_only_by_an_every_source_key(signed_in, client, runtime, admin_key):
+    html = page(signed_in, "/admin/keys")
+    assert "ops-alice" in html and "this session" in html
+    token = CSRF_RE.search(html).group(1)
+    bad = signed_in.post("/admin/keys", data={"csrf_token": token, "name": "", "scope": "root", "source": "nowhere"})
+    assert bad.status_code == 422
+    assert all(m in bad.get_data(as_text=True) for m in ("Name the key", "One of admin, read", "configured billing"))
+
+    response = signed_in.post("/admin/keys", data={"csrf_token": token, "name": "whmcs-eu", "scope": "read",
+                                                   "source": "default"})
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "private, no-store"
+    secret = re.search(r'<code class="secret">([^<]+)</code>', response.get_data(as_text=True)).group(1)
+    assert secret not in page(signed_in, "/admin/keys")                        # shown once
+    with runtime.db.read() as s:
+        assert apikeys.authenticate(s, secret).scope == "read"
+
+    # the new key is source-scoped: it may not even look at the keys
+    scoped = client.application.test_client()
+    assert sign_in(scoped, secret).status_code == 303
+    assert scoped.get("/admin/keys").status_code == 403
+
+    with runtime.db.read() as s:
+        new_id = apikeys.authenticate(s, secret).id
+    assert signed_in.post(f"/admin/keys/{new_id}/revoke", data={"csrf_token": token}).status_code == 303
+    assert scoped.get("/admin/services").status_code == 303                    # its session ended
+    assert signed_in.post(f"/admin/keys/{new_id}/revoke", data={"csrf_token": token}).status_code == 409
+    assert signed_in.post("/admin/keys/999999/revoke", data={"csrf_token": token}).status_code == 404
+    assert [a.action for a in _actions(runtime)] == ["create_key", "revoke_key"]
+    assert secret not in " ".join(a.reason or "" for a in _actions(runtime))
