@@ -340,3 +340,17 @@ class OperatorAction(Base):
     source: Mapped[str | None] = mapped_column(SOURCE_NAME)
     job_id: Mapped[str | None] = mapped_column(String(32))
     reason: Mapped[str | None] = mapped_column(Text)
+
+
+class ConsoleSsoToken(Base):
+    """A single-use console sign-in link (``POST /api/v1/console/sso``): 60 s life, opens a
+    console session as the API key that asked. Only a keyed hash of the token is stored."""
+    __tablename__ = "console_sso_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    next_path: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

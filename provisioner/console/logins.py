@@ -66,12 +66,17 @@ def csrf_for(secret_key: str, token: str) -> str:
     return _digest(secret_key, "csrf", token)
 
 
-def open_login(db: Database, secret_key: str, api_key: str,
-               *, now: dt.datetime | None = None) -> tuple[str, ApiKey] | None:
-    """A new session for a valid, unrevoked ``api_key``: (cookie token, key row); None if invalid."""
+def open_login(db: Database, secret_key: str, api_key: str | None = None, *, key_id: int | None = None,
+               now: dt.datetime | None = None) -> tuple[str, ApiKey] | None:
+    """A new session for a valid, unrevoked ``api_key`` (or the key with id ``key_id``, from a
+    redeemed sign-in link): (cookie token, key row); None if there is no such working key."""
     now = now or utcnow()
     with db.transaction() as session:
-        key = apikeys.authenticate(session, api_key)
+        if api_key is not None:
+            key = apikeys.authenticate(session, api_key)
+        else:
+            key = session.get(ApiKey, key_id)
+            key = key if key is not None and key.revoked_at is None else None
         if key is None:
             return None
         token = secrets.token_urlsafe(32)

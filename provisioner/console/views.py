@@ -23,7 +23,7 @@ from ..models import DesiredStatus, JobState, Service
 from ..providers.base import AccountStatus
 from ..web import current_runtime
 from ..web.errors import ApiError
-from . import logins, overview
+from . import logins, overview, sso
 from .session import (CSRF_FIELD, ConsoleError, NotSignedIn, check_sign_in_csrf, csrf_token, operator,
                       optional_operator, require_csrf, require_write, set_pre_cookie, sign_in_csrf, sign_out,
                       start)
@@ -212,6 +212,24 @@ def sign_in():
     response = redirect(target, 303)
     start(response, token)
     log.info("console: signed in with API key %s (%s)", row.prefix, row.scope)
+    return response
+
+
+@bp.get("/sso/<token>")
+def redeem_sso(token: str):
+    """A single-use link from ``POST /api/v1/console/sso``: a session as the key that asked."""
+    runtime = current_runtime()
+    redeemed = sso.redeem(runtime.db, runtime.settings.secret_key, token) if len(token) <= 128 else None
+    opened = (logins.open_login(runtime.db, runtime.settings.secret_key, key_id=redeemed.api_key_id)
+              if redeemed else None)
+    if opened is None:
+        raise ConsoleError(401, "Please sign in", "This sign-in link is not valid: it works once, within 60 "
+                                                  "seconds. Open the console again from your billing system, "
+                                                  "or sign in with an API key.")
+    token_, row = opened
+    response = redirect(redeemed.next_path or url_for("console.home"), 303)
+    start(response, token_)
+    log.info("console: signed in by a sign-in link of API key %s (%s)", row.prefix, row.scope)
     return response
 
 

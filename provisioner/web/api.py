@@ -406,6 +406,19 @@ def service_sso(service_id: str):
         "Cache-Control": "no-store"}
 
 
+@bp.post("/console/sso")
+def console_sso():
+    """A single-use sign-in link into the operator console, as this key (its scope and source)."""
+    from ..console import sso
+    body = _body(sch.ConsoleSsoRequestSchema)
+    runtime = current_runtime()
+    token, expires_at = sso.issue(runtime.db, runtime.settings.secret_key, g.api_key.id, body.get("path"))
+    url = runtime.settings.public_url.rstrip("/") + sso.PATH + token
+    log.info("console sign-in link issued to API key %s", g.api_key.prefix)
+    return jsonify(sch.ConsoleSsoLinkSchema().dump({"url": url, "expires_at": expires_at})), 200, {
+        "Cache-Control": "no-store"}
+
+
 @docs_bp.get("/api/openapi.json")
 def openapi_document():
     return jsonify(openapi.document(current_app))

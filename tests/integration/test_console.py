@@ -592,3 +592,52 @@ def test_keys_created_once_listed_and_revoked_only_by_an_every_source_key(signed
     assert signed_in.post("/admin/keys/999999/revoke", data={"csrf_token": token}).status_code == 404
     assert [a.action for a in _actions(runtime)] == ["create_key", "revoke_key"]
     assert secret not in " ".join(a.reason or "" for a in _actions(runtime))
+
+
+# --- signing in by a single-use link -------------------------------------------------------------------------
+
+def test_a_sign_in_link_opens_one_session_as_the_key_that_asked(app, runtime):
+    from urllib.parse import urlsplit
+    from provisioner.models import ConsoleSsoToken
+    with runtime.db.transaction() as s:
+        add_service(s, "alpha:1", source="alpha", billing_id="1", domain="mine.example")
+        add_service(s, "beta:1", source="beta", billing_id="1", domain="theirs.example", minutes=1)
+    key = make_key(runtime, "admin", "alpha", name="whmcs-alpha")
+    api = app.test_client()
+    auth = {"Authorization": f"Bearer {key}"}
+    response = api.post("/api/v1/console/sso", json={"path": "/admin/services?q=mine"}, headers=auth)
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+    url = response.get_json()["url"]
+    assert url.startswith(runtime.settings.public_url.rstrip("/") + "/admin/sso/")
+    path = urlsplit(url).path
+
+    browser = app.test_client()
+    landing = browser.get(path)
+    assert landing.status_code == 303 and landing.headers["Location"] == "/admin/services?q=mine"
+    html = page(browser, "/admin/services")
+    assert "whmcs-alpha" in html and "mine.example" in html and "theirs.example" not in html
+
+    again = app.test_client().get(path)                          # single use
+    assert again.status_code == 401 and "works once" in again.get_data(as_text=True)
+    assert app.test_client().get("/admin/sso/not-a-token").status_code == 401
+    with runtime.db.read() as s:
+        assert s.execute(select(ConsoleSsoToken.token_hash)).scalar_one() != path.rsplit("/", 1)[1]
+
+    # expired links, other sites as landing places, read keys
+    response = api.post("/api/v1/console/sso", headers=auth)
+    with runtime.db.transaction() as s:
+        s.execute(update(ConsoleSsoToken).where(ConsoleSsoToken.used_at.is_(None))
+                  .values(expires_at=utcnow() - dt.timedelta(seconds=1)))
+    assert app.test_client().get(urlsplit(response.get_json()["url"]).path).status_code == 401
+    for bad in ("https://evil.example/admin/", "//evil.example/", "/client/"):
+        refused = api.post("/api/v1/console/sso", json={"path": bad}, headers=auth)
+        assert refused.status_code == 400 and "path" in refused.get_json()["error"]["fields"], bad
+    read = make_key(runtime, "read")
+    assert api.post("/api/v1/console/sso", headers={"Authorization": f"Bearer {read}"}).status_code == 403
+    assert api.post("/api/v1/console/sso").status_code == 401
+
+    # a link of a key revoked before it is opened opens nothing
+    response = api.post("/api/v1/console/sso", headers=auth)
+    with runtime.db.transaction() as s:
+        apikeys.revoke_api_key(s, key[:10])
+    assert app.test_client().get(urlsplit(response.get_json()["url"]).path).status_code == 401

@@ -1,4 +1,4 @@
-"""operator console: server-side console sessions, the record of operator actions, and
+"""operator console: server-side console sessions, single-use sign-in links, the record of operator actions, and
 indexes for the services listing's filters in its order (column, created_at, id), which
 replace the single-column ones on source, desired_status and observed_status; indexes on
 the times the console's overview counts by (events.received_at, job_attempts.started_at)
@@ -48,6 +48,22 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_console_logins_api_key_id'), ['api_key_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_console_logins_expires_at'), ['expires_at'], unique=False)
 
+    op.create_table('console_sso_tokens',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('api_key_id', sa.Integer(), nullable=False),
+    sa.Column('next_path', sa.String(length=255), nullable=True),
+    sa.Column('created_at', provisioner.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', provisioner.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', provisioner.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['api_key_id'], ['api_keys.id'], name=op.f('fk_console_sso_tokens_api_key_id_api_keys')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_console_sso_tokens')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_console_sso_tokens_token_hash'))
+    )
+    with op.batch_alter_table('console_sso_tokens', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_console_sso_tokens_api_key_id'), ['api_key_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_console_sso_tokens_expires_at'), ['expires_at'], unique=False)
+
     op.create_table('operator_actions',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('at', provisioner.db.UTCDateTime(timezone=True), nullable=False),
@@ -76,6 +92,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_operator_actions_service_at')
         batch_op.drop_index(batch_op.f('ix_operator_actions_at'))
     op.drop_table('operator_actions')
+    with op.batch_alter_table('console_sso_tokens', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_console_sso_tokens_expires_at'))
+        batch_op.drop_index(batch_op.f('ix_console_sso_tokens_api_key_id'))
+    op.drop_table('console_sso_tokens')
     with op.batch_alter_table('console_logins', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_console_logins_expires_at'))
         batch_op.drop_index(batch_op.f('ix_console_logins_api_key_id'))
