@@ -4,14 +4,19 @@ The app runs in-process on real HTTP (the client area's browser fixtures), on th
 sandbox simulator; services are made by signed hooks and drained by an in-process
 worker. An operator signs in with an API key, filters the services to the failing
 one (the simulator failed every create), opens it, retries its failed job and sees
-it succeed once the upstream is healthy again.
+it succeed once the upstream is healthy again; signs in by a single-use link, bulk
+retries failed jobs after a confirmation, confirms a termination waiting for an
+operator; a read key is offered no action.
 
 A failed test leaves a screenshot and the page's HTML in ``test-artifacts/``.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 import time
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -20,7 +25,8 @@ from sqlalchemy import select
 from provisioner import apikeys
 from provisioner.config import Settings
 from provisioner.devsetup import new_webhook_secret
-from provisioner.models import Job
+from provisioner.db import utcnow
+from provisioner.models import Job, Service
 from provisioner.secrets import new_fernet_key
 from tests.browser.test_client_browser import SHOTS, _shot, assert_fits_a_phone, browser, live_url, page  # noqa: F401
 from tests.conftest import ROOT
@@ -126,3 +132,68 @@ def test_find_a_failing_service_retry_its_job_and_see_it_succeed(page, live_url,
     page.get_by_text("You have signed out.").wait_for()
     page.goto(f"{live_url}/admin/jobs")
     page.get_by_label("API key").wait_for()
+
+
+def test_sso_bulk_retry_termination_and_a_read_key(page, browser, live_url, app, runtime, signer,  # noqa: F811
+                                                   worker, sandbox_sim):
+    _faults(sandbox_sim, error_rate=1.0, only_actions=["accounts.create"])
+    for sid in ("9201", "9202"):
+        _create(app, signer, sid, f"bulk-{sid}.example")
+        _drain_until(worker, runtime, sid, "failed")
+    _faults(sandbox_sim, error_rate=0.0)
+    _create(app, signer, "9203", "overdue.example")
+    _drain_until(worker, runtime, "9203", "succeeded")
+    with runtime.db.transaction() as s:        # suspended as overdue 40 days ago: waits for an operator
+        svc = s.get(Service, "9203")
+        svc.desired_status, svc.suspended_by, svc.suspend_reason = "suspended", "scheduler", "overdue"
+        svc.suspended_at = utcnow() - dt.timedelta(days=40)
+        key = apikeys.create_api_key(s, "whmcs-admin-sso", "admin")[1]
+        read_key = apikeys.create_api_key(s, "auditor", "read")[1]
+
+    # signing in by a single-use link, as the billing system's admin sign-on does
+    r = requests.post(f"{live_url}/api/v1/console/sso", json={"path": "/admin/jobs"},
+                      headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    assert r.status_code == 200, r.text
+    page.goto(live_url + urlsplit(r.json()["url"]).path)
+    page.get_by_role("heading", name="Jobs", level=1).wait_for()
+    assert "whmcs-admin-sso" in page.locator("header").inner_text()
+
+    # bulk retry, after a confirmation that says how many
+    page.get_by_role("link", name="Retry the 2 failed jobs of this filter…").click()
+    page.get_by_role("heading", name="Retry 2 failed jobs?").wait_for()
+    _shot(page, page.url, "desktop")
+    page.get_by_role("button", name="Retry 2 jobs").click()
+    page.get_by_text("2 failed job(s) were queued again.").wait_for()
+    for sid in ("9201", "9202"):
+        _drain_until(worker, runtime, sid, "succeeded")
+    page.reload()
+    assert page.get_by_role("button", name="Retry").count() == 0
+
+    # a termination waiting for an operator, confirmed
+    page.get_by_role("navigation", name="Console").get_by_role("link", name="Terminations").click()
+    page.get_by_role("heading", name="overdue.example").wait_for()
+    _shot(page, page.url, "desktop")
+    page.get_by_label("Type 9203 to confirm").fill("9203")
+    page.get_by_label("Reason").first.fill("Overdue since the summer")
+    page.get_by_role("button", name="Terminate 9203").click()
+    page.get_by_text("The service was terminated").wait_for()
+    assert page.get_by_text("No termination waits for an operator.").is_visible()
+    _drain_until(worker, runtime, "9203", "succeeded")
+    with runtime.db.read() as s:
+        assert s.get(Service, "9203").observed_status == "deleted"
+
+    # a read key looks at everything and is offered no action
+    context = browser.new_context()
+    reader = context.new_page()
+    try:
+        reader.goto(f"{live_url}/admin/services/9201")
+        reader.get_by_label("API key").fill(read_key)
+        reader.get_by_role("button", name="Sign in").click()
+        reader.get_by_role("heading", name="bulk-9201.example").wait_for()
+        assert reader.get_by_text("This key has the read scope").is_visible()
+        for name in ("Converge now", "Suspend", "Open the client area as the customer"):
+            assert reader.get_by_role("button", name=name).count() == 0, name
+        reader.goto(f"{live_url}/admin/jobs")
+        assert reader.get_by_role("link", name=re.compile("Retry the")).count() == 0
+    finally:
+        context.close()
