@@ -531,6 +531,51 @@ def requeue_callback(notification_id: str):
     return redirect(_with_notice(_back(url_for("console.callbacks")), "requeue"), 303)
 
 
+# --- upstreams and products (configuration, never secrets) -------------------------------------------------
+
+def _upstream_name(name: str) -> str:
+    if name not in current_runtime().catalog.upstreams:
+        raise ConsoleError(404, "Not found", f"No upstream named {name!r} is configured.")
+    return name
+
+
+@bp.get("/upstreams")
+def upstreams():
+    who = operator()
+    runtime = current_runtime()
+    items = admin.list_upstreams(runtime.catalog, 1, 1000).items
+    products = admin.list_products(runtime.catalog, 1, 1000, who.reach).items
+    return render_template("console/upstreams.html", upstreams=items, products=products)
+
+
+@bp.get("/upstreams/<name>/test")
+def test_upstream(name: str):
+    """Test the connection (a read: the API lets read keys do it too); answers the same page."""
+    who = operator()
+    runtime = current_runtime()
+    result = admin.check_upstream(runtime, _upstream_name(name))
+    log.info("upstream %s: connection tested from the console by API key %s: %s", name, who.prefix,
+             "ok" if result["ok"] else result["error"]["code"])
+    return render_template("console/upstream_test.html", name=name, result=result)
+
+
+@bp.get("/upstreams/<name>/pricing")
+def upstream_pricing(name: str):
+    from ..providers.base import Capability
+    from ..providers.errors import ProviderError
+    operator()
+    runtime = current_runtime()
+    provider = runtime.provider(_upstream_name(name))
+    if not provider.supports(Capability.PRICING):
+        raise ConsoleError(409, "Not possible", f"Upstream {name!r} ({provider.kind}) has no price table.")
+    try:
+        rows = provider.price_table()
+    except ProviderError as exc:
+        log.warning("upstream %s: price table failed: %s (%s)", name, exc.code, exc.message)
+        raise ConsoleError(502, "The upstream failed", exc.safe_message) from None
+    return render_template("console/pricing.html", name=name, provider=provider.kind, rows=rows)
+
+
 # --- API keys --------------------------------------------------------------------------------------------
 
 def _key_manager(write: bool) -> logins.Operator:

@@ -641,3 +641,18 @@ def test_a_sign_in_link_opens_one_session_as_the_key_that_asked(app, runtime):
     with runtime.db.transaction() as s:
         apikeys.revoke_api_key(s, key[:10])
     assert app.test_client().get(urlsplit(response.get_json()["url"]).path).status_code == 401
+
+
+# --- upstreams and products ---------------------------------------------------------------------------------
+
+def test_upstreams_products_connection_test_and_no_secrets(signed_in, runtime):
+    from tests.integration.test_admin_api import SIM_KEY
+    html = page(signed_in, "/admin/upstreams")
+    assert "sandbox" in html and "wrong-key" in html and "business-mail" in html and "Total Mailboxes" in html
+    assert SIM_KEY not in html and "not-the-key" not in html
+    ok = page(signed_in, "/admin/upstreams/sandbox/test")
+    assert "the connection and the credentials work" in ok
+    bad = page(signed_in, "/admin/upstreams/wrong-key/test")
+    assert "alert-error" in bad and "not-the-key" not in bad and SIM_KEY not in bad
+    assert signed_in.get("/admin/upstreams/nowhere/test").status_code == 404
+    assert signed_in.get("/admin/upstreams/sandbox/pricing").status_code == 409   # the sandbox has no prices
