@@ -176,6 +176,8 @@ def list_services(session: Session, query: dict[str, Any], catalog: Catalog | No
         stmt = stmt.where(Service.product_key == query["product_key"])
     if query.get("failing"):
         stmt = stmt.where(_failing())
+    if query.get("drifted"):
+        stmt = stmt.where(_status_drift())
     if "status" in query:
         stmt = stmt.where(Service.desired_status.in_(query["status"]))
     if "observed_status" in query:
@@ -209,6 +211,19 @@ def _service_search(text: str, sources: Sequence[str]):
     by_domain = and_(Service.domain >= prefix, Service.domain < prefix[:-1] + chr(min(ord(prefix[-1]) + 1, 0x10FFFF)),
                      Service.domain.like(f"{escaped}%", escape="\\")) if prefix else false()
     return or_(by_domain, Service.id.in_(sorted(keys)), Service.client_id == text, Service.upstream_id == text)
+
+
+#: the observed status each desired status should end in
+OBSERVED_FOR = {DesiredStatus.ACTIVE: "active", DesiredStatus.SUSPENDED: "suspended",
+                DesiredStatus.TERMINATED: "deleted"}
+
+
+def _status_drift():
+    """Services seen upstream whose observed status is not what their desired status means
+    (a quick drift; a reconcile pass also compares limits, domains and orphans)."""
+    return and_(Service.observed_status.is_not(None),
+                or_(*(and_(Service.desired_status == desired, Service.observed_status != observed)
+                      for desired, observed in OBSERVED_FOR.items())))
 
 
 def _failing():
@@ -267,6 +282,8 @@ def _job_filters(stmt: Select, query: dict[str, Any], scope: Scope) -> Select:
         stmt = stmt.where(Job.service_id.in_(select(Service.id).where(Service.upstream == query["upstream"])))
     if "error_code" in query:
         stmt = stmt.where(Job.error_code == query["error_code"])
+    if "created_after" in query:
+        stmt = stmt.where(Job.created_at >= query["created_after"])
     return _scoped_jobs(stmt, scope, query)
 
 

@@ -8,6 +8,7 @@ transaction that does it, and redirects (303) to a page that says what was done.
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
 from urllib.parse import urlsplit
@@ -256,8 +257,9 @@ def _service_filters(who: logins.Operator) -> dict[str, Any]:
     observed = _choice_arg("observed", OBSERVED)
     if observed:
         filters["observed_status"] = [observed]
-    if request.args.get("failing") in ("1", "on", "true"):
-        filters["failing"] = True
+    for flag in ("failing", "drifted"):
+        if request.args.get(flag) in ("1", "on", "true"):
+            filters[flag] = True
     return filters
 
 
@@ -416,6 +418,15 @@ def open_client_area(key: str):
 
 # --- jobs ----------------------------------------------------------------------------------------
 
+#: the jobs' age filter: created within the last ...
+AGES = {"hour": dt.timedelta(hours=1), "day": dt.timedelta(days=1), "week": dt.timedelta(days=7)}
+
+
+def _age(value: str | None, filters: dict[str, Any]) -> None:
+    if value:
+        filters["created_after"] = utcnow() - AGES[value]
+
+
 def _job_filters() -> dict[str, Any]:
     filters: dict[str, Any] = {}
     state = _choice_arg("state", JOB_STATES)
@@ -425,6 +436,7 @@ def _job_filters() -> dict[str, Any]:
         value = _text_arg(name, max_len)
         if value is not None:
             filters[name] = value
+    _age(_choice_arg("age", tuple(AGES)), filters)
     return filters
 
 
@@ -439,7 +451,7 @@ def jobs():
         codes = admin.job_error_codes(session, who.reach)
         failed = admin.count_failed_jobs(session, {k: v for k, v in filters.items() if k != "state"}, who.reach)
     args = {k: v for k, v in request.args.items() if k not in ("page", "done", "n") and v}
-    return render_template("console/jobs.html", page=page, args=args, codes=codes, failed=failed,
+    return render_template("console/jobs.html", page=page, args=args, codes=codes, failed=failed, ages=list(AGES),
                            choices=_choices(who), states=JOB_STATES, notice=_notice(),
                            pages=_pages(page))
 
@@ -456,15 +468,20 @@ def retry_job(job_id: str):
     return redirect(_with_notice(_back(url_for("console.jobs")), "retry"), 303)
 
 
-def _bulk_filters(source) -> dict[str, Any]:
-    filters = {}
-    for name, max_len in (("upstream", 128), ("error_code", 64), ("source", 32)):
+def _bulk_filters(source) -> tuple[dict[str, Any], dict[str, str]]:
+    """The bulk retry's filters from a query or form: (for admin, as given)."""
+    given = {}
+    for name, max_len in (("upstream", 128), ("error_code", 64), ("source", 32), ("age", 8)):
         value = source.get(name, "").strip()
         if len(value) > max_len:
             raise _bad(name, f"at most {max_len} characters")
         if value:
-            filters[name] = value
-    return filters
+            given[name] = value
+    if given.get("age") and given["age"] not in AGES:
+        raise _bad("age", f"one of {', '.join(AGES)}")
+    filters: dict[str, Any] = {k: v for k, v in given.items() if k != "age"}
+    _age(given.get("age"), filters)
+    return filters, given
 
 
 @bp.get("/jobs/retry-failed")
@@ -472,28 +489,28 @@ def confirm_bulk_retry():
     who = operator()
     if not who.can_write:
         raise ConsoleError(403, "Not allowed", f"API key {who.prefix}… has the read scope: it cannot retry jobs.")
-    filters = _bulk_filters(request.args)
+    filters, given = _bulk_filters(request.args)
     with current_runtime().db.read() as session:
         count = admin.count_failed_jobs(session, filters, who.reach)
-    return render_template("console/confirm_retry.html", filters=filters, count=count)
+    return render_template("console/confirm_retry.html", filters=given, count=count)
 
 
 @bp.post("/jobs/retry-failed")
 def bulk_retry():
     who = require_write()
-    filters = _bulk_filters(request.form)
+    filters, given = _bulk_filters(request.form)
     runtime = current_runtime()
     with runtime.db.transaction() as session:
         queued = admin.retry_failed_jobs(session, filters, extra_attempts=runtime.settings.job_max_attempts,
                                          scope=who.reach)
         services = {s.id: s for s in session.execute(
             select(Service).where(Service.id.in_({job.service_id for job in queued}))).scalars()}
-        detail = ", ".join(f"{k}={v}" for k, v in filters.items()) or "every failed job"
+        detail = ", ".join(f"{k}={v}" for k, v in given.items()) or "every failed job"
         for job in queued:
             _record(session, who, "bulk_retry", service=services.get(job.service_id), job_id=job.id,
                     reason=f"bulk retry of {len(queued)} ({detail})")
     log.info("%d failed jobs queued again from the console by API key %s", len(queued), who.prefix)
-    return redirect(url_for("console.jobs", done="bulk_retry", n=len(queued), **filters), 303)
+    return redirect(url_for("console.jobs", done="bulk_retry", n=len(queued), **given), 303)
 
 
 # --- callbacks to the billing systems ---------------------------------------------------------------------

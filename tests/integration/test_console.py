@@ -656,3 +656,27 @@ def test_upstreams_products_connection_test_and_no_secrets(signed_in, runtime):
     assert "alert-error" in bad and "not-the-key" not in bad and SIM_KEY not in bad
     assert signed_in.get("/admin/upstreams/nowhere/test").status_code == 404
     assert signed_in.get("/admin/upstreams/sandbox/pricing").status_code == 409   # the sandbox has no prices
+
+
+def test_drifted_services_and_jobs_by_age(signed_in, runtime):
+    with runtime.db.transaction() as s:
+        add_service(s, "d1", observed_status="active")                               # as desired
+        add_service(s, "d2", observed_status="suspended", minutes=1)                 # active wanted
+        add_service(s, "d3", desired_status="suspended", observed_status="active", minutes=2)
+        add_service(s, "d4", desired_status="terminated", observed_status="deleted", minutes=3)
+        add_service(s, "d5", minutes=4)                                              # never seen upstream
+        old = add_job(s, "d1", state=JobState.FAILED, attempts=1, error=("upstream_error", "x")).id   # T0
+        new = Job(service_id="d2", reason="retry", state=JobState.FAILED, attempts=1, max_attempts=1,
+                  error_code="upstream_error", created_at=utcnow() - dt.timedelta(minutes=10))
+        s.add(new)
+        s.flush()
+        new = new.id
+    assert listed(page(signed_in, "/admin/services?drifted=1")) == ["d2", "d3"]
+    recent = page(signed_in, "/admin/jobs?age=hour")
+    assert new in recent and old not in recent
+    assert signed_in.get("/admin/jobs?age=year").status_code == 400
+    assert "Retry 1 failed job?" in page(signed_in, "/admin/jobs/retry-failed?age=day")
+    token = CSRF_RE.search(recent).group(1)
+    response = signed_in.post("/admin/jobs/retry-failed", data={"csrf_token": token, "age": "day"})
+    assert response.status_code == 303 and "age=day" in response.headers["Location"]
+    assert _job(runtime, new).state == JobState.QUEUED and _job(runtime, old).state == JobState.FAILED
