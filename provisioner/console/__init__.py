@@ -12,5 +12,5 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from . import views
+    from . import operations, views  # noqa: F401  (operations adds its pages to views.bp)
     app.register_blueprint(views.bp)
