@@ -28,7 +28,7 @@ from provisioner.devsetup import new_webhook_secret
 from provisioner.db import utcnow
 from provisioner.models import Job, Service
 from provisioner.secrets import new_fernet_key
-from tests.browser.test_client_browser import SHOTS, _shot, assert_fits_a_phone, browser, live_url, page  # noqa: F401
+from tests.browser.browsing import _shot, assert_fits_a_phone
 from tests.conftest import ROOT
 from tests.helpers import event_body
 
@@ -74,7 +74,7 @@ def _create(app, signer, service_id: str, domain: str) -> None:
     assert response.status_code in (200, 202), response.get_json()
 
 
-def test_find_a_failing_service_retry_its_job_and_see_it_succeed(page, live_url, app, runtime, signer,  # noqa: F811
+def test_find_a_failing_service_retry_its_job_and_see_it_succeed(page, live_url, app, runtime, signer,
                                                                    worker, sandbox_sim):
     _create(app, signer, HEALTHY, "healthy.example")
     _drain_until(worker, runtime, HEALTHY, "succeeded")
@@ -134,7 +134,7 @@ def test_find_a_failing_service_retry_its_job_and_see_it_succeed(page, live_url,
     page.get_by_label("API key").wait_for()
 
 
-def test_sso_bulk_retry_termination_and_a_read_key(page, browser, live_url, app, runtime, signer,  # noqa: F811
+def test_sso_bulk_retry_termination_and_a_read_key(page, browser, live_url, app, runtime, signer,
                                                    worker, sandbox_sim):
     _faults(sandbox_sim, error_rate=1.0, only_actions=["accounts.create"])
     for sid in ("9201", "9202"):
