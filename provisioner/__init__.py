@@ -34,6 +34,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.register_blueprint(health.bp)
     from . import client
     client.init_app(app)
+    from . import console
+    console.init_app(app)
     if runtime.settings.trusted_proxies:
         # Behind a reverse proxy: take the client address from X-Forwarded-For
         # (the SSO rate limit counts per address).

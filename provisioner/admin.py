@@ -17,17 +17,18 @@ import threading
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Sequence
 
-from sqlalchemy import Select, and_, false, func, or_, select, true, update
+from sqlalchemy import Select, and_, case, false, func, or_, select, true, update
 from sqlalchemy.orm import Session, selectinload, undefer
 
 from . import jobs
+from .billing.keys import DEFAULT_SOURCE, service_key
 from .billing.sources import AUTHORITY_BILLING, AUTHORITY_PROVISIONER
 from .client import logins
 from .db import Database, utcnow
 from .lifecycle import lift_suspension, suspend
 from .notifications import notify
-from .models import (ApiKey, DesiredStatus, Event, Job, JobState, Notification, ReconcileRun, Service,
-                     SuspendedBy)
+from .models import (ApiKey, DesiredStatus, Event, Job, JobState, Notification, OperatorAction, ReconcileRun,
+                     Service, SuspendedBy)
 from .products import Catalog
 from .providers.errors import ProviderError
 from .runtime import Runtime
@@ -58,6 +59,8 @@ class Page:
     page: int
     per_page: int
     total: int
+    #: counted only up to a limit (``count_limit``): ``total`` is that limit, there are more
+    more: bool = False
 
 
 class EventRecord(NamedTuple):
@@ -72,10 +75,18 @@ class ServiceDetail:
     jobs: list[Job]
 
 
-def _paginate(session: Session, query: Select, page: int, per_page: int, *, scalars: bool = True) -> Page:
-    total = session.execute(select(func.count()).select_from(query.order_by(None).subquery())).scalar_one()
+def _paginate(session: Session, query: Select, page: int, per_page: int, *, scalars: bool = True,
+              count_limit: int | None = None) -> Page:
+    """One page and the total; with ``count_limit``, counting stops there (a person reads
+    "more than 10,000"; counting 100,000 matches on every page view is what costs)."""
+    counted = query.order_by(None)
+    if count_limit is not None:
+        counted = counted.limit(count_limit + 1)
+    total = session.execute(select(func.count()).select_from(counted.subquery())).scalar_one()
     result = session.execute(query.limit(per_page).offset((page - 1) * per_page))
     items = result.scalars().all() if scalars else result.all()
+    if count_limit is not None and total > count_limit:
+        return Page(list(items), page, per_page, count_limit, more=True)
     return Page(list(items), page, per_page, total)
 
 
@@ -153,10 +164,20 @@ def _in_scope(stmt: Select, column, scope: Scope, query: dict[str, Any]) -> Sele
 
 def list_services(session: Session, query: dict[str, Any], catalog: Catalog | None = None,
                   now: dt.datetime | None = None, scope: Scope = ALL_SOURCES,
-                  provisioner_sources: Sequence[str] | None = None) -> Page:
+                  provisioner_sources: Sequence[str] | None = None, *, sources: Sequence[str] = (DEFAULT_SOURCE,),
+                  count_limit: int | None = None) -> Page:
+    """``sources``: the billing sources a ``search`` for a bare billing id looks in."""
     stmt = _in_scope(select(Service).order_by(Service.created_at, Service.id), Service.source, scope, query)
     if "domain" in query:
         stmt = stmt.where(Service.domain == query["domain"].lower())
+    if "search" in query:
+        stmt = stmt.where(_service_search(query["search"], sources))
+    if "product_key" in query:
+        stmt = stmt.where(Service.product_key == query["product_key"])
+    if query.get("failing"):
+        stmt = stmt.where(_failing())
+    if query.get("drifted"):
+        stmt = stmt.where(_status_drift())
     if "status" in query:
         stmt = stmt.where(Service.desired_status.in_(query["status"]))
     if "observed_status" in query:
@@ -175,7 +196,45 @@ def list_services(session: Session, query: dict[str, Any], catalog: Catalog | No
         awaiting = awaiting_termination(catalog, now or utcnow(), provisioner_sources)
         stmt = stmt.where(Service.id.in_(awaiting) if query["awaiting_termination"]
                           else Service.id.not_in(awaiting))
-    return _paginate(session, stmt, query["page"], query["per_page"])
+    return _paginate(session, stmt, query["page"], query["per_page"], count_limit=count_limit)
+
+
+def _service_search(text: str, sources: Sequence[str]):
+    """A console search: a domain starting with ``text``, or exactly a billing id (of one of
+    ``sources``), a service key, a client id or an upstream id. Every branch is an index
+    lookup (a domain prefix is a range of ix_services_domain), so the search stays fast
+    with 100,000s of services; "contains" would read them all."""
+    text = text.strip()
+    prefix = text.lower()
+    keys = {text, *(service_key(source, text) for source in sources)}
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    by_domain = and_(Service.domain >= prefix, Service.domain < prefix[:-1] + chr(min(ord(prefix[-1]) + 1, 0x10FFFF)),
+                     Service.domain.like(f"{escaped}%", escape="\\")) if prefix else false()
+    return or_(by_domain, Service.id.in_(sorted(keys)), Service.client_id == text, Service.upstream_id == text)
+
+
+#: the observed status each desired status should end in
+OBSERVED_FOR = {DesiredStatus.ACTIVE: "active", DesiredStatus.SUSPENDED: "suspended",
+                DesiredStatus.TERMINATED: "deleted"}
+
+
+def _status_drift():
+    """Services seen upstream whose observed status is not what their desired status means
+    (a quick drift; a reconcile pass also compares limits, domains and orphans)."""
+    return and_(Service.observed_status.is_not(None),
+                or_(*(and_(Service.desired_status == desired, Service.observed_status != observed)
+                      for desired, observed in OBSERVED_FOR.items())))
+
+
+def _failing():
+    """Services with a failed or retrying job that no later job has succeeded after."""
+    later = Job.__table__.alias("later")
+    trouble = Job.__table__.alias("trouble")
+    fixed = select(later.c.id).where(later.c.service_id == trouble.c.service_id,
+                                     later.c.state == JobState.SUCCEEDED,
+                                     later.c.created_at > trouble.c.created_at)
+    return Service.id.in_(select(trouble.c.service_id).where(
+        trouble.c.state.in_((JobState.FAILED, JobState.RETRYING)), ~fixed.exists()))
 
 
 def _job_id_of_event():
@@ -210,13 +269,66 @@ def _scoped_jobs(stmt: Select, scope: Scope, query: dict[str, Any]) -> Select:
     return stmt
 
 
-def list_jobs(session: Session, query: dict[str, Any], scope: Scope = ALL_SOURCES) -> Page:
-    stmt = select(Job).options(*JOB_NAMES).order_by(Job.created_at.desc(), Job.id.desc())
+#: the console's job order: what needs an operator first (failed, then retrying), newest first
+TROUBLE_FIRST = case((Job.state == JobState.FAILED, 0), (Job.state == JobState.RETRYING, 1), else_=2)
+
+
+def _job_filters(stmt: Select, query: dict[str, Any], scope: Scope) -> Select:
     if "state" in query:
         stmt = stmt.where(Job.state.in_(query["state"]))
     if "service_id" in query:
         stmt = stmt.where(Job.service_id.in_(_service_keys(query["service_id"], scope, query.get("source"))))
-    return _paginate(session, _scoped_jobs(stmt, scope, query), query["page"], query["per_page"])
+    if "upstream" in query:
+        stmt = stmt.where(Job.service_id.in_(select(Service.id).where(Service.upstream == query["upstream"])))
+    if "error_code" in query:
+        stmt = stmt.where(Job.error_code == query["error_code"])
+    if "created_after" in query:
+        stmt = stmt.where(Job.created_at >= query["created_after"])
+    return _scoped_jobs(stmt, scope, query)
+
+
+def list_jobs(session: Session, query: dict[str, Any], scope: Scope = ALL_SOURCES, *,
+              count_limit: int | None = None) -> Page:
+    """Newest first; ``trouble_first``: failed, then retrying jobs before the rest (the console)."""
+    order = (TROUBLE_FIRST,) if query.get("trouble_first") else ()
+    stmt = select(Job).options(*JOB_NAMES).order_by(*order, Job.created_at.desc(), Job.id.desc())
+    return _paginate(session, _job_filters(stmt, query, scope), query["page"], query["per_page"],
+                     count_limit=count_limit)
+
+
+def job_error_codes(session: Session, scope: Scope = ALL_SOURCES) -> list[tuple[str, int]]:
+    """The error codes of failed and retrying jobs with how many each, most first."""
+    stmt = _scoped_jobs(select(Job.error_code, func.count()).where(
+        Job.state.in_((JobState.FAILED, JobState.RETRYING)), Job.error_code.is_not(None)), scope, {})
+    rows = session.execute(stmt.group_by(Job.error_code).order_by(func.count().desc(), Job.error_code)).all()
+    return [(code, count) for code, count in rows]
+
+
+def failed_job_ids(session: Session, query: dict[str, Any], scope: Scope = ALL_SOURCES) -> list[str]:
+    """The failed jobs a filter (``upstream``, ``error_code``, ``source``) selects, oldest first."""
+    query = {**query, "state": [JobState.FAILED]}
+    stmt = _job_filters(select(Job.id).order_by(Job.created_at, Job.id), query, scope)
+    return list(session.execute(stmt).scalars())
+
+
+def count_failed_jobs(session: Session, query: dict[str, Any], scope: Scope = ALL_SOURCES) -> int:
+    """How many jobs ``failed_job_ids`` would give (what a bulk retry's confirmation says)."""
+    query = {**query, "state": [JobState.FAILED]}
+    stmt = _job_filters(select(func.count()).select_from(Job), query, scope)
+    return session.execute(stmt).scalar_one()
+
+
+def retry_failed_jobs(session: Session, query: dict[str, Any], *, extra_attempts: int,
+                      scope: Scope = ALL_SOURCES) -> list[Job]:
+    """Queue again every failed job the filter selects (a bulk retry); the jobs queued."""
+    queued = []
+    for job_id in failed_job_ids(session, query, scope):
+        job = get_job(session, job_id, for_update=True, scope=scope)
+        if job.state == JobState.FAILED:   # another operator may have retried it meanwhile
+            jobs.requeue(session, job, extra_attempts=extra_attempts)
+            queued.append(job)
+    session.flush()
+    return queued
 
 
 def get_job(session: Session, job_id: str, *, for_update: bool = False, scope: Scope = ALL_SOURCES) -> Job:
@@ -392,6 +504,27 @@ def operator_unsuspend(session: Session, service_id: str, *, max_attempts: int, 
     return _operator_job(session, service, "unsuspend", max_attempts)
 
 
+def operator_converge(session: Session, service_id: str, *, max_attempts: int, scope: Scope = ALL_SOURCES,
+                       source: str | None = None) -> Job:
+    """Queue a converge job now (an operator's "converge now"), whatever the service's state."""
+    service = _live_service(session, service_id, scope, source)
+    return _operator_job(session, service, "converge", max_attempts)
+
+
+def refuse_termination(session: Session, service_id: str, reason: str, *, scope: Scope = ALL_SOURCES,
+                       source: str | None = None, now: dt.datetime | None = None) -> Service:
+    """An operator's "do not terminate" for a service awaiting termination: it stays
+    suspended, now as an operator's suspension (only an operator lifts it), so it leaves
+    the awaiting list and the scheduler never terminates it."""
+    service = _live_service(session, service_id, scope, source)
+    if service.desired_status != DesiredStatus.SUSPENDED:
+        raise ApiError(409, "not_suspended", f"Service {service_id!r} is not suspended.")
+    service.suspended_by = SuspendedBy.OPERATOR
+    service.suspend_reason = f"termination refused: {reason}"[:255]
+    service.suspended_at = service.suspended_at or now or utcnow()
+    return service
+
+
 def operator_terminate(session: Session, runtime: Runtime, service_id: str, *, confirm: str, reason: str,
                        scope: Scope = ALL_SOURCES, source: str | None = None) -> Job:
     """Terminate on an operator's explicit confirmation (``confirm`` repeats the service
@@ -522,3 +655,36 @@ def get_notification(session: Session, notification_id: str, scope: Scope = ALL_
     if notification is None or not scope.allows(notification.source):
         raise ApiError(404, "notification_not_found", f"No notification with id {notification_id!r}.")
     return notification
+
+
+def requeue_notification(session: Session, notification_id: str, *, scope: Scope = ALL_SOURCES,
+                         now: dt.datetime | None = None) -> Notification:
+    """Deliver a callback that was given up on once more, now; any other state is a 409."""
+    from .notifications import FAILED, PENDING
+    notification = get_notification(session, notification_id, scope)
+    if notification.state != FAILED:
+        raise ApiError(409, "notification_not_failed",
+                       f"Callback {notification_id!r} is {notification.state}; only a failed one can be requeued.")
+    notification.state, notification.next_attempt_at = PENDING, now or utcnow()
+    session.flush()
+    return notification
+
+
+# --- the record of operator actions ---------------------------------------------------------------
+
+def record_action(session: Session, *, key_id: int | None, actor: str, key_prefix: str, action: str, via: str,
+                  service: Service | None = None, job_id: str | None = None, reason: str | None = None,
+                  source: str | None = None) -> OperatorAction:
+    """Note who (the API key's name and prefix) did what, in the caller's transaction."""
+    row = OperatorAction(at=utcnow(), api_key_id=key_id, actor=actor, key_prefix=key_prefix, via=via,
+                         action=action, service_id=service.id if service is not None else None,
+                         source=service.source if service is not None else source, job_id=job_id,
+                         reason=(reason or None) and reason[:2000])
+    session.add(row)
+    return row
+
+
+def list_actions(session: Session, service_key: str, limit: int = RECENT) -> list[OperatorAction]:
+    return list(session.execute(
+        select(OperatorAction).where(OperatorAction.service_id == service_key)
+        .order_by(OperatorAction.at.desc(), OperatorAction.id.desc()).limit(limit)).scalars())

@@ -56,18 +56,24 @@ class JobState:
 RUNNABLE_SQL = "state IN ('queued', 'retrying')"
 RUNNING_SQL = "state = 'running'"
 
+#: columns the services listing filters on, each indexed with the listing order
+LISTING_FILTERS = ("source", "upstream", "product_key", "desired_status", "observed_status")
+
 
 class Service(Base):
     __tablename__ = "services"
     __table_args__ = (UniqueConstraint("source", "billing_id"),
                       # the order every listing of services pages through (GET /api/v1/services)
-                      Index("ix_services_created_at_id", "created_at", "id"))
+                      Index("ix_services_created_at_id", "created_at", "id"),
+                      # a filter in that order (the console's services page): without the order
+                      # in the index, a filter matching 100,000 services sorts them all per page
+                      *(Index(f"ix_services_{column}_listing", column, "created_at", "id")
+                        for column in LISTING_FILTERS))
 
     # The provisioner's key: provisioner.billing.keys.service_key(source, billing_id).
     id: Mapped[str] = mapped_column(SERVICE_KEY, primary_key=True)
     # The billing source (billing.yaml) and that billing system's own service id.
-    source: Mapped[str] = mapped_column(SOURCE_NAME, default=DEFAULT_SOURCE, server_default=DEFAULT_SOURCE,
-                                        index=True)
+    source: Mapped[str] = mapped_column(SOURCE_NAME, default=DEFAULT_SOURCE, server_default=DEFAULT_SOURCE)
     # Defaults to the key: the default source's rule, for rows made without intake.
     billing_id: Mapped[str] = mapped_column(String(64), default=lambda ctx: ctx.get_current_parameters()["id"])
     billing_product_id: Mapped[str] = mapped_column(String(64), index=True)
@@ -87,7 +93,7 @@ class Service(Base):
     config_options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     custom_fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
-    desired_status: Mapped[str] = mapped_column(String(16), index=True)
+    desired_status: Mapped[str] = mapped_column(String(16))
     suspend_reason: Mapped[str | None] = mapped_column(String(255))
     # Who suspended it (SuspendedBy) and when: a renewal lifts only an overdue
     # suspension, and the scheduler terminates only services overdue long enough.
@@ -100,7 +106,7 @@ class Service(Base):
     last_event_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     upstream_id: Mapped[str | None] = mapped_column(String(255), index=True)
-    observed_status: Mapped[str | None] = mapped_column(String(16), index=True)
+    observed_status: Mapped[str | None] = mapped_column(String(16))
     observed: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     usage: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     usage_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -126,7 +132,8 @@ class Event(Base):
     type: Mapped[str] = mapped_column(String(40), index=True)
     service_id: Mapped[str] = mapped_column(SERVICE_KEY, ForeignKey("services.id"), index=True)
     occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # indexed: the console counts hooks received per hour and day
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     # The validated body with any password replaced by a marker.
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     outcome: Mapped[str] = mapped_column(String(16))  # applied | skipped
@@ -191,7 +198,8 @@ class JobAttempt(Base):
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
     number: Mapped[int] = mapped_column(Integer)
     worker: Mapped[str] = mapped_column(String(128))
-    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # indexed: the console counts attempts and failures per hour and day
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     outcome: Mapped[str | None] = mapped_column(String(16))  # succeeded|retrying|failed|pending|lost
     error_code: Mapped[str | None] = mapped_column(String(64))
@@ -306,3 +314,55 @@ class SsoFailure(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     client: Mapped[str] = mapped_column(String(64))
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class ConsoleLogin(Base):
+    """An operator console session (``provisioner.console``), signed in with an API key.
+
+    The cookie holds a random token; only its keyed hash is the id here, so the session
+    ends on the server at sign-out, when the key is revoked, or after ``expires_at``
+    (moved by use up to an absolute cap), whatever the browser still holds."""
+    __tablename__ = "console_logins"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    ended_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class OperatorAction(Base):
+    """What an operator did (console or admin API): who, when, what, to which service or job.
+
+    ``actor`` is the API key's name and ``key_prefix`` its prefix, copied so the record
+    still reads after the key is revoked; never the key itself."""
+    __tablename__ = "operator_actions"
+    __table_args__ = (Index("ix_operator_actions_service_at", "service_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    api_key_id: Mapped[int | None] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(128))
+    key_prefix: Mapped[str] = mapped_column(String(16))
+    via: Mapped[str] = mapped_column(String(16))        # console | api
+    action: Mapped[str] = mapped_column(String(32))     # converge, suspend, unsuspend, retry, ...
+    service_id: Mapped[str | None] = mapped_column(SERVICE_KEY)
+    source: Mapped[str | None] = mapped_column(SOURCE_NAME)
+    job_id: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class ConsoleSsoToken(Base):
+    """A single-use console sign-in link (``POST /api/v1/console/sso``): 60 s life, opens a
+    console session as the API key that asked. Only a keyed hash of the token is stored."""
+    __tablename__ = "console_sso_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    next_path: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

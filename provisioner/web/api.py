@@ -23,7 +23,7 @@ from .. import admin, apikeys, inputs
 from ..billing.sources import AUTHORITY_PROVISIONER
 from ..db import utcnow
 from ..events import flatten_errors
-from ..models import JobState
+from ..models import JobState, Service
 from ..providers.base import Capability
 from ..providers.errors import NotFound, ProviderError
 from ..reconcile import InvalidInstant, check_instant
@@ -150,6 +150,7 @@ def retry_job(job_id: str):
     runtime = current_runtime()
     with runtime.db.transaction() as session:
         job = admin.retry_job(session, job_id, extra_attempts=runtime.settings.job_max_attempts, scope=_scope())
+        _record(session, "retry", session.get(Service, job.service_id), job.id)
         body = sch.JobDetailSchema().dump(job)
     log.info("job %s queued again by API key %s", job_id, g.api_key.prefix)
     return jsonify(body), 202, {"Location": f"/api/v1/jobs/{job_id}"}
@@ -334,6 +335,13 @@ def list_usage():
         return jsonify(sch.UsagePageSchema().dump(admin.list_usage(session, query, _scope())))
 
 
+def _record(session, action: str, service, job_id: str | None, reason: str | None = None) -> None:
+    """The operator-action record (shown in the console's service page) of this key's write."""
+    key = g.api_key
+    admin.record_action(session, key_id=key.id, actor=key.name, key_prefix=key.prefix, action=action, via="api",
+                        service=service, job_id=job_id, reason=reason)
+
+
 def _operator_action(service_id: str, action: str, body: dict | None = None):
     runtime = current_runtime()
     max_attempts = runtime.settings.job_max_attempts
@@ -346,6 +354,7 @@ def _operator_action(service_id: str, action: str, body: dict | None = None):
                                            reason=body["reason"], **where)
         else:
             job = admin.operator_unsuspend(session, service_id, max_attempts=max_attempts, **where)
+        _record(session, action, session.get(Service, job.service_id), job.id, (body or {}).get("reason"))
         answer = sch.JobDetailSchema().dump(job)
     log.info("service %s: %s by API key %s (job %s)", service_id, action, g.api_key.prefix, answer["id"])
     return jsonify(answer), 202, {"Location": f"/api/v1/jobs/{answer['id']}"}
@@ -394,6 +403,19 @@ def service_sso(service_id: str):
         raise ApiError(exc.status, exc.code, exc.message) from None
     log.info("service %s: client-area sign-in link issued to API key %s", service_id, g.api_key.prefix)
     return jsonify(sch.SsoLinkSchema().dump({"url": url, "expires_at": expires_at})), 200, {
+        "Cache-Control": "no-store"}
+
+
+@bp.post("/console/sso")
+def console_sso():
+    """A single-use sign-in link into the operator console, as this key (its scope and source)."""
+    from ..console import sso
+    body = _body(sch.ConsoleSsoRequestSchema)
+    runtime = current_runtime()
+    token, expires_at = sso.issue(runtime.db, runtime.settings.secret_key, g.api_key.id, body.get("path"))
+    url = runtime.settings.public_url.rstrip("/") + sso.PATH + token
+    log.info("console sign-in link issued to API key %s", g.api_key.prefix)
+    return jsonify(sch.ConsoleSsoLinkSchema().dump({"url": url, "expires_at": expires_at})), 200, {
         "Cache-Control": "no-store"}
 
 

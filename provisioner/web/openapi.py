@@ -170,6 +170,16 @@ def _admin_paths() -> dict[str, dict]:
             parameters=_one_service(), write=True,
             description="The token in the link is single use and expires after 60 s; it opens a "
                         "session cookie scoped to this one service (contract section 4).")},
+        "/api/v1/console/sso": {"post": {**_admin(
+            "A single sign-on link into the operator console (extension)",
+            {"200": _ok(sch.ConsoleSsoLinkSchema, "The link; open `url` in the operator's browser."),
+             "400": "BadRequest"}, write=True,
+            description="For a billing system's server-level admin sign-on (WHMCS `AdminSingleSignOn`): the "
+                        "link is single use, expires after 60 s and opens a console session as this key, with "
+                        "its scope and billing source. A `read` key cannot ask (it may only GET); it signs in "
+                        "with the console's form."),
+            "requestBody": {"required": False, "content": {"application/json": {
+                "schema": sch.ConsoleSsoRequestSchema}}}}},
         "/api/v1/products": {"get": _admin(
             "Configured products: billing product ids, upstream, limit specs (extension)",
             {"200": _ok(sch.ProductPageSchema), "400": "BadRequest"},
@@ -413,6 +423,8 @@ COMPONENT_SCHEMAS = {
     "NotificationPage": sch.NotificationPageSchema,
     "Health": sch.HealthSchema,
     "SsoLink": sch.SsoLinkSchema,
+    "ConsoleSsoLink": sch.ConsoleSsoLinkSchema,
+    "ConsoleSsoRequest": sch.ConsoleSsoRequestSchema,
     # The hook body under names of its own: its Service and Client are not the admin API's.
     "HookAutoSuspend": ev.AutoSuspendSchema,
     "HookService": ev.ServiceSchema,

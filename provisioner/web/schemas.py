@@ -591,6 +591,17 @@ class TerminateRequestSchema(Schema):
         "Why; sent to the billing system with the service.terminated callback."))
 
 
+class ConsoleSsoRequestSchema(Schema):
+    """Body of POST /api/v1/console/sso (may be empty)."""
+
+    class Meta:
+        unknown = RAISE
+
+    path = Text(validate=[validate.Length(max=255), validate.Regexp(r"^/admin/(?!.*//)[^\\]*$", error=(
+        "a console path starting with /admin/"))], metadata=_doc(
+        "Where the link lands in the console (a path starting with `/admin/`); default the overview."))
+
+
 class SuspendRequestSchema(Schema):
     """Body of POST /api/v1/services/{id}/suspend."""
 
@@ -677,6 +688,12 @@ NotificationPageSchema = page_schema("NotificationPageSchema", NotificationSchem
 
 
 @_always
+class ConsoleSsoLinkSchema(Out):
+    url = fields.String(metadata=_doc("`{PROVISIONER_PUBLIC_URL}/admin/sso/{token}`: open it in the operator's "
+                                      "browser; it works once, within 60 seconds."))
+    expires_at = fields.DateTime(metadata=_doc("When the link stops working (60 s after it was issued)."))
+
+
 class SsoLinkSchema(Out):
     url = fields.String(metadata=_doc("`{PROVISIONER_PUBLIC_URL}/client/sso/{token}`: send the customer there; "
                                       "it works once, within 60 seconds."))

@@ -9,7 +9,8 @@ device set-up and SMTP relay pages. Every page is also checked on a phone-sized
 viewport (nothing wider than the screen).
 
 A failed test leaves a screenshot and the page's HTML in ``test-artifacts/``
-(a ``pytest_runtest_makereport`` hook registered by the ``browser`` fixture).
+(a ``pytest_runtest_makereport`` hook registered by the ``browser`` fixture of
+``tests/browser/browsing.py``, shared with the console's browser test).
 
 Chromium is ``/usr/bin/chromium`` (``apt-get install chromium``); Playwright is
 never asked to download a browser of its own. Without either the tests are
@@ -19,11 +20,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import plistlib
 import re
-import shutil
-import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -31,11 +29,11 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from provisioner import apikeys
 from provisioner.models import Job, Service
 from provisioner.simulators.qboxmail import add_months
+from tests.browser.browsing import _shot, assert_fits_a_phone
 from tests.helpers import event_body
 # The app on the sandbox and Qboxmail simulators with a local DNS server, as the extras'
 # integration tests build it.
@@ -43,14 +41,6 @@ from tests.integration.test_client_extras import app, local_dns, qbox_sim, runti
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = os.environ.get("PROVISIONER_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 900}
-TIMEOUT_MS = 15_000
 FINISHED = ("succeeded", "failed", "skipped")
 PASSWORD = "Browser-Mailbox-Pw-42"
 
@@ -59,81 +49,6 @@ HOSTING, HOSTING_DOMAIN = "8002", "browser-hosting.example"
 RELAY, RELAY_DOMAIN = "8003", "browser-relay.example"
 SANDBOX_OPTIONS = {"Total Mailboxes": 1, "Mailbox Quota (GB)": 5, "Total Aliases": 2,
                    "Total Distribution Lists": 1}
-
-
-def _missing(reason: str):
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (required in CI: `make test` installs it)", pytrace=False)
-    pytest.skip(reason)
-
-
-# --- screenshots on failure: a pytest hook, registered once ---------------------------------------
-
-class _ScreenshotOnFailure:
-    """Saves a screenshot and the HTML of the test's ``page`` when its set-up or call fails."""
-
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_makereport(self, item, call):
-        outcome = yield
-        report = outcome.get_result()
-        if report.when not in ("setup", "call") or not report.failed:
-            return
-        page = getattr(item, "funcargs", {}).get("page")
-        if page is None:
-            return
-        ARTIFACTS.mkdir(exist_ok=True)
-        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", item.nodeid)[-150:]
-        try:
-            page.screenshot(path=str(ARTIFACTS / f"{stem}.png"), full_page=True)
-            (ARTIFACTS / f"{stem}.html").write_text(page.content())
-            report.sections.append(("browser", f"screenshot: {ARTIFACTS / (stem + '.png')} (page {page.url})"))
-        except Exception as exc:        # the browser may be what failed
-            report.sections.append(("browser", f"no screenshot: {exc}"))
-
-
-_PLUGIN_NAME = "client-browser-screenshots"
-
-
-@pytest.fixture(scope="session")
-def browser(pytestconfig):
-    if not pytestconfig.pluginmanager.has_plugin(_PLUGIN_NAME):
-        pytestconfig.pluginmanager.register(_ScreenshotOnFailure(), _PLUGIN_NAME)
-    if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
-        _missing(f"chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _missing("playwright is not installed (pip install playwright; never `playwright install`)")
-    manager = sync_playwright().start()
-    try:
-        instance = manager.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-    except Exception as exc:
-        manager.stop()
-        _missing(f"chromium at {CHROMIUM} did not start: {exc}")
-    yield instance
-    instance.close()
-    manager.stop()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport=DESKTOP, accept_downloads=True)
-    context.set_default_timeout(TIMEOUT_MS)
-    tab = context.new_page()
-    yield tab
-    context.close()
-
-
-# --- the app on real HTTP -------------------------------------------------------------------------
-
-@pytest.fixture
-def live_url(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="client-browser-http", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
 
 
 @pytest.fixture
@@ -203,36 +118,6 @@ def sign_in(page, live_url: str, admin_key: str, service_id: str) -> None:
     assert r.status_code == 200, r.text
     page.goto(live_url + urlsplit(r.json()["url"]).path)
     assert urlsplit(page.url).path == "/client/"
-
-
-#: set to a directory to keep a desktop and a phone screenshot of every page checked
-SHOTS = os.environ.get("PROVISIONER_BROWSER_SCREENSHOTS")
-
-
-def _shot(page, url: str, size: str) -> None:
-    if SHOTS:
-        Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        name = re.sub(r"[^A-Za-z0-9]+", "_", urlsplit(url).path).strip("_") or "root"
-        page.screenshot(path=str(Path(SHOTS) / f"{name}-{size}.png"), full_page=True)
-
-
-def assert_fits_a_phone(page, url: str) -> None:
-    """Nothing on ``url`` is wider than a phone's screen (no sideways scrolling)."""
-    if SHOTS:
-        page.goto(url)
-        _shot(page, url, "desktop")
-    page.set_viewport_size(PHONE)
-    page.goto(url)
-    _shot(page, url, "phone")
-    overflow = page.evaluate("""() => {
-        const width = document.documentElement.clientWidth;
-        const wide = [...document.querySelectorAll('body *')]
-          .filter(e => e.getBoundingClientRect().right > width + 1 && getComputedStyle(e).position !== 'absolute')
-          .map(e => e.tagName + (e.id ? '#' + e.id : '') + ' ' + (e.textContent || '').trim().slice(0, 40));
-        return {scroll: document.documentElement.scrollWidth, width, wide: wide.slice(0, 5)};
-    }""")
-    assert overflow["scroll"] <= overflow["width"], f"{url} is wider than a phone: {overflow}"
-    page.set_viewport_size(DESKTOP)
 
 
 # --- the tests ------------------------------------------------------------------------------------

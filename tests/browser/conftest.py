@@ -1,0 +1,2 @@
+"""The browser tests' fixtures, defined once for every module (see ``browsing``)."""
+from tests.browser.browsing import browser, live_url, page  # noqa: F401
