@@ -6,13 +6,36 @@ serve --workers 2`` and ``provisioner worker --concurrency 2`` (see
 fixture's database, so these tests run on SQLite and, with
 ``PROVISIONER_TEST_DATABASE_URL``, on PostgreSQL. ``stack`` is one with the
 defaults. Every process is stopped at teardown (SIGTERM, then SIGKILL); when
-the test failed, the tail of each process's log is printed.
+the test failed, the tail of each process's log is printed. ``pg_cluster`` is a
+PostgreSQL cluster of the test's own (tests/e2e/pgcluster.py), for tests that
+restart the database.
 """
 from __future__ import annotations
 
+import os
+
 import pytest
 
+from tests.e2e.pgcluster import PgCluster, PgUnavailable
 from tests.e2e.procs import Stack
+
+
+@pytest.fixture
+def pg_cluster():
+    """A started PostgreSQL cluster of this test's own, removed afterwards whatever happened.
+    Without the server binaries the test skips, except under CI=true (a failure)."""
+    try:
+        cluster = PgCluster()
+    except PgUnavailable as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true and a PostgreSQL cluster of the test's own cannot run: {exc}", pytrace=False)
+        pytest.skip(f"needs the PostgreSQL server binaries: {exc}")
+    try:
+        cluster.init()
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.cleanup()
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

@@ -37,7 +37,7 @@ from tests.e2e.disturbances import DatabaseRestart, FaultBursts, WorkerKiller
 from tests.e2e.fleet import Fleet
 from tests.e2e.lifecycles import (MAILBOXORG, MODOBOA, POLARISMAIL, QBOXMAIL, RESELLERCLUB, SANDBOX, Lifecycle,
                                   expected_state, make_lifecycles, plan_waves)
-from tests.e2e.pgcluster import PgCluster, PgUnavailable
+from tests.e2e.pgcluster import PgCluster
 from tests.e2e.procs import FINISHED, products_dir_with_timeout, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -57,23 +57,6 @@ LEASE_SECONDS = 3
 
 
 # --- fixtures ---------------------------------------------------------------------------
-@pytest.fixture
-def pg_cluster():
-    """A PostgreSQL cluster of this test's own, removed afterwards whatever happened."""
-    try:
-        cluster = PgCluster()
-    except PgUnavailable as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true and the PostgreSQL restart chaos run cannot run: {exc}", pytrace=False)
-        pytest.skip(f"needs the PostgreSQL server binaries: {exc}")
-    try:
-        cluster.init()
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.cleanup()
-
-
 @pytest.fixture
 def chaos_fleet(request, tmp_path, pg_cluster):
     """Every simulator, two ``serve`` (2 gunicorn workers each) and two workers on a fresh,

@@ -4,7 +4,6 @@ succeeds; one back in use at once is not pinged, and a dead one fails that trans
 alone, the next one getting a fresh connection."""
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
@@ -13,23 +12,6 @@ from sqlalchemy.exc import OperationalError
 
 from provisioner import db as dbmod
 from provisioner.db import Database
-from tests.e2e.pgcluster import PgCluster, PgUnavailable
-
-
-@pytest.fixture
-def cluster():
-    try:
-        cluster = PgCluster()
-    except PgUnavailable as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true and a PostgreSQL cluster cannot be started: {exc}", pytrace=False)
-        pytest.skip(f"needs the PostgreSQL server binaries: {exc}")
-    try:
-        cluster.init()
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.cleanup()
 
 
 def _backend_pid(database: Database) -> int:
@@ -37,25 +19,25 @@ def _backend_pid(database: Database) -> int:
         return session.execute(text("SELECT pg_backend_pid()")).scalar_one()
 
 
-def test_a_connection_idle_in_the_pool_is_replaced_after_a_restart(cluster, monkeypatch):
+def test_a_connection_idle_in_the_pool_is_replaced_after_a_restart(pg_cluster, monkeypatch):
     monkeypatch.setattr(dbmod, "PING_AFTER_IDLE_SECONDS", 0.2)
-    database = Database(cluster.create_database("pool_idle"))
+    database = Database(pg_cluster.create_database("pool_idle"))
     try:
         first = _backend_pid(database)
         assert _backend_pid(database) == first          # reused at once, not pinged away
-        cluster.restart(mode="fast")
+        pg_cluster.restart(mode="fast")
         time.sleep(0.3)                                  # it sat idle: pinged, found dead
         assert _backend_pid(database) != first           # the first transaction succeeds
     finally:
         database.dispose()
 
 
-def test_a_connection_reused_at_once_fails_one_transaction_then_the_pool_recovers(cluster, monkeypatch):
+def test_a_connection_reused_at_once_fails_one_transaction_then_the_pool_recovers(pg_cluster, monkeypatch):
     monkeypatch.setattr(dbmod, "PING_AFTER_IDLE_SECONDS", 60.0)   # never pinged in this test
-    database = Database(cluster.create_database("pool_busy"))
+    database = Database(pg_cluster.create_database("pool_busy"))
     try:
         first = _backend_pid(database)
-        cluster.restart(mode="fast")
+        pg_cluster.restart(mode="fast")
         with pytest.raises(OperationalError):
             _backend_pid(database)
         assert _backend_pid(database) != first
