@@ -22,6 +22,7 @@ from typing import Any
 from flask import Flask, current_app, jsonify, render_template, request
 from markupsafe import Markup, escape
 
+from ..web.page_headers import private_page_headers
 from . import api, views
 from .service import PAGES, ClientError, capabilities, client_pages, suspension_reason, _status
 from .session import CSRF_FIELD, csrf_token, optional_client_service
@@ -61,13 +62,7 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def _client_headers(response):
         if request.path.startswith("/client"):
-            headers = response.headers
-            headers.setdefault("Cache-Control", "private, no-store")
-            headers.setdefault("X-Content-Type-Options", "nosniff")
-            headers.setdefault("X-Frame-Options", "DENY")
-            headers.setdefault("Referrer-Policy", "same-origin")
-            if response.mimetype == "text/html":
-                headers.setdefault("Content-Security-Policy", CSP)
+            private_page_headers(response, CSP)
         return response
 
     @app.context_processor

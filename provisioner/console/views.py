@@ -24,6 +24,7 @@ from ..models import DesiredStatus, JobState, Service
 from ..providers.base import AccountStatus
 from ..web import current_runtime
 from ..web.errors import ApiError
+from ..web.page_headers import private_page_headers
 from . import logins, overview, sso
 from .session import (CSRF_FIELD, ConsoleError, NotSignedIn, check_sign_in_csrf, csrf_token, operator,
                       optional_operator, require_csrf, require_write, set_pre_cookie, sign_in_csrf, sign_out,
@@ -89,14 +90,7 @@ def _api_error(exc: ApiError):
 
 @bp.after_request
 def _headers(response):
-    headers = response.headers
-    headers.setdefault("Cache-Control", "private, no-store")
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Referrer-Policy", "same-origin")
-    if response.mimetype == "text/html":
-        headers.setdefault("Content-Security-Policy", CSP)
-    return response
+    return private_page_headers(response, CSP)
 
 
 def _csrf_field() -> Markup:
