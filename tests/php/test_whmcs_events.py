@@ -31,6 +31,7 @@ def test_module_files_are_php_8_1_with_nothing_but_curl(offline):
     assert meta == {"DisplayName": "Provisioner (e-mail hosting)", "APIVersion": "1.1", "RequiresServer": True,
                     "DefaultNonSSLPort": "80", "DefaultSSLPort": "443",
                     "ServiceSingleSignOnLabel": "Manage mailboxes",
+                    "AdminSingleSignOnLabel": "Open the operator console",
                     "ListAccountsUniqueIdentifierDisplayName": "Domain",
                     "ListAccountsUniqueIdentifierField": "domain", "ListAccountsProductField": "configoption2"}
     options = offline.call("ConfigOptions", {}, model=None, bare=True)

@@ -110,8 +110,23 @@ def test_single_sign_on_for_the_customer_and_the_admin(whmcs, php_stack):
         **wrong_key["clientsdetails"], "language": "english"}})
     assert customer == {"success": False, "errorMsg": "Mailbox management cannot be opened right now. Please try "
                                                       "again in a few minutes, or contact support."}
-    assert "AdminSingleSignOn" not in (MODULE.read_text())      # no per-service admin login on the Servers list
     whmcs.assert_no_secrets_logged(*tokens)
+
+
+def test_the_servers_list_sign_on_opens_the_operator_console_once(whmcs, php_stack):
+    result = whmcs.call("AdminSingleSignOn", whmcs.server(), model=None, area="admin")
+    assert result["success"] is True, result
+    url = result["redirectTo"]
+    assert url.startswith(php_stack.base_url + "/admin/sso/"), url
+    opened = requests.get(url, allow_redirects=False, timeout=10)
+    assert opened.status_code in (302, 303) and "provisioner_console" in opened.headers.get("set-cookie", "")
+    again = requests.get(url, allow_redirects=False, timeout=10)
+    assert "provisioner_console" not in again.headers.get("set-cookie", "")   # single use
+
+    wrong = whmcs.call("AdminSingleSignOn", whmcs.server(serveraccesshash="prov_not-a-key"), model=None, area="admin")
+    assert wrong["success"] is False and wrong["errorMsg"].startswith(
+        "The provisioner refused the server's Access Hash: The API key is not valid or has been revoked.")
+    whmcs.assert_no_secrets_logged(url.rsplit("/", 1)[1], "prov_not-a-key")
 
 
 def test_the_sso_link_opens_the_client_area_once(whmcs, php_stack):

@@ -32,6 +32,7 @@ function provisioner_MetaData()
         'DefaultNonSSLPort' => '80',
         'DefaultSSLPort' => '443',
         'ServiceSingleSignOnLabel' => 'Manage mailboxes',
+        'AdminSingleSignOnLabel' => 'Open the operator console',
         // Server sync and usage metrics match services by domain; the billing product id
         // the events carry is "Provisioner product id" (configoption2).
         'ListAccountsUniqueIdentifierDisplayName' => 'Domain',
@@ -132,6 +133,16 @@ function provisioner_ServiceSingleSignOn(array $params)
 {
     try {
         return Panels::singleSignOn('ServiceSingleSignOn', $params);
+    } catch (\Throwable $e) {
+        return ['success' => false, 'errorMsg' => $e->getMessage()];
+    }
+}
+
+/** The server list's sign-on: the provisioner's operator console, as the server's API key. */
+function provisioner_AdminSingleSignOn(array $params)
+{
+    try {
+        return Panels::consoleSignOn($params);
     } catch (\Throwable $e) {
         return ['success' => false, 'errorMsg' => $e->getMessage()];
     }

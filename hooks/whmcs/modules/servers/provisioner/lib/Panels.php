@@ -74,6 +74,39 @@ final class Panels
     }
 
     /**
+     * POST /api/v1/console/sso -> WHMCS's AdminSingleSignOn answer: a single-use link into the
+     * provisioner's operator console, signed in as the server's API key (its scope and billing
+     * source). Only admins reach it (the Servers list), so they are told the cause of a refusal.
+     */
+    public static function consoleSignOn(array $params): array
+    {
+        $log = new ModuleLog();
+        try {
+            $connection = Connection::fromParams($params, $log);
+        } catch (ConfigError $e) {
+            $log->call('AdminSingleSignOn', 'not sent', $e->getMessage());
+            return ['success' => false, 'errorMsg' => $e->getMessage()];
+        }
+        $result = $connection->api('AdminSingleSignOn', 'POST', '/api/v1/console/sso');
+        $url = is_array($result->json) ? (string) ($result->json['url'] ?? '') : '';
+        if ($result->status === 200 && preg_match('~^https?://~i', $url)) {
+            return ['success' => true, 'redirectTo' => $url];
+        }
+        if ($result->networkError()) {
+            $message = 'The provisioner is not reachable right now (' . $result->error . ').';
+        } elseif ($result->status === 404 || $result->status === 405) {
+            $message = 'The provisioner has no operator console (POST /api/v1/console/sso answered HTTP '
+                . $result->status . '): update it.';
+        } elseif ($result->status === 401 || $result->status === 403) {
+            $message = 'The provisioner refused the server\'s Access Hash: ' . Text::sentence($result->errorMessage())
+                . ' Opening the console needs an API key with the admin scope.';
+        } else {
+            $message = Text::sentence($result->errorMessage()) ?: 'Opening the console failed (HTTP ' . $result->status . ').';
+        }
+        return ['success' => false, 'errorMsg' => $message];
+    }
+
+    /**
      * "Manage mailboxes" in the service page's sidebar (hooks.php, ClientAreaPrimarySidebar):
      * the single sign-on link, for an Active service of this module.
      */
