@@ -76,6 +76,7 @@ def journey(api: Api, base_url: str) -> dict[str, tuple[int, Any]]:
     seen["domain default quota above quota"] = exact(api.post("/domains/", {
         "name": f"x{name}", "quota": "10", "default_mailbox_quota": "20"}))
     seen["domain unknown"] = exact(api.get("/domains/999999/"))
+    seen["domain page past the last"] = exact(api.get("/domains/", page=999, page_size=1))
     seen["domain DELETE"] = exact(api.delete(f"/domains/{pk}/"))
     seen["domain DELETE on delete/"] = exact(api.delete(f"/domains/{pk}/delete/"))
     seen["domain name only"] = (lambda r: (r.status_code, {k: r.json().get(k) for k in (
@@ -101,6 +102,13 @@ def journey(api: Api, base_url: str) -> dict[str, tuple[int, Any]]:
                                                               "password": PASSWORD}))
     seen["account short password"] = exact(api.post("/accounts/", {"username": f"cy@{name}",
                                                                    "role": "SimpleUsers", "password": "Ab1"}))
+    for label, password in (("no digit", "NoDigitsHere"), ("no upper case", "nouppercase12"),
+                            ("no lower case", "NOLOWERCASE12"), ("all there", "Fine-Pass-2026x")):
+        seen[f"account password with {label}"] = fields(api.post("/accounts/", {
+            "username": f"pw-{label.replace(' ', '')}@{name}", "role": "SimpleUsers", "password": password}))
+        if seen[f"account password with {label}"][0] == 400:
+            seen[f"account password with {label}"] = exact(api.post("/accounts/", {
+                "username": f"pw2-{label.replace(' ', '')}@{name}", "role": "SimpleUsers", "password": password}))
     seen["account short password (patch)"] = exact(api.patch(f"/accounts/{upk}/", {"password": "Ab1"}))
     seen["account over the domain quota"] = exact(api.post("/accounts/", {
         "username": f"big@{name}", "role": "SimpleUsers", "password": PASSWORD,
