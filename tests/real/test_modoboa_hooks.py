@@ -20,6 +20,7 @@ from sqlalchemy import select
 from provisioner.devsetup import dev_products_env
 from provisioner.models import Job, Service
 from provisioner.products import load_catalog
+from provisioner.reconcile import run_pass
 from provisioner.runtime import Runtime
 from tests.helpers import event_body, table_dump
 from tests.integration.test_client_api import build_app, sign_in
@@ -147,6 +148,11 @@ def test_a_service_lives_its_life_on_a_real_modoboa(modoboa_real, api, app, clie
     domain = api.get(f"/domains/{domain['pk']}/").json()
     assert (domain["quota"], domain["default_mailbox_quota"]) == ("8192", "1024")
     assert me.get("/session").get_json()["limits"]["mailboxes"] == 4
+
+    # a reconcile pass reads the real domain back and finds nothing to repair
+    assert run_pass(runtime).report["jobs_queued"] == 0
+    with runtime.db.read() as s:
+        assert s.get(Service, svc.id).usage["mailboxes"] == 1
 
     # terminate: the domain and its accounts are gone, and nobody logs in
     svc = billing.send("service.terminate")
