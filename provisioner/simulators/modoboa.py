@@ -202,6 +202,7 @@ class ModoboaSimulator(SimulatorBase):
                 d.quota = value * 1024
             elif key == "mailbox_quota_mb":
                 d.default_mailbox_quota = value
+                self.domain_saved(d)
             else:
                 raise ControlError(f"limits: {key} cannot be set on a Modoboa domain", "limits")
         used = changes.get("used_mb")
@@ -281,6 +282,13 @@ class ModoboaSimulator(SimulatorBase):
 
     def allocated(self, d: Domain, without: User | None = None) -> int:
         return sum(u.quota for u in self.domain_users(d) if u is not without)
+
+    def domain_saved(self, d: Domain) -> None:
+        """Modoboa's post_save handler on Domain: every mailbox that uses the domain's quota
+        gets its (new) default mailbox quota, whatever that does to the domain's total."""
+        for user in self.domain_users(d):
+            if user.use_domain_quota:
+                user.quota = d.default_mailbox_quota
 
     def delete_domain(self, d: Domain) -> None:
         for user in self.domain_users(d):
@@ -463,6 +471,7 @@ def domains_update(sim: ModoboaSimulator, pk: int):
     d.enabled = _bool(body, "enabled", d.enabled)
     d.enable_dns_checks = _bool(body, "enable_dns_checks", d.enable_dns_checks)
     d.last_modification = _now()
+    sim.domain_saved(d)
     return _json(sim.domain_resource(d))
 
 

@@ -147,6 +147,11 @@ def test_a_service_lives_its_life_on_a_real_modoboa(modoboa_real, api, app, clie
                  options={**OPTIONS, "Domain Quota (GB)": 8, "Mailbox Quota (MB)": 1024, "Total Mailboxes": 4})
     domain = api.get(f"/domains/{domain['pk']}/").json()
     assert (domain["quota"], domain["default_mailbox_quota"]) == ("8192", "1024")
+    # Modoboa moves the mailboxes on the domain's quota (postmaster@, and ada, made without
+    # a quota of her own) to the new default itself
+    accounts = api.get("/accounts/", domain=domain["pk"]).json()["results"]
+    quotas = {a["username"]: a["mailbox"]["quota"] for a in accounts}
+    assert quotas == {postmaster: "1024", ada: "1024"}
     assert me.get("/session").get_json()["limits"]["mailboxes"] == 4
 
     # a reconcile pass reads the real domain back and finds nothing to repair

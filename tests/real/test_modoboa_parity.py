@@ -115,6 +115,33 @@ def journey(api: Api, base_url: str) -> dict[str, tuple[int, Any]]:
         "mailbox": {"use_domain_quota": False, "quota": "5000"}}))
     seen["account on an unknown domain"] = exact(api.post("/accounts/", {
         "username": "bob@no-such-domain.example.com", "role": "SimpleUsers", "password": PASSWORD}))
+    seen["account quota patch over the domain"] = exact(api.patch(f"/accounts/{upk}/", {
+        "mailbox": {"use_domain_quota": False, "quota": "5000"}}))
+    seen["domain quota below what is allocated"] = (lambda r: (r.status_code, r.json().get("quota"),
+                                                                r.json().get("allocated_quota_in_percent")))(
+        api.patch(f"/domains/{pk}/", {"quota": "100"}))
+    api.patch(f"/domains/{pk}/", {"quota": "500"})
+    seen["domain patch: default quota above quota"] = fields(api.patch(f"/domains/{pk}/", {
+        "default_mailbox_quota": "600"}))
+    seen["domain patch: both quotas"] = (api.patch(f"/domains/{pk}/", {"quota": "500",
+                                                                       "default_mailbox_quota": "600"}).status_code,)
+    seen["domain after the quota patches"] = fields(api.get(f"/domains/{pk}/"))
+    seen["domain quotas after the patches"] = (200, [api.get(f"/domains/{pk}/").json()[k]
+                                                     for k in ("quota", "default_mailbox_quota")])
+    api.patch(f"/domains/{pk}/", {"quota": "500", "default_mailbox_quota": "100"})
+    seen["mailbox quotas after the patches"] = (200, sorted(
+        (a["username"].split("@")[0], a["mailbox"]["quota"], a["mailbox"]["use_domain_quota"])
+        for a in api.get("/accounts/", domain=pk).json()["results"]))
+    seen["account with quota 0 in a domain with a quota"] = fields(api.post("/accounts/", {
+        "username": f"zero@{name}", "role": "SimpleUsers", "password": PASSWORD,
+        "mailbox": {"use_domain_quota": False, "quota": "0"}}))
+    seen["account search"] = (200, [a["username"] for a in api.get("/accounts/", search="ann",
+                                                                   domain=pk).json()["results"]])
+    extra = api.post("/accounts/", {"username": f"gone@{name}", "role": "SimpleUsers", "password": PASSWORD})
+    seen["account create (domain default quota)"] = (extra.status_code,)
+    extra_pk = extra.json().get("pk", 999998)
+    seen["account delete"] = exact(api.post(f"/accounts/{extra_pk}/delete/", {"keepdir": False}))
+    seen["account deleted"] = exact(api.get(f"/accounts/{extra_pk}/"))
     admin = [a for a in api.get("/accounts/", page_size=500).json()["results"] if a["username"] == "admin"]
     seen["the superadmin in /accounts/"] = (len(admin), [(a["role"], a["mailbox"]) for a in admin])
 
@@ -135,6 +162,10 @@ def journey(api: Api, base_url: str) -> dict[str, tuple[int, Any]]:
     seen["alias on a mailbox's address"] = (api.post("/aliases/", {"address": f"ann@{name}",
                                                                    "recipients": ["x@elsewhere.org"]}).status_code,)
     seen["alias patch"] = fields(api.patch(f"/aliases/{second.json()['pk']}/", {"recipients": ["y@elsewhere.org"]}))
+    seen["alias patch without recipients"] = (api.patch(f"/aliases/{second.json()['pk']}/",
+                                                        {"enabled": True}).status_code,)
+    seen["alias after that"] = (200, {k: api.get(f"/aliases/{second.json()['pk']}/").json()[k]
+                                      for k in ("recipients", "enabled", "description")})
     seen["alias delete"] = exact(api.delete(f"/aliases/{first.json()['pk']}/"))
     seen["alias delete again"] = exact(api.delete(f"/aliases/{first.json()['pk']}/"))
 

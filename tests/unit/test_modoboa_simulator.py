@@ -228,3 +228,16 @@ def test_unknown_objects_name_their_model_and_writes_answer_without_usage(api):
     assert [(a["username"], a["role"], a["mailbox"]) for a in everyone if a["username"] == "admin"] == \
         [("admin", "SuperAdmins", None)]
     assert d["sent_messages"] is None
+
+
+def test_mailboxes_on_the_domain_quota_follow_its_default(api):
+    """Modoboa's post_save handler on Domain, as the real 2.12 showed: a changed default
+    mailbox quota reaches every mailbox with use_domain_quota, even past the domain quota."""
+    d = new_domain(api)
+    own = new_account(api, "own@dom.example", "50").get_json()
+    shared = new_account(api, "shared@dom.example", None).get_json()
+    assert shared["mailbox"]["use_domain_quota"] is True
+    answer = api.ok("PATCH", f"/domains/{d['pk']}/", {"default_mailbox_quota": str(int(d["quota"]) + 100)})
+    assert api.ok("GET", f"/accounts/{shared['pk']}/")["mailbox"]["quota"] == str(int(d["quota"]) + 100)
+    assert api.ok("GET", f"/accounts/{own['pk']}/")["mailbox"]["quota"] == "50"
+    assert answer["allocated_quota_in_percent"] > 100
