@@ -123,6 +123,15 @@ def test_a_service_lives_its_life_on_a_real_modoboa(modoboa_real, api, app, clie
     assert imap_login(port, ada, BOX_PASSWORD) and not imap_login(port, ada, PASSWORD)
     listed = me.get("/mailboxes").get_json()
     assert [m["address"] for m in listed["items"]] == [ada]          # postmaster@ is the service's own
+    # an alias and a distribution list, which Modoboa keeps as aliases
+    assert me.post("/aliases", {"local_part": "sales", "target": ada}).status_code == 201
+    answer = me.post("/lists", {"local_part": "team", "members": [ada, "someone@elsewhere.example"]})
+    assert answer.status_code == 201, answer.get_json()
+    kept = {a["address"]: (a["recipients"], a["enabled"])
+            for a in api.get("/aliases/", domain=name).json()["results"]}
+    assert kept[f"sales@{name}"] == ([ada], True)
+    assert kept[f"team@{name}"] == ([ada, "someone@elsewhere.example"], True)
+    assert kept[f"provisioner-settings@{name}"][1] is False             # the adapter's memo delivers nothing
 
     # change password: only the new one logs in (the client's own mailbox keeps its password)
     billing.send("service.change_password", password=NEW_PASSWORD)
@@ -157,7 +166,8 @@ def test_a_service_lives_its_life_on_a_real_modoboa(modoboa_real, api, app, clie
     # a reconcile pass reads the real domain back and finds nothing to repair
     assert run_pass(runtime).report["jobs_queued"] == 0
     with runtime.db.read() as s:
-        assert s.get(Service, svc.id).usage["mailboxes"] == 1
+        usage = s.get(Service, svc.id).usage
+    assert (usage["mailboxes"], usage["aliases"], usage["distribution_lists"]) == (1, 1, 1)
 
     # terminate: the domain and its accounts are gone, and nobody logs in
     svc = billing.send("service.terminate")
