@@ -213,7 +213,8 @@ def test_a_local_recipient_must_exist(api):
 def test_unknown_objects_name_their_model_and_writes_answer_without_usage(api):
     """As tests/real/test_modoboa_parity.py found the real Modoboa 2.12 answering."""
     assert api("GET", "/domains/99/").get_json() == {"detail": "No Domain matches the given query."}
-    assert api("PATCH", "/accounts/99/", {"is_active": True}).get_json() == {"detail": "No User matches the given query."}
+    assert api("PATCH", "/accounts/99/", {"is_active": True}).get_json() == \
+        {"detail": "No User matches the given query."}
     assert api("DELETE", "/aliases/99/").get_json() == {"detail": "No Alias matches the given query."}
     d = new_domain(api)
     first = api.ok("POST", "/aliases/", {"address": "a@dom.example", "recipients": ["x@elsewhere.example"]})
