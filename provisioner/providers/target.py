@@ -1,7 +1,7 @@
 """How the provider contract suite (tests/contract) runs one provider kind against its
 simulator, or against a real upstream (``real_url``). Built-in targets live in
-tests/contract/targets/; an installed plug-in registers its own ``Target`` under the entry-point group ``provisioner.contract_targets``
-(docs/providers/writing-a-provider.md)."""
+tests/contract/targets/; an installed plug-in registers its own ``Target`` under the
+entry-point group ``provisioner.contract_targets`` (docs/providers/writing-a-provider.md)."""
 from __future__ import annotations
 
 from collections.abc import Callable
