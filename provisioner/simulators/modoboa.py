@@ -10,9 +10,16 @@ as ``400 {"error": "<domain>: domain quota exceeded"}``, an account on an unknow
 domain as 404.
 
 Quirks kept on purpose: domains are deleted by ``POST /domains/{pk}/delete/``
-(``DELETE`` there answers 400); deleting a domain leaves its users, still active
+(``DELETE`` on the domain or on that path answers ``400 {"name": ["This field is
+required."]}`` and deletes nothing); deleting a domain leaves its users, still active
 and without a mailbox, unless the global parameter ``auto_account_removal`` is on;
-``/accounts/?domain=`` takes the domain's pk, ``/aliases/?domain=`` its name.
+``/accounts/?domain=`` takes the domain's pk, ``/aliases/?domain=`` its name; an unknown
+pk is ``404 {"detail": "No Domain matches the given query."}`` (``User``, ``Alias``);
+create and update answer an account without its mailbox's usage (only reads carry
+``quota_usage``); ``/accounts/`` lists the superadmin ``admin`` (``mailbox: null``);
+each new mailbox takes an alias pk for its hidden internal alias; the global parameters
+are ``{"label", "params"}`` and PUT takes the bare ``params`` (200, no body).
+tests/real/test_modoboa_parity.py holds this simulator to the real instance's answers.
 
 ``/_sim/state`` shows each domain as the provisioner sees a service: the postmaster
 mailbox and the adapter's memo alias (``provisioner-settings@``) are in ``native``,
@@ -59,8 +66,9 @@ def field_error(name: str, message: str, status: int = 400) -> ApiError:
     return ApiError(status, {name: [message]})
 
 
-def not_found() -> ApiError:
-    return ApiError(404, {"detail": "Not found."})
+def not_found(model: str) -> ApiError:
+    """Django's get_object_or_404 through DRF: the model's name in the detail."""
+    return ApiError(404, {"detail": f"No {model} matches the given query."})
 
 
 def _hash(password: str) -> str:
@@ -194,6 +202,7 @@ class ModoboaSimulator(SimulatorBase):
                 d.quota = value * 1024
             elif key == "mailbox_quota_mb":
                 d.default_mailbox_quota = value
+                self.domain_saved(d)
             else:
                 raise ControlError(f"limits: {key} cannot be set on a Modoboa domain", "limits")
         used = changes.get("used_mb")
@@ -274,6 +283,13 @@ class ModoboaSimulator(SimulatorBase):
     def allocated(self, d: Domain, without: User | None = None) -> int:
         return sum(u.quota for u in self.domain_users(d) if u is not without)
 
+    def domain_saved(self, d: Domain) -> None:
+        """Modoboa's post_save handler on Domain: every mailbox that uses the domain's quota
+        gets its (new) default mailbox quota, whatever that does to the domain's total."""
+        for user in self.domain_users(d):
+            if user.use_domain_quota:
+                user.quota = d.default_mailbox_quota
+
     def delete_domain(self, d: Domain) -> None:
         for user in self.domain_users(d):
             if self.auto_account_removal:
@@ -298,23 +314,37 @@ class ModoboaSimulator(SimulatorBase):
             "message_limit": None, "creation": d.creation, "last_modification": d.last_modification,
             "allocated_quota_in_percent": int(allocated * 100 / d.quota) if d.quota else 0,
             "enable_dns_checks": d.enable_dns_checks, "transport": None, "opened_alarms_count": 0,
-            "sent_messages": 0, "sent_messages_in_percent": 0, "last_dns_check_execution": None,
+            "sent_messages": None, "sent_messages_in_percent": None, "last_dns_check_execution": None,
         }
 
     def user_resource(self, u: User) -> dict[str, Any]:
+        """An account as lists and single reads show it (``AccountSerializer``)."""
+        body = self.user_written(u)
+        if body["mailbox"] is not None:
+            body["mailbox"] = {"pk": u.mailbox_pk, "full_address": u.username,
+                               "use_domain_quota": u.use_domain_quota, "quota": str(u.quota),
+                               "message_limit": None,
+                               # a whole percentage of the quota, truncated; 0 when unlimited
+                               "quota_usage": int(u.used_bytes * 100 / (u.quota * MIB)) if u.quota else 0,
+                               "is_send_only": False, "sent_messages_in_percent": None}
+        body.update({"domains": [],
+                     "aliases": [a.address for a in self.aliases.values() if u.username in a.recipients],
+                     "possible_actions": [], "badges": [], "resources": []})
+        return body
+
+    @staticmethod
+    def user_written(u: User) -> dict[str, Any]:
+        """An account as create and update answer it (``WritableAccountSerializer``): the
+        mailbox without its address or usage, and no lists of aliases, domains or actions."""
         mailbox = None
         if u.mailbox_pk is not None:
-            mailbox = {"pk": u.mailbox_pk, "full_address": u.username, "use_domain_quota": u.use_domain_quota,
-                       "quota": str(u.quota), "message_limit": None,
-                       "quota_usage": int(u.used_bytes * 100 / (u.quota * MIB)) if u.quota else 0,
-                       "is_send_only": False, "sent_messages_in_percent": 0}
+            mailbox = {"pk": u.mailbox_pk, "use_domain_quota": u.use_domain_quota, "quota": str(u.quota),
+                       "message_limit": None, "is_send_only": False}
         return {"pk": u.pk, "username": u.username, "first_name": u.first_name, "last_name": u.last_name,
                 "is_active": u.is_active, "master_user": False, "mailbox": mailbox, "role": u.role,
-                "language": "en", "phone_number": None, "secondary_email": None, "domains": [],
+                "language": "en", "phone_number": None, "secondary_email": None,
                 "tfa_enabled": False, "totp_enabled": False, "webauthn_enabled": False,
-                "date_joined": u.date_joined, "last_login": None,
-                "aliases": [a.address for a in self.aliases.values() if a.recipients == [u.username]],
-                "possible_actions": []}
+                "date_joined": u.date_joined, "last_login": None}
 
     @staticmethod
     def alias_resource(a: Alias) -> dict[str, Any]:
@@ -380,7 +410,7 @@ def _page(items: list[Any], render) -> Response:
 def _domain(sim: ModoboaSimulator, pk: int) -> Domain:
     d = sim.domains.get(pk)
     if d is None:
-        raise not_found()
+        raise not_found("Domain")
     return d
 
 
@@ -441,6 +471,7 @@ def domains_update(sim: ModoboaSimulator, pk: int):
     d.enabled = _bool(body, "enabled", d.enabled)
     d.enable_dns_checks = _bool(body, "enable_dns_checks", d.enable_dns_checks)
     d.last_modification = _now()
+    sim.domain_saved(d)
     return _json(sim.domain_resource(d))
 
 
@@ -451,13 +482,11 @@ def domains_delete(sim: ModoboaSimulator, pk: int):
     return Response(status=204)
 
 
-def domains_delete_wrong_method(sim: ModoboaSimulator, pk: int):
-    # What the real instance answered to DELETE on the delete action (not 405).
-    raise ApiError(400, {"detail": "Use POST on this path to delete a domain."})
-
-
 def domains_destroy(sim: ModoboaSimulator, pk: int):
-    raise ApiError(405, {"detail": 'Method "DELETE" not allowed.'})
+    """DELETE on a domain or on its delete action: the viewset has no destroy, so Django
+    dispatches to the ``delete`` action's method with the domain serializer, which wants a
+    name. Nothing is deleted, whatever the pk."""
+    raise field_error("name", "This field is required.")
 
 
 # --- accounts ------------------------------------------------------------------------------------
@@ -465,7 +494,7 @@ def domains_destroy(sim: ModoboaSimulator, pk: int):
 def _user(sim: ModoboaSimulator, pk: int) -> User:
     u = sim.users.get(pk)
     if u is None:
-        raise not_found()
+        raise not_found("User")
     return u
 
 
@@ -524,7 +553,7 @@ def accounts_create(sim: ModoboaSimulator):
         local, _, domain_name = username.partition("@")
         d = sim.domain_by_name(domain_name)
         if d is None:
-            raise not_found()
+            raise not_found("Domain")
         if len(local) > 64:
             raise field_error("username", "The left part of an email address can't be more than 64 characters.")
     if problem:
@@ -535,7 +564,9 @@ def accounts_create(sim: ModoboaSimulator):
              last_name=str(body.get("last_name") or "")[:150], domain_pk=d.pk if d else None,
              mailbox_pk=sim._next("mailbox") if d else None, quota=quota, use_domain_quota=use_domain)
     sim.users[u.pk] = u
-    return _json(sim.user_resource(u), 201)
+    if d is not None:
+        sim._next("alias")        # the mailbox's own internal alias: never listed, but it takes a pk
+    return _json(sim.user_written(u), 201)
 
 
 def accounts_get(sim: ModoboaSimulator, pk: int):
@@ -560,7 +591,7 @@ def accounts_update(sim: ModoboaSimulator, pk: int):
     for key in ("first_name", "last_name"):
         if key in body:
             setattr(u, key, str(body[key] or "")[:150])
-    return _json(sim.user_resource(u))
+    return _json(sim.user_written(u))
 
 
 def accounts_delete(sim: ModoboaSimulator, pk: int):
@@ -575,7 +606,7 @@ def accounts_delete(sim: ModoboaSimulator, pk: int):
 def _alias(sim: ModoboaSimulator, pk: int) -> Alias:
     a = sim.aliases.get(pk)
     if a is None:
-        raise not_found()
+        raise not_found("Alias")
     return a
 
 
@@ -668,16 +699,37 @@ def aliases_delete(sim: ModoboaSimulator, pk: int):
     return Response(status=204)
 
 
-# --- global parameters (only what the adapter and tests read) --------------------------------------
+# --- global parameters ("admin" application) ------------------------------------------------------
+
+#: ``AdminGlobalParametersSerializer``'s fields and defaults; the two without a default are
+#: required on PUT
+ADMIN_PARAMETERS: dict[str, Any] = {
+    "enable_mx_checks": True, "valid_mxs": "", "domains_must_have_authorized_mx": False,
+    "enable_ipv6_mx_checks": True, "enable_spf_checks": True, "enable_dkim_checks": True,
+    "enable_dmarc_checks": True, "dmarc_check_is_critical": True, "enable_autoconfig_checks": True,
+    "enable_dns_notifications": True, "custom_dns_server": None, "enable_dnsbl_checks": True,
+    "dkim_keys_storage_dir": "", "dkim_default_key_length": 2048, "default_domain_quota": 0,
+    "default_domain_message_limit": None, "handle_mailboxes": False, "default_mailbox_quota": 0,
+    "default_mailbox_message_limit": None, "auto_account_removal": False,
+    "auto_create_domain_and_mailbox": True, "create_alias_on_mbox_rename": False,
+    "alias_can_target_any_domain": True, "alias_target_block_list": None, "alias_target_allow_list": None,
+}
+REQUIRED_PARAMETERS = ("custom_dns_server", "dkim_keys_storage_dir")
+
 
 def parameters_get(sim: ModoboaSimulator):
-    return _json({"auto_account_removal": sim.auto_account_removal, "default_domain_quota": 0,
-                  "default_mailbox_quota": 0, "enable_domain_limits": False})
+    return _json({"label": "Administration",
+                  "params": {**ADMIN_PARAMETERS, "auto_account_removal": sim.auto_account_removal}})
 
 
 def parameters_put(sim: ModoboaSimulator):
-    sim.auto_account_removal = _bool(_body(), "auto_account_removal", False)
-    return parameters_get(sim)
+    """PUT takes the bare ``params`` object; what it leaves out falls back to the default."""
+    body = _body()
+    missing = {name: ["This field is required."] for name in REQUIRED_PARAMETERS if name not in body}
+    if missing:
+        raise ApiError(400, missing)
+    sim.auto_account_removal = _bool(body, "auto_account_removal", False)
+    return Response(status=200)            # the real one answers 200 with an empty body
 
 
 ROUTES: list[tuple[str, str, str, Any]] = [
@@ -688,7 +740,7 @@ ROUTES: list[tuple[str, str, str, Any]] = [
     ("PUT", "/domains/<int:pk>/", "domains.put", domains_update),
     ("DELETE", "/domains/<int:pk>/", "domains.destroy", domains_destroy),
     ("POST", "/domains/<int:pk>/delete/", "domains.delete", domains_delete),
-    ("DELETE", "/domains/<int:pk>/delete/", "domains.delete_wrong_method", domains_delete_wrong_method),
+    ("DELETE", "/domains/<int:pk>/delete/", "domains.destroy_action", domains_destroy),
     ("GET", "/accounts/", "accounts.list", accounts_list),
     ("POST", "/accounts/", "accounts.create", accounts_create),
     ("GET", "/accounts/<int:pk>/", "accounts.get", accounts_get),

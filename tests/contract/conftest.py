@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,21 +114,33 @@ class Upstream:
 
 
 @pytest.fixture(scope="session", params=sorted(TARGETS))
-def _simulator(request) -> Iterator[tuple[Target, SimulatorServer]]:
+def _simulator(request) -> Iterator[tuple[Target, str]]:
+    """The target and its upstream's URL: a simulator started for the session, or the
+    real upstream a real target names (started by whoever runs the suite)."""
     target = TARGETS[request.param]
+    if target.real:
+        yield target, target.real_url
+        return
     server = SimulatorServer(create_simulator_app(target.simulator, **target.sim_options)).start()
-    yield target, server
+    yield target, server.url
     server.stop()
 
 
 @pytest.fixture
 def upstream(_simulator, monkeypatch) -> Iterator[Upstream]:
-    target, server = _simulator
-    # backoff waits would only slow the suite; what is retried is still real
-    monkeypatch.setattr(HttpClient, "_sleep", lambda self, seconds: None)
-    sim = SimControl(server.url)
+    target, url = _simulator
+    if target.real:
+        # on a real upstream retries wait as in production, but never long
+        monkeypatch.setattr(HttpClient, "_sleep", lambda self, seconds: time.sleep(min(seconds, 0.5)))
+    else:
+        # backoff waits would only slow the suite; what is retried is still real
+        monkeypatch.setattr(HttpClient, "_sleep", lambda self, seconds: None)
+    sim = target.control(url) if target.real and target.control else SimControl(url)
     sim.reset()
-    provider = build_provider(f"contract-{target.kind}", target.config(server.url, None))
-    yield Upstream(target=target, url=server.url, provider=provider, sim=sim)
+    provider = build_provider(f"contract-{target.kind}", target.config(url, None))
+    if hasattr(sim, "watch"):
+        sim.watch(provider)
+    yield Upstream(target=target, url=url, provider=provider, sim=sim)
+    provider.close()
     sim.reset()
     sim.close()

@@ -94,7 +94,8 @@ def test_error_mapping(status, body, cls, safe):
     assert type(err) is cls
     if safe:
         assert safe in err.safe_message
-    assert modoboa_error(FakeResponse(404), {"detail": "Not found."}) is None      # the status mapping
+    # the status mapping
+    assert modoboa_error(FakeResponse(404), {"detail": "No Domain matches the given query."}) is None
 
 
 def test_password_policy_is_modoboas():

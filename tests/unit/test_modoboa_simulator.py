@@ -84,8 +84,11 @@ def test_lists_are_paged_and_searched(api):
 
 def test_domain_delete_is_a_post_and_delete_there_answers_400(api):
     d = new_domain(api)
-    assert api("DELETE", f"/domains/{d['pk']}/delete/").status_code == 400
-    assert api("DELETE", f"/domains/{d['pk']}/").status_code == 405
+    # as the real one: the domain serializer's complaint, and nothing deleted
+    for path in (f"/domains/{d['pk']}/delete/", f"/domains/{d['pk']}/"):
+        refused = api("DELETE", path)
+        assert (refused.status_code, refused.get_json()) == (400, {"name": ["This field is required."]})
+    assert api("GET", f"/domains/{d['pk']}/").status_code == 200
     assert api("POST", f"/domains/{d['pk']}/delete/", {"keep_folder": False}).status_code == 204
     assert api("GET", f"/domains/{d['pk']}/").status_code == 404
 
@@ -96,7 +99,12 @@ def test_deleting_a_domain_leaves_its_users_able_to_log_in_unless_auto_removal(a
     api.ok("POST", f"/domains/{d['pk']}/delete/", {"keep_folder": False})
     left = api.ok("GET", f"/accounts/{user['pk']}/")
     assert left["is_active"] is True and left["mailbox"] is None
-    api.ok("PUT", "/parameters/global/admin/", {"auto_account_removal": True})
+    params = api.ok("GET", "/parameters/global/admin/")["params"]
+    assert params["auto_account_removal"] is False
+    refused = api("PUT", "/parameters/global/admin/", {"auto_account_removal": True})
+    assert (refused.status_code, sorted(refused.get_json())) == (400, ["custom_dns_server", "dkim_keys_storage_dir"])
+    assert api("PUT", "/parameters/global/admin/", {**params, "auto_account_removal": True}).status_code == 200
+    assert api.ok("GET", "/parameters/global/admin/")["params"]["auto_account_removal"] is True
     d = new_domain(api, "two.example")
     bob = new_account(api, "bob@two.example").get_json()
     api.ok("POST", f"/domains/{d['pk']}/delete/", {"keep_folder": False})
@@ -108,7 +116,9 @@ def test_accounts_quota_and_password_rules(api):
     created = new_account(api, "alice@dom.example", "50")
     assert created.status_code == 201
     body = created.get_json()
-    assert body["mailbox"]["quota"] == "50" and body["mailbox"]["quota_usage"] == 0 and body["role"] == "SimpleUsers"
+    assert body["mailbox"]["quota"] == "50" and body["role"] == "SimpleUsers"
+    assert "quota_usage" not in body["mailbox"]                 # only reads carry usage
+    assert api.ok("GET", f"/accounts/{body['pk']}/")["mailbox"]["quota_usage"] == 0
     assert "password" not in body
     over = new_account(api, "bob@dom.example", "480")
     assert (over.status_code, over.get_json()) == (400, {"error": "dom.example: domain quota exceeded"})
@@ -198,3 +208,37 @@ def test_a_local_recipient_must_exist(api):
     assert (missing.status_code, missing.get_json()) == (404, {"error": "Local recipient nobody@dom.example not found"})
     new_account(api, "alice@dom.example")
     assert api("POST", "/aliases/", {"address": "info@dom.example", "recipients": ["alice@dom.example"]}).status_code == 201
+
+
+def test_unknown_objects_name_their_model_and_writes_answer_without_usage(api):
+    """As tests/real/test_modoboa_parity.py found the real Modoboa 2.12 answering."""
+    assert api("GET", "/domains/99/").get_json() == {"detail": "No Domain matches the given query."}
+    assert api("PATCH", "/accounts/99/", {"is_active": True}).get_json() == \
+        {"detail": "No User matches the given query."}
+    assert api("DELETE", "/aliases/99/").get_json() == {"detail": "No Alias matches the given query."}
+    d = new_domain(api)
+    first = api.ok("POST", "/aliases/", {"address": "a@dom.example", "recipients": ["x@elsewhere.example"]})
+    user = new_account(api, "alice@dom.example", "50").get_json()
+    assert set(user) >= {"pk", "username", "mailbox"} and not {"aliases", "domains", "possible_actions"} & set(user)
+    assert set(user["mailbox"]) == {"pk", "use_domain_quota", "quota", "message_limit", "is_send_only"}
+    second = api.ok("POST", "/aliases/", {"address": "b@dom.example", "recipients": ["x@elsewhere.example"]})
+    assert second["pk"] == first["pk"] + 2                 # alice's internal alias took one
+    read = api.ok("GET", f"/accounts/{user['pk']}/")
+    assert {"badges", "resources", "possible_actions"} <= set(read) and "quota_usage" in read["mailbox"]
+    everyone = api.ok("GET", "/accounts/")["results"]
+    assert [(a["username"], a["role"], a["mailbox"]) for a in everyone if a["username"] == "admin"] == \
+        [("admin", "SuperAdmins", None)]
+    assert d["sent_messages"] is None
+
+
+def test_mailboxes_on_the_domain_quota_follow_its_default(api):
+    """Modoboa's post_save handler on Domain, as the real 2.12 showed: a changed default
+    mailbox quota reaches every mailbox with use_domain_quota, even past the domain quota."""
+    d = new_domain(api)
+    own = new_account(api, "own@dom.example", "50").get_json()
+    shared = new_account(api, "shared@dom.example", None).get_json()
+    assert shared["mailbox"]["use_domain_quota"] is True
+    answer = api.ok("PATCH", f"/domains/{d['pk']}/", {"default_mailbox_quota": str(int(d["quota"]) + 100)})
+    assert api.ok("GET", f"/accounts/{shared['pk']}/")["mailbox"]["quota"] == str(int(d["quota"]) + 100)
+    assert api.ok("GET", f"/accounts/{own['pk']}/")["mailbox"]["quota"] == "50"
+    assert answer["allocated_quota_in_percent"] > 100
