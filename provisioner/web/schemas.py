@@ -591,15 +591,19 @@ class TerminateRequestSchema(Schema):
         "Why; sent to the billing system with the service.terminated callback."))
 
 
+#: a console page's path: under /admin/, no "//", no backslash, nothing check_url_text refuses
+CONSOLE_PATH = rf"^/admin/(?!/)(?!.*//)[^\\{REFUSED}]*$"
+
+
 class ConsoleSsoRequestSchema(Schema):
     """Body of POST /api/v1/console/sso (may be empty)."""
 
     class Meta:
         unknown = RAISE
 
-    path = Text(validate=[validate.Length(max=255), validate.Regexp(r"^/admin/(?!.*//)[^\\]*$", error=(
-        "a console path starting with /admin/"))], metadata=_doc(
-        "Where the link lands in the console (a path starting with `/admin/`); default the overview."))
+    path = Text(validate=[validate.Length(max=255), validate.Regexp(CONSOLE_PATH, error=(
+        "a console path starting with /admin/"))], metadata={"pattern": CONSOLE_PATH, **_doc(
+        "Where the link lands in the console (a path starting with `/admin/`); default the overview.")})
 
 
 class SuspendRequestSchema(Schema):
