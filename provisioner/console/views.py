@@ -25,7 +25,7 @@ from ..providers.base import AccountStatus
 from ..web import current_runtime
 from ..web.errors import ApiError
 from ..web.page_headers import private_page_headers
-from . import logins, overview, sso
+from . import logins, overview, sso, upstream_calls
 from .session import (CSRF_FIELD, ConsoleError, NotSignedIn, check_sign_in_csrf, csrf_token, operator,
                       optional_operator, require_csrf, require_write, set_pre_cookie, sign_in_csrf, sign_out,
                       start)
@@ -274,7 +274,7 @@ def home():
     with runtime.db.read() as session:
         figures = overview.overview(session, who.reach, now, awaiting=admin.awaiting_termination(
             runtime.catalog, now, _provisioner_sources()))
-    return render_template("console/overview.html", o=figures, now=now)
+    return render_template("console/overview.html", o=figures, now=now, calls=upstream_calls.WINDOW.figures())
 
 
 @bp.get("/services")

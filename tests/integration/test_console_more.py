@@ -1,0 +1,69 @@
+"""The console's upstream call figures, live refresh, reconcile progress, sign-in limit
+and the bulk retry's cap (Flask's test client on a real SQLite file; the fixtures are
+the console tests' own)."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from provisioner.console import upstream_calls
+from provisioner.console.upstream_calls import Totals, Window, quantile
+from tests.integration.test_admin_api import add_job, add_service, app, client, runtime, simulator  # noqa: F401
+from tests.integration.test_console import admin_key, make_key, page, sign_in, signed_in  # noqa: F401
+
+BOUNDS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, float("inf"))
+
+
+def _totals(calls: int, errors: int, per_bound: dict[float, int]) -> Totals:
+    running, buckets = 0, []
+    for bound in BOUNDS:
+        running += per_bound.get(bound, 0)
+        buckets.append((bound, float(running)))
+    return Totals(float(calls), float(errors), tuple(buckets))
+
+
+# --- upstream calls from the in-process metrics ------------------------------------------------
+
+def test_quantiles_are_interpolated_within_a_bucket_and_past_the_last_bound_is_said():
+    buckets = list(_totals(100, 0, {0.1: 50, 0.25: 50}).buckets)
+    assert quantile(.5, buckets)[0] == pytest.approx(0.1)
+    assert quantile(.95, buckets)[0] == pytest.approx(0.1 + 0.15 * 0.9)
+    assert quantile(.5, list(_totals(0, 0, {}).buckets)) == (None, False)
+    assert quantile(.95, list(_totals(10, 0, {float("inf"): 10}).buckets)) == (30.0, True)
+
+
+def test_the_window_counts_from_the_process_start_then_from_a_snapshot_span_old():
+    clock = [1000.0]
+    state = {"up": _totals(10, 1, {0.1: 10})}
+    window = Window(clock=lambda: clock[0], started=940.0, read=lambda: dict(state))
+    first = window.figures()
+    assert first.since_start and first.seconds == pytest.approx(60)
+    [row] = first.rows
+    assert (row.upstream, row.calls, row.errors, row.per_minute) == ("up", 10, 1, pytest.approx(10))
+    assert row.error_rate == pytest.approx(0.1) and 50 <= row.p50_ms <= 100
+
+    # 400 s later, 60 slow calls more: a snapshot SPAN old is the base, the old calls drop out
+    for step in range(1, 81):
+        clock[0] = 1000.0 + step * 5
+        if step == 80:
+            state["up"] = _totals(70, 31, {0.1: 10, 2.5: 60})
+        window.figures()
+    later = window.figures()
+    assert not later.since_start and later.seconds == pytest.approx(upstream_calls.SPAN)
+    [row] = later.rows
+    assert (row.calls, row.errors) == (60, 30) and 1000 < row.p50_ms <= 2500
+    assert row.per_minute == pytest.approx(60 / upstream_calls.SPAN * 60)
+
+
+def test_overview_shows_this_process_upstream_calls(signed_in, runtime):
+    assert "Test connection" in page(signed_in, "/admin/upstreams")
+    page(signed_in, "/admin/upstreams/sandbox/test")          # this process calls the sandbox
+    page(signed_in, "/admin/upstreams/wrong-key/test")        # and is refused by it
+    html = page(signed_in, "/admin/")
+    assert "Upstream calls of this process" in html and "each worker process counts its own calls" in html
+    table = html.split('id="upstream-calls"', 1)[1].split("</table>", 1)[0]
+    rows = dict(re.findall(r'<td data-label="Upstream">([^<]+)</td>.*?<td data-label="Error rate"[^>]*>([^<]+)</td>',
+                           table, re.S))
+    assert "sandbox" in rows and "wrong-key" in rows
+    assert rows["wrong-key"].strip() != "0.0 %"
