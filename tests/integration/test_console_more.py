@@ -67,3 +67,65 @@ def test_overview_shows_this_process_upstream_calls(signed_in, runtime):
                            table, re.S))
     assert "sandbox" in rows and "wrong-key" in rows
     assert rows["wrong-key"].strip() != "0.0 %"
+
+
+# --- a running reconcile pass's progress -------------------------------------------------------------
+
+def _sandbox_accounts(simulator, n: int) -> None:
+    import requests
+    from tests.integration.test_admin_api import SIM_KEY
+    for i in range(n):
+        response = requests.post(f"{simulator.url}/api/v1/accounts", timeout=5,
+                                 headers={"Authorization": f"Bearer {SIM_KEY}"},
+                                 json={"external_id": f"orphan-{i}", "domain": f"orphan{i}.example", "limits": {}})
+        assert response.status_code == 201, response.text
+
+
+def test_a_running_pass_shows_its_progress_and_writes_only_its_own_row(signed_in, runtime, simulator,
+                                                                        monkeypatch):
+    from sqlalchemy import event
+
+    from provisioner import admin, reconcile
+    from provisioner.db import utcnow
+    from provisioner.providers.sandbox import SandboxProvider
+    _sandbox_accounts(simulator, 5)
+    runtime.settings.reconcile_page_size = 2                 # 5 accounts: 3 pages
+    monkeypatch.setattr(reconcile, "PROGRESS_EVERY", 0.0)
+    seen: list[str] = []
+    original = SandboxProvider.list_accounts
+
+    def listing(self, page=1, per_page=100):
+        if self.http.provider == "sandbox" and page == 3:       # pages 1 and 2 are judged by now, or soon
+            import time
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                html = signed_in.get(f"/admin/reconcile/{run_id}").get_data(as_text=True)
+                if "1 page" in html or "2 pages" in html:
+                    seen.append(html)
+                    break
+                time.sleep(0.02)
+        return original(self, page=page, per_page=per_page)
+
+    monkeypatch.setattr(SandboxProvider, "list_accounts", listing)
+    writes: list[str] = []
+
+    def spy(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
+            writes.append(statement.split("(")[0].split(" SET")[0].strip())
+
+    at = utcnow()
+    with runtime.db.transaction() as s:
+        run_id = admin.start_reconcile_run(s, at=at, dry_run=False).id
+    event.listen(runtime.db.engine, "before_cursor_execute", spy)
+    try:
+        run = reconcile.run_pass(runtime, at=at, trigger="api", run_id=run_id)
+    finally:
+        event.remove(runtime.db.engine, "before_cursor_execute", spy)
+    assert run.state == "finished"
+    assert seen, "the run's page never showed its progress"
+    assert re.search(r"upstream sandbox \(\d of 2\): [12] pages?, [24] accounts read", seen[0]), seen[0]
+    assert not [w for w in writes if "services" in w.lower()]          # orphans only: no service row written
+    progress_writes = [w for w in writes if w.upper().startswith("UPDATE RECONCILE_RUNS")]
+    assert len(progress_writes) == 3 + 3 + 1        # 3 pages, 3 steps (due dates, 2 upstreams), the report
+    html = page(signed_in, f"/admin/reconcile/{run_id}")
+    assert "still running" not in html and "orphan" in html
