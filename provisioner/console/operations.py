@@ -17,7 +17,7 @@ from ..models import Service
 from ..web import current_runtime
 from . import logins
 from .session import ConsoleError, operator, require_write
-from .views import (PER_PAGE, _back, _choice_arg, _notice, _page_arg, _pages, _provisioner_sources, _record,
+from .views import (LIVE_LISTS, LIVE_RUNNING_PASS, PER_PAGE, _back, _choice_arg, _notice, _page_arg, _pages, _provisioner_sources, _record,
                     _text_arg, _with_notice, bp, log)
 
 
@@ -218,7 +218,7 @@ def reconcile_runs():
         page = admin.list_reconcile_runs(session, query, who.reach)
     pages = -(-page.total // RUNS_PER_PAGE) if page.total else 1
     return render_template("console/reconcile.html", page=page, pages=pages, summary=reconcile.pass_summary,
-                           notice=_notice(), now=utcnow())
+                           notice=_notice(), now=utcnow(), live_every=LIVE_LISTS)
 
 
 @bp.get("/reconcile/<run_id>")
@@ -233,7 +233,8 @@ def reconcile_run(run_id: str):
                 select(Service.id, Service.billing_id).where(Service.source == who.source,
                                                              Service.billing_id.in_(sorted(keys)[:5000])))}
     return render_template("console/reconcile_run.html", record=record, run=record.run, report=record.report,
-                           by_name=by_name, summary=reconcile.pass_summary, now=utcnow(), notice=_notice())
+                           by_name=by_name, summary=reconcile.pass_summary, now=utcnow(), notice=_notice(),
+                           live_every=LIVE_RUNNING_PASS if record.run.state == "running" else None)
 
 
 @bp.post("/reconcile")

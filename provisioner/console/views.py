@@ -36,6 +36,8 @@ bp = Blueprint("console", __name__, url_prefix="/admin", template_folder="templa
                static_folder="static", static_url_path="/static")
 
 PER_PAGE = 50
+#: seconds between live refreshes (static/live.js) of the pages that have them
+LIVE_OVERVIEW, LIVE_LISTS, LIVE_RUNNING_PASS = 10, 5, 2
 #: lists count their matches up to this many ("more than 10000"): counting every one of
 #: 100,000s of services on each page view is what would make the page slow
 COUNT_LIMIT = 10_000
@@ -274,7 +276,8 @@ def home():
     with runtime.db.read() as session:
         figures = overview.overview(session, who.reach, now, awaiting=admin.awaiting_termination(
             runtime.catalog, now, _provisioner_sources()))
-    return render_template("console/overview.html", o=figures, now=now, calls=upstream_calls.WINDOW.figures())
+    return render_template("console/overview.html", o=figures, now=now, calls=upstream_calls.WINDOW.figures(),
+                           live_every=LIVE_OVERVIEW)
 
 
 @bp.get("/services")
@@ -447,7 +450,7 @@ def jobs():
     args = {k: v for k, v in request.args.items() if k not in ("page", "done", "n") and v}
     return render_template("console/jobs.html", page=page, args=args, codes=codes, failed=failed, ages=list(AGES),
                            choices=_choices(who), states=JOB_STATES, notice=_notice(),
-                           pages=_pages(page))
+                           pages=_pages(page), live_every=LIVE_LISTS)
 
 
 @bp.post("/jobs/<job_id>/retry")

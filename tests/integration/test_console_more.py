@@ -129,3 +129,43 @@ def test_a_running_pass_shows_its_progress_and_writes_only_its_own_row(signed_in
     assert len(progress_writes) == 3 + 3 + 1        # 3 pages, 3 steps (due dates, 2 upstreams), the report
     html = page(signed_in, f"/admin/reconcile/{run_id}")
     assert "still running" not in html and "orphan" in html
+
+
+# --- live refresh: a static script, the pages whole without it ----------------------------------------
+
+def test_live_pages_load_one_static_script_and_mark_their_regions(signed_in, runtime):
+    script = '<script src="/admin/static/live.js" defer></script>'
+    for path, region in (("/admin/", "live-overview"), ("/admin/jobs", "live-jobs"),
+                         ("/admin/reconcile", "live-runs")):
+        html = page(signed_in, path)
+        assert script in html and re.search(r'<main id="main" class="wrap" data-live-every="\d+">', html), path
+        assert f'<div id="{region}" data-live>' in html, path
+        assert "<script>" not in html and " on" + "click=" not in html          # nothing inline
+    for path in ("/admin/services", "/admin/upstreams", "/admin/keys"):
+        assert "live.js" not in page(signed_in, path), path
+    response = signed_in.get("/admin/static/live.js")
+    assert response.status_code == 200 and "javascript" in response.mimetype
+    assert "eval(" not in response.get_data(as_text=True)
+    assert "script-src" not in signed_in.get("/admin/").headers["Content-Security-Policy"]   # default-src 'self'
+
+
+def test_a_pass_page_refreshes_while_the_pass_runs_only(signed_in, runtime):
+    from provisioner import admin
+    from provisioner.db import utcnow
+    from provisioner.models import ReconcileRun
+    with runtime.db.transaction() as s:
+        run_id = admin.start_reconcile_run(s, at=utcnow(), dry_run=True).id
+    html = page(signed_in, f"/admin/reconcile/{run_id}")
+    assert "data-live-every" in html and "The pass is still running: starting" in html
+    with runtime.db.transaction() as s:
+        s.get(ReconcileRun, run_id).report = {"progress": {"step": "upstream", "upstream": "sandbox",
+                                                           "upstream_number": 1, "upstreams": 2, "pages": 4,
+                                                           "accounts": 400}}
+    html = page(signed_in, f"/admin/reconcile/{run_id}")
+    assert "upstream sandbox (1 of 2): 4 pages, 400 accounts read" in html
+    assert "upstream sandbox (1 of 2)" in page(signed_in, "/admin/reconcile")
+    with runtime.db.transaction() as s:
+        run = s.get(ReconcileRun, run_id)
+        run.state, run.finished_at, run.report = "finished", utcnow(), {"counts": {}, "duration_s": 1.5}
+    html = page(signed_in, f"/admin/reconcile/{run_id}")
+    assert "data-live-every" not in html and "1.5 s" in html
