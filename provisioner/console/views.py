@@ -25,7 +25,7 @@ from ..providers.base import AccountStatus
 from ..web import current_runtime
 from ..web.errors import ApiError
 from ..web.page_headers import private_page_headers
-from . import logins, overview, sso, upstream_calls
+from . import logins, overview, sso, throttle, upstream_calls
 from .session import (CSRF_FIELD, ConsoleError, NotSignedIn, check_sign_in_csrf, csrf_token, operator,
                       optional_operator, require_csrf, require_write, set_pre_cookie, sign_in_csrf, sign_out,
                       start)
@@ -63,7 +63,8 @@ NOTICES = {
 CSP = ("default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
        "frame-ancestors 'none'; form-action 'self'")
 _TITLES = {400: "Please check your input", 401: "Please sign in", 403: "Not allowed", 404: "Not found",
-           409: "Not possible right now", 422: "Please check your input", 502: "The upstream failed",
+           409: "Not possible right now", 422: "Please check your input", 429: "Too many attempts",
+           502: "The upstream failed",
            503: "Unavailable"}
 
 
@@ -194,15 +195,38 @@ def _sign_in_page(errors: dict[str, str], status: int):
     return response
 
 
+def _address() -> str:
+    return request.remote_addr or "unknown"
+
+
+def _too_many_attempts():
+    """A 429 page if this client address has used up its refused sign-ins, else None."""
+    runtime = current_runtime()
+    seconds = throttle.wait(runtime.db, runtime.settings.secret_key, _address())
+    if seconds is None:
+        return None
+    minutes = max(1, -(-int(seconds) // 60))
+    log.warning("console: sign-in refused, too many failed attempts from one address")
+    response = make_response(_page(429, "Too many attempts",
+                                   f"There were too many failed sign-ins from your address. Try again in "
+                                   f"{minutes} minute{'' if minutes == 1 else 's'}."))
+    response.headers["Retry-After"] = str(max(1, int(seconds + 0.999)))
+    return response
+
+
 @bp.post("/sign-in")
 def sign_in():
     check_sign_in_csrf()
+    refused = _too_many_attempts()
+    if refused is not None:
+        return refused
     key = request.form.get("api_key", "").strip()
     if not key or len(key) > 200:
         return _sign_in_page({"api_key": "Paste an API key (provisioner api-key create)."}, 422)
     runtime = current_runtime()
     opened = logins.open_login(runtime.db, runtime.settings.secret_key, key)
     if opened is None:
+        throttle.record_failure(runtime.db, runtime.settings.secret_key, _address())
         return _sign_in_page({"api_key": "This API key is not valid or has been revoked."}, 401)
     token, row = opened
     target = _back(url_for("console.home"))
@@ -215,11 +239,15 @@ def sign_in():
 @bp.get("/sso/<token>")
 def redeem_sso(token: str):
     """A single-use link from ``POST /api/v1/console/sso``: a session as the key that asked."""
+    refused = _too_many_attempts()
+    if refused is not None:
+        return refused
     runtime = current_runtime()
     redeemed = sso.redeem(runtime.db, runtime.settings.secret_key, token) if len(token) <= 128 else None
     opened = (logins.open_login(runtime.db, runtime.settings.secret_key, key_id=redeemed.api_key_id)
               if redeemed else None)
     if opened is None:
+        throttle.record_failure(runtime.db, runtime.settings.secret_key, _address())
         raise ConsoleError(401, "Please sign in", "This sign-in link is not valid: it works once, within 60 "
                                                   "seconds. Open the console again from your billing system, "
                                                   "or sign in with an API key.")

@@ -169,3 +169,41 @@ def test_a_pass_page_refreshes_while_the_pass_runs_only(signed_in, runtime):
         run.state, run.finished_at, run.report = "finished", utcnow(), {"counts": {}, "duration_s": 1.5}
     html = page(signed_in, f"/admin/reconcile/{run_id}")
     assert "data-live-every" not in html and "1.5 s" in html
+
+
+# --- refused sign-ins per client address ----------------------------------------------------------------
+
+def test_failed_sign_ins_are_limited_per_address_and_only_failures_count(app, client, runtime, admin_key):
+    import datetime as dt
+
+    from sqlalchemy import func, select
+
+    from provisioner.console import throttle
+    from provisioner.models import ConsoleSignInFailure
+    for _ in range(3):                                           # successes never count
+        fresh = app.test_client()
+        assert sign_in(fresh, admin_key).status_code == 303
+    for attempt in range(throttle.FAILURE_LIMIT - 1):
+        assert sign_in(client, f"pk_wrong-{attempt}").status_code == 401
+    assert client.get("/admin/sso/" + "x" * 43).status_code == 401      # a spent or unknown link counts too
+    with runtime.db.read() as s:
+        rows = s.execute(select(ConsoleSignInFailure.client)).scalars().all()
+    assert len(rows) == throttle.FAILURE_LIMIT and "127.0.0.1" not in rows[0]   # a keyed hash, not the address
+
+    refused = sign_in(client, admin_key)                          # even the right key, from this address
+    assert refused.status_code == 429 and "too many failed sign-ins" in refused.get_data(as_text=True)
+    assert 1 <= int(refused.headers["Retry-After"]) <= 300
+    assert "provisioner_console=" not in " ".join(refused.headers.getlist("Set-Cookie"))
+    assert client.get("/admin/sso/" + "y" * 43).status_code == 429
+
+    elsewhere = app.test_client()
+    elsewhere.environ_base["REMOTE_ADDR"] = "192.0.2.7"
+    assert sign_in(elsewhere, admin_key).status_code == 303      # another address is not held back
+
+    with runtime.db.transaction() as s:                          # the window passes
+        for row in s.execute(select(ConsoleSignInFailure)).scalars():
+            row.at -= dt.timedelta(minutes=6)
+    assert sign_in(client, admin_key).status_code == 303
+    assert sign_in(app.test_client(), "pk_wrong-again").status_code == 401
+    with runtime.db.read() as s:                                 # the aged ones were dropped
+        assert s.execute(select(func.count()).select_from(ConsoleSignInFailure)).scalar_one() == 1
