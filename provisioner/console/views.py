@@ -42,6 +42,9 @@ LIVE_OVERVIEW, LIVE_LISTS, LIVE_RUNNING_PASS = 10, 5, 2
 #: 100,000s of services on each page view is what would make the page slow
 COUNT_LIMIT = 10_000
 MAX_REASON = 500
+#: failed jobs one bulk retry queues at most (the oldest first): one bounded transaction;
+#: the rest wait for the next confirmation
+BULK_RETRY_LIMIT = 1000
 DESIRED = (DesiredStatus.ACTIVE, DesiredStatus.SUSPENDED, DesiredStatus.TERMINATED)
 OBSERVED = tuple(s.value for s in AccountStatus)
 JOB_STATES = JobState.ALL
@@ -517,7 +520,8 @@ def confirm_bulk_retry():
     filters, given = _bulk_filters(request.args)
     with current_runtime().db.read() as session:
         count = admin.count_failed_jobs(session, filters, who.reach)
-    return render_template("console/confirm_retry.html", filters=given, count=count)
+    return render_template("console/confirm_retry.html", filters=given, count=count,
+                           batch=min(count, BULK_RETRY_LIMIT), limit=BULK_RETRY_LIMIT)
 
 
 @bp.post("/jobs/retry-failed")
@@ -527,7 +531,7 @@ def bulk_retry():
     runtime = current_runtime()
     with runtime.db.transaction() as session:
         queued = admin.retry_failed_jobs(session, filters, extra_attempts=runtime.settings.job_max_attempts,
-                                         scope=who.reach)
+                                         scope=who.reach, limit=BULK_RETRY_LIMIT)
         services = {s.id: s for s in session.execute(
             select(Service).where(Service.id.in_({job.service_id for job in queued}))).scalars()}
         detail = ", ".join(f"{k}={v}" for k, v in given.items()) or "every failed job"

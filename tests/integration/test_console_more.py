@@ -207,3 +207,30 @@ def test_failed_sign_ins_are_limited_per_address_and_only_failures_count(app, cl
     assert sign_in(app.test_client(), "pk_wrong-again").status_code == 401
     with runtime.db.read() as s:                                 # the aged ones were dropped
         assert s.execute(select(func.count()).select_from(ConsoleSignInFailure)).scalar_one() == 1
+
+
+# --- the bulk retry's cap -------------------------------------------------------------------------------
+
+def test_a_bulk_retry_queues_at_most_its_cap_oldest_first_and_says_so(signed_in, runtime, monkeypatch):
+    from provisioner.console import views
+    from provisioner.models import Job, JobState
+    from tests.integration.test_console import CSRF_RE, _job
+    monkeypatch.setattr(views, "BULK_RETRY_LIMIT", 3)
+    with runtime.db.transaction() as s:
+        add_service(s, "1")
+        failed = [add_job(s, "1", state=JobState.FAILED, minutes=i, attempts=3, error=("upstream_error", "x")).id
+                  for i in range(5)]                              # failed[0] is the oldest (T0 + i minutes)
+    confirm = page(signed_in, "/admin/jobs/retry-failed")
+    assert "Retry 3 failed jobs?" in confirm and "5 failed jobs match" in confirm
+    assert "queues at most 3, the oldest first" in confirm and "Retry 3 jobs" in confirm
+    token = CSRF_RE.search(confirm).group(1)
+    response = signed_in.post("/admin/jobs/retry-failed", data={"csrf_token": token})
+    assert "3 failed job(s) were queued again." in page(signed_in, response.headers["Location"])
+    assert [_job(runtime, j).state for j in failed] == [JobState.QUEUED] * 3 + [JobState.FAILED] * 2
+
+    confirm = page(signed_in, "/admin/jobs/retry-failed")
+    assert "Retry 2 failed jobs?" in confirm and "failed jobs match" not in confirm
+    assert "One bulk retry queues at most 3 jobs." in confirm
+    signed_in.post("/admin/jobs/retry-failed", data={"csrf_token": token})
+    with runtime.db.read() as s:
+        assert {s.get(Job, j).state for j in failed} == {JobState.QUEUED}
