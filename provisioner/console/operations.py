@@ -1,5 +1,5 @@
-"""The console's other pages: callbacks, upstreams and products, API keys, reconcile passes
-and the terminations waiting for an operator. Same rules as ``views`` (whose blueprint
+"""The console's other pages: callbacks, upstreams (with invoices) and products, API keys,
+reconcile passes and the terminations waiting for an operator. Same rules as ``views`` (whose blueprint
 and helpers these use): thin views over ``provisioner.admin``, ``require_write`` first in
 every POST, the operator action recorded in the transaction that does it.
 """
@@ -17,8 +17,8 @@ from ..models import Service
 from ..web import current_runtime
 from . import logins
 from .session import ConsoleError, operator, require_write
-from .views import (LIVE_LISTS, LIVE_RUNNING_PASS, PER_PAGE, _back, _choice_arg, _notice, _page_arg, _pages, _provisioner_sources, _record,
-                    _text_arg, _with_notice, bp, log)
+from .views import (LIVE_LISTS, LIVE_RUNNING_PASS, PER_PAGE, _back, _choice_arg, _notice, _page_arg, _pages,
+                    _provisioner_sources, _record, _text_arg, _with_notice, bp, log)
 
 
 # --- callbacks to the billing systems ---------------------------------------------------------------------

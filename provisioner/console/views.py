@@ -1,4 +1,5 @@
-"""The console's pages: thin views over ``provisioner.admin``, plain forms, no JavaScript.
+"""The console's pages: thin views over ``provisioner.admin``, plain forms; JavaScript only
+refreshes some of them (``static/live.js``), never needed.
 
 Services are addressed by their key (``services.id``), which names one service
 across every billing source; a service or job of a source the key cannot see is a
@@ -59,7 +60,7 @@ NOTICES = {
     "refuse": "Termination refused: the service stays suspended, now as an operator's suspension.",
     "revoked": "The key was revoked: it stops working at once, in the console too.",
     "requeue": "The callback will be delivered once more, shortly.",
-    "reconcile": "The pass has started; reload this page to follow it.",
+    "reconcile": "The pass has started; this page follows it (it refreshes itself, or reload it).",
 }
 
 

@@ -10,7 +10,7 @@ import pytest
 from provisioner.console import upstream_calls
 from provisioner.console.upstream_calls import Totals, Window, quantile
 from tests.integration.test_admin_api import add_job, add_service, app, client, runtime, simulator  # noqa: F401
-from tests.integration.test_console import admin_key, make_key, page, sign_in, signed_in  # noqa: F401
+from tests.integration.test_console import admin_key, page, sign_in, signed_in  # noqa: F401
 
 BOUNDS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, float("inf"))
 
