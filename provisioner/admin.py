@@ -304,10 +304,14 @@ def job_error_codes(session: Session, scope: Scope = ALL_SOURCES) -> list[tuple[
     return [(code, count) for code, count in rows]
 
 
-def failed_job_ids(session: Session, query: dict[str, Any], scope: Scope = ALL_SOURCES) -> list[str]:
-    """The failed jobs a filter (``upstream``, ``error_code``, ``source``) selects, oldest first."""
+def failed_job_ids(session: Session, query: dict[str, Any], scope: Scope = ALL_SOURCES,
+                   limit: int | None = None) -> list[str]:
+    """The failed jobs a filter (``upstream``, ``error_code``, ``source``) selects, oldest
+    first; the first ``limit`` of them if given."""
     query = {**query, "state": [JobState.FAILED]}
     stmt = _job_filters(select(Job.id).order_by(Job.created_at, Job.id), query, scope)
+    if limit is not None:
+        stmt = stmt.limit(limit)
     return list(session.execute(stmt).scalars())
 
 
@@ -319,10 +323,11 @@ def count_failed_jobs(session: Session, query: dict[str, Any], scope: Scope = AL
 
 
 def retry_failed_jobs(session: Session, query: dict[str, Any], *, extra_attempts: int,
-                      scope: Scope = ALL_SOURCES) -> list[Job]:
-    """Queue again every failed job the filter selects (a bulk retry); the jobs queued."""
+                      scope: Scope = ALL_SOURCES, limit: int | None = None) -> list[Job]:
+    """Queue again the failed jobs the filter selects (a bulk retry), the oldest ``limit``
+    of them if given (one transaction stays bounded); the jobs queued."""
     queued = []
-    for job_id in failed_job_ids(session, query, scope):
+    for job_id in failed_job_ids(session, query, scope, limit):
         job = get_job(session, job_id, for_update=True, scope=scope)
         if job.state == JobState.FAILED:   # another operator may have retried it meanwhile
             jobs.requeue(session, job, extra_attempts=extra_attempts)

@@ -316,6 +316,17 @@ class SsoFailure(Base):
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
 
 
+class ConsoleSignInFailure(Base):
+    """One refused console sign-in (a wrong API key, a spent sign-in link), counted per
+    client address across every process (``client`` is a keyed hash of the address)."""
+    __tablename__ = "console_sign_in_failures"
+    __table_args__ = (Index("ix_console_sign_in_failures_client_at", "client", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    client: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+
 class ConsoleLogin(Base):
     """An operator console session (``provisioner.console``), signed in with an API key.
 

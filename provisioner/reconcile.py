@@ -39,7 +39,7 @@ import time
 from array import array
 from bisect import bisect_left
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,6 +99,24 @@ class Report:
     usage_updated: int = 0
     errors: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    #: told how far the pass is (``run_pass`` stores it on the run's row); not in the report
+    on_progress: Callable[[dict[str, Any]], None] | None = field(default=None, repr=False)
+    progress: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def step(self, what: str, **extra: Any) -> None:
+        """The pass moves on to ``what`` (due dates, one upstream's listing)."""
+        self.progress = {**{k: v for k, v in self.progress.items() if k == "upstreams"}, "step": what,
+                         **extra, "pages": 0, "accounts": 0}
+        self._tell()
+
+    def page_read(self, accounts: int) -> None:
+        self.progress["pages"] = self.progress.get("pages", 0) + 1
+        self.progress["accounts"] = self.progress.get("accounts", 0) + accounts
+        self._tell()
+
+    def _tell(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(dict(self.progress))
 
     def add(self, kind: str, service_id: str) -> None:
         self.services[kind][service_id] = None
@@ -440,6 +458,7 @@ def check_upstream(runtime: Runtime, upstream: str, at: dt.datetime, report: Rep
                 changed = _judge_page(session, check, accounts, report)
             if changed and not report.dry_run:
                 _store_observed(runtime, changed, report)
+            report.page_read(len(accounts))
     except ProviderError as exc:
         report.errors.append(f"upstream {upstream}: listing failed ({exc.code}); drift not judged")
         return
@@ -490,16 +509,21 @@ def collect_usage(runtime: Runtime) -> int:
 
 # --- the pass --------------------------------------------------------------------------------
 
-def evaluate(runtime: Runtime, at: dt.datetime, dry_run: bool, source: str | None = None) -> Report:
-    report = Report(at=at, dry_run=dry_run, source=source)
-    check_due_dates(runtime, at, report)
+def evaluate(runtime: Runtime, at: dt.datetime, dry_run: bool, source: str | None = None,
+             on_progress: Callable[[dict[str, Any]], None] | None = None) -> Report:
+    report = Report(at=at, dry_run=dry_run, source=source, on_progress=on_progress)
     if source is None:
         upstreams = set(runtime.catalog.upstreams)      # all of them: orphans too
     else:
         with runtime.db.read() as session:
             upstreams = set(session.execute(
                 select(Service.upstream).where(Service.source == source).distinct()).scalars())
-    for upstream in sorted(u for u in upstreams if u in runtime.catalog.upstreams):
+    names = sorted(u for u in upstreams if u in runtime.catalog.upstreams)
+    report.progress["upstreams"] = len(names)
+    report.step("due dates")
+    check_due_dates(runtime, at, report)
+    for number, upstream in enumerate(names, 1):
+        report.step("upstream", upstream=upstream, upstream_number=number)
         try:
             check_upstream(runtime, upstream, at, report)
         except ProviderError as exc:
@@ -533,6 +557,34 @@ def check_instant(at: dt.datetime | None, dry_run: bool, now: dt.datetime | None
                              "(set dry_run).")
 
 
+#: a running pass writes its progress to its own row at most this often (seconds)
+PROGRESS_EVERY = 1.0
+
+
+def _progress_writer(runtime: Runtime, run_id: str) -> Callable[[dict[str, Any]], None]:
+    """Store a running pass's progress as its report (``{"progress": {...}}``), at most once
+    per ``PROGRESS_EVERY`` and only at a step or a page read: the run's own row, never a
+    service's, so a pass that finds nothing still writes nothing to services. The final
+    report replaces it."""
+    last = [0.0]
+
+    def write(progress: dict[str, Any]) -> None:
+        now = time.monotonic()
+        if now - last[0] < PROGRESS_EVERY:
+            return
+        last[0] = now
+        progress = {**progress, "updated_at": utcnow().isoformat()}
+        try:
+            with runtime.db.transaction() as session:
+                session.execute(update(ReconcileRun).where(ReconcileRun.id == run_id,
+                                                           ReconcileRun.state == "running")
+                                .values(report={"progress": progress}))
+        except Exception:            # progress is a courtesy: never fail the pass over it
+            log.warning("reconcile run %s: progress not stored", run_id, exc_info=True)
+
+    return write
+
+
 def run_pass(runtime: Runtime, *, at: dt.datetime | None = None, dry_run: bool = False,
              trigger: str = "cli", run_id: str | None = None, source: str | None = None) -> ReconcileRun:
     """Run one pass and store its report; ``run_id`` continues a run created by the API.
@@ -550,7 +602,7 @@ def run_pass(runtime: Runtime, *, at: dt.datetime | None = None, dry_run: bool =
             session.flush()
         run_id = run.id
     try:
-        report = evaluate(runtime, at, dry_run, source).as_dict()
+        report = evaluate(runtime, at, dry_run, source, on_progress=_progress_writer(runtime, run_id)).as_dict()
         state = "finished"
     except Exception as exc:
         log.exception("reconcile run %s failed", run_id)

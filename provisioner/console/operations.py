@@ -1,5 +1,5 @@
-"""The console's other pages: callbacks, upstreams and products, API keys, reconcile passes
-and the terminations waiting for an operator. Same rules as ``views`` (whose blueprint
+"""The console's other pages: callbacks, upstreams (with invoices) and products, API keys,
+reconcile passes and the terminations waiting for an operator. Same rules as ``views`` (whose blueprint
 and helpers these use): thin views over ``provisioner.admin``, ``require_write`` first in
 every POST, the operator action recorded in the transaction that does it.
 """
@@ -7,17 +7,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import redirect, render_template, request, url_for
+from flask import Response, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from .. import admin, apikeys, reconcile
+from .. import invoices as invoicing
 from ..db import utcnow
 from ..models import Service
 from ..web import current_runtime
 from . import logins
 from .session import ConsoleError, operator, require_write
-from .views import (PER_PAGE, _back, _choice_arg, _notice, _page_arg, _pages, _provisioner_sources, _record,
-                    _text_arg, _with_notice, bp, log)
+from .views import (LIVE_LISTS, LIVE_RUNNING_PASS, PER_PAGE, _back, _choice_arg, _notice, _page_arg, _pages,
+                    _provisioner_sources, _record, _text_arg, _with_notice, bp, log)
 
 
 # --- callbacks to the billing systems ---------------------------------------------------------------------
@@ -69,7 +70,11 @@ def upstreams():
     runtime = current_runtime()
     items = admin.list_upstreams(runtime.catalog, 1, 1000).items
     products = admin.list_products(runtime.catalog, 1, 1000, who.reach).items
-    return render_template("console/upstreams.html", upstreams=items, products=products)
+    # invoices cover every source: a source-scoped key is not offered them
+    invoicing_upstreams = set() if who.source else {u["name"] for u in items
+                                                    if invoicing.has_invoices(runtime, u["name"])}
+    return render_template("console/upstreams.html", upstreams=items, products=products,
+                           invoicing=invoicing_upstreams)
 
 
 @bp.get("/upstreams/<name>/test")
@@ -98,6 +103,45 @@ def upstream_pricing(name: str):
         log.warning("upstream %s: price table failed: %s (%s)", name, exc.code, exc.message)
         raise ConsoleError(502, "The upstream failed", exc.safe_message) from None
     return render_template("console/pricing.html", name=name, provider=provider.kind, rows=rows)
+
+
+# --- the reseller's invoices (upstreams with Capability.INVOICES; keys over every source) --------------
+
+INVOICES_PER_PAGE = 50
+
+
+@bp.get("/upstreams/<name>/invoices")
+def upstream_invoices(name: str):
+    who = operator()
+    rows = invoicing.list_invoices(current_runtime(), name, source=who.source, prefix=who.prefix)
+    rows = sorted(rows, key=lambda i: (i.date is not None, i.date, i.id), reverse=True)
+    number = _page_arg()
+    page = admin.Page(rows[(number - 1) * INVOICES_PER_PAGE:number * INVOICES_PER_PAGE], number, INVOICES_PER_PAGE,
+                      len(rows))
+    pages = -(-page.total // INVOICES_PER_PAGE) if page.total else 1
+    return render_template("console/invoices.html", name=name, page=page, pages=pages)
+
+
+@bp.get("/upstreams/<name>/invoices.csv")
+def upstream_invoices_csv(name: str):
+    from ..web import schemas as sch
+    who = operator()
+    rows = invoicing.list_invoices(current_runtime(), name, source=who.source, prefix=who.prefix)
+    text = invoicing.as_csv(sch.InvoiceSchema(many=True).dump(rows), sch.INVOICE_CSV_COLUMNS)
+    log.info("upstream %s: invoices downloaded as CSV from the console by API key %s", name, who.prefix)
+    return Response(text, mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="{invoicing.download_name(name)}-invoices.csv"'})
+
+
+@bp.get("/upstreams/<name>/invoices/<invoice_id>.pdf")
+def upstream_invoice_pdf(name: str, invoice_id: str):
+    who = operator()
+    if len(invoice_id) > 128:
+        raise ConsoleError(404, "Not found", "No such invoice.")
+    pdf = invoicing.invoice_pdf(current_runtime(), name, invoice_id, source=who.source, prefix=who.prefix)
+    log.info("upstream %s: invoice %s downloaded from the console by API key %s", name, invoice_id, who.prefix)
+    return Response(pdf, mimetype="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="{invoicing.download_name(invoice_id)}.pdf"'})
 
 
 # --- API keys --------------------------------------------------------------------------------------------
@@ -174,7 +218,7 @@ def reconcile_runs():
         page = admin.list_reconcile_runs(session, query, who.reach)
     pages = -(-page.total // RUNS_PER_PAGE) if page.total else 1
     return render_template("console/reconcile.html", page=page, pages=pages, summary=reconcile.pass_summary,
-                           notice=_notice(), now=utcnow())
+                           notice=_notice(), now=utcnow(), live_every=LIVE_LISTS)
 
 
 @bp.get("/reconcile/<run_id>")
@@ -189,7 +233,8 @@ def reconcile_run(run_id: str):
                 select(Service.id, Service.billing_id).where(Service.source == who.source,
                                                              Service.billing_id.in_(sorted(keys)[:5000])))}
     return render_template("console/reconcile_run.html", record=record, run=record.run, report=record.report,
-                           by_name=by_name, summary=reconcile.pass_summary, now=utcnow(), notice=_notice())
+                           by_name=by_name, summary=reconcile.pass_summary, now=utcnow(), notice=_notice(),
+                           live_every=LIVE_RUNNING_PASS if record.run.state == "running" else None)
 
 
 @bp.post("/reconcile")

@@ -1,4 +1,5 @@
-"""The console's pages: thin views over ``provisioner.admin``, plain forms, no JavaScript.
+"""The console's pages: thin views over ``provisioner.admin``, plain forms; JavaScript only
+refreshes some of them (``static/live.js``), never needed.
 
 Services are addressed by their key (``services.id``), which names one service
 across every billing source; a service or job of a source the key cannot see is a
@@ -25,7 +26,7 @@ from ..providers.base import AccountStatus
 from ..web import current_runtime
 from ..web.errors import ApiError
 from ..web.page_headers import private_page_headers
-from . import logins, overview, sso
+from . import logins, overview, sso, throttle, upstream_calls
 from .session import (CSRF_FIELD, ConsoleError, NotSignedIn, check_sign_in_csrf, csrf_token, operator,
                       optional_operator, require_csrf, require_write, set_pre_cookie, sign_in_csrf, sign_out,
                       start)
@@ -36,10 +37,15 @@ bp = Blueprint("console", __name__, url_prefix="/admin", template_folder="templa
                static_folder="static", static_url_path="/static")
 
 PER_PAGE = 50
+#: seconds between live refreshes (static/live.js) of the pages that have them
+LIVE_OVERVIEW, LIVE_LISTS, LIVE_RUNNING_PASS = 10, 5, 2
 #: lists count their matches up to this many ("more than 10000"): counting every one of
 #: 100,000s of services on each page view is what would make the page slow
 COUNT_LIMIT = 10_000
 MAX_REASON = 500
+#: failed jobs one bulk retry queues at most (the oldest first): one bounded transaction;
+#: the rest wait for the next confirmation
+BULK_RETRY_LIMIT = 1000
 DESIRED = (DesiredStatus.ACTIVE, DesiredStatus.SUSPENDED, DesiredStatus.TERMINATED)
 OBSERVED = tuple(s.value for s in AccountStatus)
 JOB_STATES = JobState.ALL
@@ -54,14 +60,15 @@ NOTICES = {
     "refuse": "Termination refused: the service stays suspended, now as an operator's suspension.",
     "revoked": "The key was revoked: it stops working at once, in the console too.",
     "requeue": "The callback will be delivered once more, shortly.",
-    "reconcile": "The pass has started; reload this page to follow it.",
+    "reconcile": "The pass has started; this page follows it (it refreshes itself, or reload it).",
 }
 
 
 CSP = ("default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
        "frame-ancestors 'none'; form-action 'self'")
 _TITLES = {400: "Please check your input", 401: "Please sign in", 403: "Not allowed", 404: "Not found",
-           409: "Not possible right now", 422: "Please check your input", 502: "The upstream failed",
+           409: "Not possible right now", 422: "Please check your input", 429: "Too many attempts",
+           502: "The upstream failed",
            503: "Unavailable"}
 
 
@@ -192,15 +199,38 @@ def _sign_in_page(errors: dict[str, str], status: int):
     return response
 
 
+def _address() -> str:
+    return request.remote_addr or "unknown"
+
+
+def _too_many_attempts():
+    """A 429 page if this client address has used up its refused sign-ins, else None."""
+    runtime = current_runtime()
+    seconds = throttle.wait(runtime.db, runtime.settings.secret_key, _address())
+    if seconds is None:
+        return None
+    minutes = max(1, -(-int(seconds) // 60))
+    log.warning("console: sign-in refused, too many failed attempts from one address")
+    response = make_response(_page(429, "Too many attempts",
+                                   f"There were too many failed sign-ins from your address. Try again in "
+                                   f"{minutes} minute{'' if minutes == 1 else 's'}."))
+    response.headers["Retry-After"] = str(max(1, int(seconds + 0.999)))
+    return response
+
+
 @bp.post("/sign-in")
 def sign_in():
     check_sign_in_csrf()
+    refused = _too_many_attempts()
+    if refused is not None:
+        return refused
     key = request.form.get("api_key", "").strip()
     if not key or len(key) > 200:
         return _sign_in_page({"api_key": "Paste an API key (provisioner api-key create)."}, 422)
     runtime = current_runtime()
     opened = logins.open_login(runtime.db, runtime.settings.secret_key, key)
     if opened is None:
+        throttle.record_failure(runtime.db, runtime.settings.secret_key, _address())
         return _sign_in_page({"api_key": "This API key is not valid or has been revoked."}, 401)
     token, row = opened
     target = _back(url_for("console.home"))
@@ -213,11 +243,15 @@ def sign_in():
 @bp.get("/sso/<token>")
 def redeem_sso(token: str):
     """A single-use link from ``POST /api/v1/console/sso``: a session as the key that asked."""
+    refused = _too_many_attempts()
+    if refused is not None:
+        return refused
     runtime = current_runtime()
     redeemed = sso.redeem(runtime.db, runtime.settings.secret_key, token) if len(token) <= 128 else None
     opened = (logins.open_login(runtime.db, runtime.settings.secret_key, key_id=redeemed.api_key_id)
               if redeemed else None)
     if opened is None:
+        throttle.record_failure(runtime.db, runtime.settings.secret_key, _address())
         raise ConsoleError(401, "Please sign in", "This sign-in link is not valid: it works once, within 60 "
                                                   "seconds. Open the console again from your billing system, "
                                                   "or sign in with an API key.")
@@ -274,7 +308,8 @@ def home():
     with runtime.db.read() as session:
         figures = overview.overview(session, who.reach, now, awaiting=admin.awaiting_termination(
             runtime.catalog, now, _provisioner_sources()))
-    return render_template("console/overview.html", o=figures, now=now)
+    return render_template("console/overview.html", o=figures, now=now, calls=upstream_calls.WINDOW.figures(),
+                           live_every=LIVE_OVERVIEW)
 
 
 @bp.get("/services")
@@ -447,7 +482,7 @@ def jobs():
     args = {k: v for k, v in request.args.items() if k not in ("page", "done", "n") and v}
     return render_template("console/jobs.html", page=page, args=args, codes=codes, failed=failed, ages=list(AGES),
                            choices=_choices(who), states=JOB_STATES, notice=_notice(),
-                           pages=_pages(page))
+                           pages=_pages(page), live_every=LIVE_LISTS)
 
 
 @bp.post("/jobs/<job_id>/retry")
@@ -486,7 +521,8 @@ def confirm_bulk_retry():
     filters, given = _bulk_filters(request.args)
     with current_runtime().db.read() as session:
         count = admin.count_failed_jobs(session, filters, who.reach)
-    return render_template("console/confirm_retry.html", filters=given, count=count)
+    return render_template("console/confirm_retry.html", filters=given, count=count,
+                           batch=min(count, BULK_RETRY_LIMIT), limit=BULK_RETRY_LIMIT)
 
 
 @bp.post("/jobs/retry-failed")
@@ -496,7 +532,7 @@ def bulk_retry():
     runtime = current_runtime()
     with runtime.db.transaction() as session:
         queued = admin.retry_failed_jobs(session, filters, extra_attempts=runtime.settings.job_max_attempts,
-                                         scope=who.reach)
+                                         scope=who.reach, limit=BULK_RETRY_LIMIT)
         services = {s.id: s for s in session.execute(
             select(Service).where(Service.id.in_({job.service_id for job in queued}))).scalars()}
         detail = ", ".join(f"{k}={v}" for k, v in given.items()) or "every failed job"

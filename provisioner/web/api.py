@@ -11,21 +11,19 @@ answers are serialised by them, inside the read transaction.
 """
 from __future__ import annotations
 
-import csv
-import io
 import logging
-import re
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from marshmallow import Schema, ValidationError
 
 from .. import admin, apikeys, inputs
+from .. import invoices as invoicing
 from ..billing.sources import AUTHORITY_PROVISIONER
 from ..db import utcnow
 from ..events import flatten_errors
 from ..models import JobState, Service
 from ..providers.base import Capability
-from ..providers.errors import NotFound, ProviderError
+from ..providers.errors import ProviderError
 from ..reconcile import InvalidInstant, check_instant
 from . import current_runtime, openapi
 from .hooks import reveal_secrets
@@ -201,46 +199,14 @@ def upstream_pricing(name: str):
 
 # --- upstream invoices (extension) -----------------------------------------------------------
 
-def _from_invoicing_upstream(name: str, call):
-    """``call(provider)`` for an upstream whose provider has invoices, with its errors as answers.
-
-    The reseller's invoices cover every billing source's customers: operator keys only."""
-    if g.api_key.source is not None:
-        raise ApiError(403, "forbidden", f"API key {g.api_key.prefix}… is limited to billing source "
-                                         f"{g.api_key.source!r}; upstream invoices cover every source.")
-    runtime = current_runtime()
-    if name not in runtime.catalog.upstreams:
-        raise ApiError(404, "upstream_not_found", f"No upstream named {name!r} is configured.")
-    try:
-        provider = runtime.provider(name)
-        if not provider.supports(Capability.INVOICES):
-            raise ApiError(409, "not_supported", f"Upstream {name!r} ({provider.kind}) has no invoices.")
-        return call(provider)
-    except NotFound:
-        raise ApiError(404, "invoice_not_found", f"Upstream {name!r} has no such invoice.") from None
-    except ProviderError as exc:
-        log.warning("upstream %s: invoices failed: %s (%s)", name, exc.code, exc.message)
-        raise ApiError(502, exc.code, exc.safe_message) from None
-
-
-def _download_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "invoice"
-
-
-def _csv_cell(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.2f}"
-    text = str(value)
-    # A spreadsheet would run a cell starting with these as a formula.
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+def _invoice_caller() -> dict[str, str | None]:
+    return {"source": g.api_key.source, "prefix": g.api_key.prefix}
 
 
 @bp.get("/upstreams/<name>/invoices")
 def upstream_invoices(name: str):
     query = _query(sch.PageQuery)
-    invoices = _from_invoicing_upstream(name, lambda provider: provider.list_invoices())
+    invoices = invoicing.list_invoices(current_runtime(), name, **_invoice_caller())
     start = (query["page"] - 1) * query["per_page"]
     page = admin.Page(invoices[start:start + query["per_page"]], query["page"], query["per_page"], len(invoices))
     return jsonify(sch.InvoicePageSchema().dump(page))
@@ -248,22 +214,18 @@ def upstream_invoices(name: str):
 
 @bp.get("/upstreams/<name>/invoices.csv")
 def upstream_invoices_csv(name: str):
-    invoices = _from_invoicing_upstream(name, lambda provider: provider.list_invoices())
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(sch.INVOICE_CSV_COLUMNS)
-    for row in sch.InvoiceSchema(many=True).dump(invoices):
-        writer.writerow([_csv_cell(row[column]) for column in sch.INVOICE_CSV_COLUMNS])
-    return Response(out.getvalue(), mimetype="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="{_download_name(name)}-invoices.csv"',
+    invoices = invoicing.list_invoices(current_runtime(), name, **_invoice_caller())
+    text = invoicing.as_csv(sch.InvoiceSchema(many=True).dump(invoices), sch.INVOICE_CSV_COLUMNS)
+    return Response(text, mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="{invoicing.download_name(name)}-invoices.csv"',
         "Cache-Control": "private, no-store"})
 
 
 @bp.get("/upstreams/<name>/invoices/<invoice_id>.pdf")
 def upstream_invoice_pdf(name: str, invoice_id: str):
-    pdf = _from_invoicing_upstream(name, lambda provider: provider.invoice_pdf(invoice_id))
+    pdf = invoicing.invoice_pdf(current_runtime(), name, invoice_id, **_invoice_caller())
     return Response(pdf, mimetype="application/pdf", headers={
-        "Content-Disposition": f'attachment; filename="{_download_name(invoice_id)}.pdf"',
+        "Content-Disposition": f'attachment; filename="{invoicing.download_name(invoice_id)}.pdf"',
         "Cache-Control": "private, no-store"})
 
 

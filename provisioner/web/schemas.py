@@ -643,7 +643,9 @@ class ReconcileRunDetailSchema(ReconcileRunSchema):
         "at, dry_run, source, counts, services (service ids by kind: the billing id for the default source, "
         "`source:id` for others; a source-scoped key sees its own billing ids only), orphans, calls (list "
         "calls per upstream), jobs_queued, usage_updated, errors, service_errors (why a service could not "
-        "be judged), duration_s; {} while running."))
+        "be judged), duration_s; while running, only progress (step: due dates or upstream, upstream, "
+        "upstream_number, upstreams, pages and accounts read of that upstream, updated_at), or {} before "
+        "the first."))
 
 
 @_always

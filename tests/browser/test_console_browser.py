@@ -122,7 +122,9 @@ def test_find_a_failing_service_retry_its_job_and_see_it_succeed(page, live_url,
     page.get_by_role("navigation", name="Console").get_by_role("link", name="Overview").click()
     page.get_by_role("heading", name="Overview", level=1).wait_for()
     assert page.locator("figure.chart svg rect").count() == 21            # 7 days x 3 series
-    assert page.get_by_role("cell", name="sandbox", exact=True).is_visible()
+    assert page.locator("#upstream-attempts").get_by_role("cell", name="sandbox", exact=True).is_visible()
+    # the in-process worker's calls are this process's: they are in the upstream call table too
+    assert page.locator("#upstream-calls").get_by_role("cell", name="sandbox", exact=True).is_visible()
     _shot(page, page.url, "desktop")
     for path in ("/admin/", "/admin/services", f"/admin/services/{FAILING}", "/admin/jobs", "/admin/terminations"):
         assert_fits_a_phone(page, live_url + path)
@@ -197,3 +199,50 @@ def test_sso_bulk_retry_termination_and_a_read_key(page, browser, live_url, app,
         assert reader.get_by_role("link", name=re.compile("Retry the")).count() == 0
     finally:
         context.close()
+
+
+def test_live_refresh_of_the_overview_and_jobs_without_a_reload(page, live_url, app, runtime, signer, worker,
+                                                                sandbox_sim, monkeypatch):
+    from provisioner.console import views
+    monkeypatch.setattr(views, "LIVE_OVERVIEW", 2)
+    monkeypatch.setattr(views, "LIVE_LISTS", 2)
+    problems: list[str] = []
+    page.on("console", lambda message: problems.append(message.text)
+            if message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico") else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    with runtime.db.transaction() as s:
+        key = apikeys.create_api_key(s, "browser-live", "admin")[1]
+    page.goto(f"{live_url}/admin/")
+    page.get_by_label("API key").fill(key)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Overview", level=1).wait_for()
+    page.get_by_role("button", name="Pause live refresh").wait_for()
+    failed = page.locator("dt", has_text="Jobs failed").locator("xpath=following-sibling::dd")
+    assert failed.inner_text() == "0"
+
+    _faults(sandbox_sim, error_rate=1.0, only_actions=["accounts.create"])
+    _create(app, signer, "9301", "live.example")
+    _drain_until(worker, runtime, "9301", "failed")
+    _faults(sandbox_sim, error_rate=0.0)
+    page.wait_for_function("() => [...document.querySelectorAll('dt')].find(d => d.textContent === 'Jobs failed')"
+                           ".nextElementSibling.textContent.trim() === '1'", timeout=10_000)
+    assert page.get_by_text("Live: updated at").is_visible()
+
+    # the jobs page: the retried job moves on without a reload; Pause stops it
+    page.goto(f"{live_url}/admin/jobs")
+    row = page.locator("tr", has=page.get_by_role("link", name="9301"))
+    assert "failed" in row.inner_text()
+    row.get_by_role("button", name="Retry").click()
+    page.get_by_text("The job was queued again.").wait_for()
+    _drain_until(worker, runtime, "9301", "succeeded")
+    page.wait_for_function("() => [...document.querySelectorAll('#live-jobs td[data-label=State]')]"
+                           ".some(td => td.textContent.includes('succeeded'))", timeout=10_000)
+    page.get_by_role("button", name="Pause live refresh").click()
+    page.get_by_text("Live refresh paused.").wait_for()
+
+    # the session ends on the server: the page stops refreshing and says so
+    page.get_by_role("button", name="Resume live refresh").click()
+    with runtime.db.transaction() as s:
+        apikeys.revoke_api_key(s, str(next(k.id for k in apikeys.list_api_keys(s) if k.name == "browser-live")))
+    page.get_by_text("the session has ended").wait_for(timeout=10_000)
+    assert not problems, problems                     # no CSP refusal, no script error
