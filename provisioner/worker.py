@@ -24,6 +24,7 @@ from .metrics import JOB_DURATION
 from .models import DesiredStatus, Service
 from .notifications import notify_job_outcome
 from .providers.errors import Pending, ProviderError
+from .lease import Lease, holding
 from .runtime import Runtime
 from .wakeup import Listener, Wakeup
 
@@ -110,7 +111,7 @@ class Worker:
         # Heartbeats outlive the runners so that jobs finishing during a stop keep their lease.
         self._heartbeat_stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._active: dict[str, Claim] = {}
+        self._active: dict[str, tuple[Claim, Lease]] = {}   # job id -> its claim and lease clock
         self._active_lock = threading.Lock()
 
     # --- one job ------------------------------------------------------------
@@ -126,11 +127,14 @@ class Worker:
         """Run one attempt and record it; with ``chain``, the runner's next job is claimed
         in the transaction that records this one (returned, or None)."""
         settings = self.runtime.settings
+        age = (utcnow() - claim.claimed_at).total_seconds() if claim.claimed_at else 0.0
+        lease = Lease(settings.job_lease_seconds, age=age)
         with self._active_lock:
-            self._active[claim.job_id] = claim
+            self._active[claim.job_id] = (claim, lease)
         started = time.monotonic()
         try:
-            outcome = self.execute(self.runtime, claim)
+            with holding(lease):
+                outcome = self.execute(self.runtime, claim)
         finally:
             with self._active_lock:
                 self._active.pop(claim.job_id, None)
@@ -190,9 +194,13 @@ class Worker:
         while not self._heartbeat_stop.wait(lease / 3):
             with self._active_lock:
                 claims = list(self._active.values())
-            for claim in claims:
+            for claim, held in claims:
+                sent = time.monotonic()
                 try:
-                    if not jobs.heartbeat(self.runtime.db, claim, lease):
+                    if jobs.heartbeat(self.runtime.db, claim, lease):
+                        held.renewed(at=sent)
+                    else:
+                        held.lost()
                         log.warning("job %s: lease lost", claim.job_id)
                 except Exception as exc:
                     if is_unavailable(exc):

@@ -32,6 +32,7 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnection
 
 from provisioner.metrics import UPSTREAM_CALLS, UPSTREAM_DURATION
 
+from ..lease import check_current
 from .errors import (
     AuthError,
     ConfigurationError,
@@ -404,6 +405,8 @@ class HttpClient:
                           self.masker.body(dict(params)) if params else "",
                           self._shown_body(json if json is not None else data, log_bodies),
                           extra=self._extra(action))
+            # Inside a job: never send what might land after the job's lease ran out.
+            check_current(sum(timeout) if isinstance(timeout, tuple) else timeout, action)
             started = time.monotonic()
             try:
                 resp = self.session.request(method, url, params=params, json=json, data=data,

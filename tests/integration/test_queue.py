@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from provisioner import jobs
 from provisioner.db import utcnow
 from provisioner.jobs import Outcome, backoff_delay
+from provisioner.lease import Lease
 from provisioner.models import Job, JobAttempt, Service
 from provisioner.devsetup import dev_products_env
 from provisioner.products import load_catalog
@@ -110,6 +111,24 @@ def test_expired_lease_is_swept_and_the_late_result_discarded(client, signer, ru
     assert rescued.job_id == job_id and rescued.attempt == 2
     assert _finish(runtime, rescued, Outcome("succeeded")) == "succeeded"
     assert [a.outcome for a in _attempts(runtime, job_id)] == ["lost", "succeeded"]
+
+
+def test_a_runner_whose_lease_ran_out_sends_nothing_upstream(client, signer, runtime, sandbox_sim, monkeypatch):
+    """A runner cut off from the database cannot renew its lease; once too little of it is
+    left (here: claimed a lease ago), its attempt stops before any upstream request, so
+    it can never act beside the runner the job is handed to."""
+    job_id = signer.post(client, event_body("service.create")).get_json()["job"]["id"]
+    before = requests.get(f"{sandbox_sim.url}/_sim/calls", timeout=5).json()["total"]
+    lease_seconds = runtime.settings.job_lease_seconds
+    monkeypatch.setattr("provisioner.worker.Lease",
+                        lambda seconds, age=0.0: Lease(seconds, age=age + lease_seconds))
+    Worker(runtime).run_once()
+    assert requests.get(f"{sandbox_sim.url}/_sim/calls", timeout=5).json()["total"] == before
+    job = _job(runtime, job_id)
+    assert (job.state, job.error_code) == ("retrying", "lease_expiring")
+    monkeypatch.undo()
+    time.sleep(0.1)                                  # its backoff (at most 0.05 s here)
+    assert Worker(runtime).drain() >= 1 and _job(runtime, job_id).state == "succeeded"
 
 
 def test_heartbeat_keeps_a_lease_alive(client, signer, runtime):
