@@ -79,7 +79,7 @@ bench: install
 	$(VENV)/bin/python bench/hook_intake.py -n 500 -c 8
 	$(VENV)/bin/python bench/reconcile_scale.py
 	$(VENV)/bin/python bench/pages.py
-	$(VENV)/bin/python bench/queue.py --jobs 2000 --samples 40
+	$(VENV)/bin/python bench/job_queue.py --jobs 2000 --samples 40
 
 check: install
 	$(VENV)/bin/provisioner products check

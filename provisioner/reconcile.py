@@ -208,8 +208,8 @@ _DUE_COLUMNS = (Service.id, Service.source, Service.desired_status, Service.next
                 Service.suspend_reason, Service.suspended_at)
 #: what the drift check reads of each service a page of the listing names; limits and usage
 #: as their JSON text, decoded once per distinct text (a fleet shares a few plans)
-_HOLDER_COLUMNS = (Service.id, Service.source, Service.upstream_id, Service.desired_status, Service.next_due_date,
-                   Service.observed_status,
+_HOLDER_COLUMNS = (Service.id, Service.source, Service.upstream, Service.upstream_id, Service.desired_status,
+                   Service.next_due_date, Service.observed_status,
                    cast(Service.limits, Text).label("limits"), cast(Service.usage, Text).label("usage"))
 
 
@@ -341,9 +341,12 @@ def _judge_page(session, check: _UpstreamCheck, accounts: list[UpstreamAccount],
                 ) -> list[dict[str, Any]]:
     """Drift, terms and orphans of one page; returns the rows to write: usage that
     changed, and the observed status where the listing shows another one."""
+    # By account id alone, the upstream checked here: with the upstream in the WHERE
+    # clause SQLite walks the (upstream, created_at, id) listing index, every service of
+    # the upstream per page, instead of looking the page's ids up.
     rows = session.connection().execute(select(*_HOLDER_COLUMNS).where(
-        Service.upstream == check.upstream, Service.upstream_id.in_([a.id for a in accounts])))
-    holders = {row.upstream_id: row for row in rows}
+        Service.upstream_id.in_([a.id for a in accounts])))
+    holders = {row.upstream_id: row for row in rows if row.upstream == check.upstream}
     decoded = check.decoded
     changed = []
     for account in accounts:

@@ -19,8 +19,8 @@ On one database (a fresh SQLite file, or ``--database-url``), in this process:
 Then it checks that every job succeeded with exactly one attempt. One JSON document;
 absolute numbers depend on the machine and its disk, the ratios are what compare.
 
-    .venv/bin/python bench/queue.py                                     # CI size, SQLite
-    .venv/bin/python bench/queue.py --jobs 20000 --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench
+    .venv/bin/python bench/job_queue.py                                     # CI size, SQLite
+    .venv/bin/python bench/job_queue.py --jobs 20000 --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench
 
 A PostgreSQL database is migrated and emptied (every table of the models) before and
 after, and gets a ``bench_commits`` table for the baseline: give one the benchmark may
@@ -31,10 +31,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# This file's name shadows the standard library's ``queue`` (urllib3 imports it): run
-# with the repository, not bench/, first on the path.
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[0] = str(ROOT)
+sys.path.insert(0, str(ROOT))
 
 import argparse
 import datetime as dt
