@@ -55,10 +55,8 @@ class Lease:
 
     def check(self, needed: float, action: str) -> None:
         """Raise LeaseExpiring unless ``needed`` seconds (a request's timeout) are left."""
-        with self._lock:
-            lost = self._lost
-        left = self.left()
-        if lost or left < needed:
+        left = self.left()                    # 0 once lost
+        if left <= 0 or left < needed:
             raise LeaseExpiring(f"{action}: not sent, {max(0.0, left):.1f}s of the job's lease left "
                                 f"(needs {needed:.1f}s); the job runs again", action=action)
 

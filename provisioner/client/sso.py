@@ -23,6 +23,7 @@ from sqlalchemy import delete, select, update
 from ..db import utcnow
 from ..models import DesiredStatus, Service, SsoFailure, SsoToken
 from ..runtime import Runtime
+from ..web.failure_limit import FailureLimit
 
 TOKEN_LIFETIME = dt.timedelta(seconds=60)
 #: used and expired tokens are deleted this long after they expired
@@ -31,6 +32,7 @@ PATH = "/client/sso/"
 #: refused links allowed per client address within FAILURE_WINDOW
 FAILURE_LIMIT = 10
 FAILURE_WINDOW = dt.timedelta(seconds=60)
+_FAILURES = FailureLimit(SsoFailure, b"client-sso-address:", FAILURE_LIMIT, FAILURE_WINDOW)
 
 
 class SsoError(Exception):
@@ -93,28 +95,13 @@ def redeem(runtime: Runtime, token: str, *, now: dt.datetime | None = None) -> s
         return service_id
 
 
-def _client_key(secret_key: str, address: str) -> str:
-    return hmac.new(secret_key.encode(), b"client-sso-address:" + address.encode(), hashlib.sha256).hexdigest()
-
-
 def failure_wait(runtime: Runtime, address: str, *, now: dt.datetime | None = None) -> float | None:
     """None if ``address`` may try a link now, else the seconds until it may (its
     ``FAILURE_LIMIT`` refusals within ``FAILURE_WINDOW`` have to age first)."""
-    now = now or utcnow()
-    client = _client_key(runtime.settings.secret_key, address)
-    with runtime.db.read() as session:
-        recent = session.execute(
-            select(SsoFailure.at).where(SsoFailure.client == client, SsoFailure.at > now - FAILURE_WINDOW)
-            .order_by(SsoFailure.at.desc()).limit(FAILURE_LIMIT)).scalars().all()
-    if len(recent) < FAILURE_LIMIT:
-        return None
-    return max(0.0, (recent[-1] + FAILURE_WINDOW - now).total_seconds())
+    return _FAILURES.wait(runtime.db, runtime.settings.secret_key, address, now=now)
 
 
 def record_failure(runtime: Runtime, address: str, *, now: dt.datetime | None = None) -> None:
     """Count one refused link for ``address``; failures older than the window are dropped."""
-    now = now or utcnow()
-    with runtime.db.transaction() as session:
-        session.execute(delete(SsoFailure).where(SsoFailure.at <= now - FAILURE_WINDOW))
-        session.add(SsoFailure(client=_client_key(runtime.settings.secret_key, address), at=now))
+    _FAILURES.record(runtime.db, runtime.settings.secret_key, address, now=now)
 
