@@ -3,8 +3,10 @@
 
 Starts the same real processes as the end-to-end tests (tests/e2e/procs.py):
 the sandbox simulator, ``provisioner serve`` (gunicorn) and, with
-``--with-worker``, ``provisioner worker``. Then, from ``--concurrency`` client
-threads with keep-alive sessions, it sends:
+``--with-worker``, ``provisioner worker``. Then, over ``--concurrency``
+keep-alive connections of a lean client (bench/httpload.py: pre-built
+requests, so the client takes as little of the shared CPU as it can), it
+sends:
 
 1. ``-n`` × ``GET /healthz``: the baseline, the HTTP stack alone;
 2. ``-n`` × ``GET /readyz``: the HTTP stack plus one database round trip;
@@ -29,19 +31,19 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import requests  # noqa: E402
-
+from bench.cpu import snapshot  # noqa: E402
+from bench.httpload import build_request, run_load  # noqa: E402
 from tests.e2e.procs import HTTP_TIMEOUT, PROVISIONER, Stack, wait_until  # noqa: E402
 from tests.helpers import event_body  # noqa: E402
 
@@ -54,46 +56,48 @@ def percentile(sorted_values: list[float], pct: float) -> float:
     return sorted_values[rank - 1]
 
 
-def run_phase(requests_: list, send, concurrency: int) -> dict:
-    """Run ``send(session, item)`` for every item from ``concurrency`` threads; latency stats."""
-    local = threading.local()
-    sessions: list[requests.Session] = []
-    lock = threading.Lock()
-    latencies: list[float] = []
-    statuses: dict[str, int] = {}
+class Phase:
+    """One kind of request, sent in several rounds; the figures of all rounds together."""
 
-    def one(item) -> None:
-        if not hasattr(local, "session"):
-            local.session = requests.Session()
-            with lock:
-                sessions.append(local.session)
-        started = time.perf_counter()
-        try:
-            status = str(send(local.session, item).status_code)
-        except requests.RequestException as exc:
-            status = type(exc).__name__
-        elapsed = time.perf_counter() - started
-        with lock:
-            latencies.append(elapsed)
-            statuses[status] = statuses.get(status, 0) + 1
+    def __init__(self, server_pid: int | None):
+        self.server_pid = server_pid
+        self.wall = 0.0
+        self.latencies: list[float] = []
+        self.statuses: dict[str, int] = {}
+        self.cpu = {"server": 0.0, "postgres": 0.0, "client": 0.0}
+        self.round_rates: list[float] = []
 
-    wall_started = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(one, requests_))
-    wall = time.perf_counter() - wall_started
-    for session in sessions:
-        session.close()
-    latencies.sort()
-    ms = 1000
-    return {
-        "count": len(latencies), "statuses": dict(sorted(statuses.items())),
-        "wall_s": round(wall, 3), "per_s": round(len(latencies) / wall, 1),
-        "p50_ms": round(percentile(latencies, 50) * ms, 2),
-        "p95_ms": round(percentile(latencies, 95) * ms, 2),
-        "p99_ms": round(percentile(latencies, 99) * ms, 2),
-        "max_ms": round(latencies[-1] * ms, 2) if latencies else None,
-        "mean_ms": round(sum(latencies) / len(latencies) * ms, 2) if latencies else None,
-    }
+    def run(self, payloads: list[bytes], host: str, port: int, concurrency: int) -> None:
+        """Send every pre-built request from ``concurrency`` keep-alive connections."""
+        roots = [self.server_pid] if self.server_pid else []
+        before = snapshot(roots)
+        wall, latencies, statuses = run_load(host, port, payloads, concurrency, timeout=HTTP_TIMEOUT)
+        after = snapshot(roots)
+        self.wall += wall
+        self.latencies += latencies
+        for status, count in statuses.items():
+            self.statuses[status] = self.statuses.get(status, 0) + count
+        names = {"postgres": "postgres", "client": "client"}
+        if self.server_pid:
+            names[f"tree_{self.server_pid}"] = "server"
+        for key, label in names.items():
+            self.cpu[label] += after[key] - before[key]
+        self.round_rates.append(len(latencies) / wall)
+
+    def figures(self) -> dict:
+        latencies = sorted(self.latencies)
+        count, ms = len(latencies), 1000
+        return {
+            "count": count, "statuses": dict(sorted(self.statuses.items())),
+            "wall_s": round(self.wall, 3), "per_s": round(count / self.wall, 1),
+            "per_s_by_round": [round(rate, 1) for rate in self.round_rates],
+            "p50_ms": round(percentile(latencies, 50) * ms, 2),
+            "p95_ms": round(percentile(latencies, 95) * ms, 2),
+            "p99_ms": round(percentile(latencies, 99) * ms, 2),
+            "max_ms": round(latencies[-1] * ms, 2) if latencies else None,
+            "cpu_ms_per_request": {label: round(seconds * ms / max(count, 1), 3)
+                                   for label, seconds in self.cpu.items()},
+        }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", "--requests", type=int, default=500, help="requests per phase")
     parser.add_argument("-c", "--concurrency", type=int, default=8, help="client threads")
     parser.add_argument("--server-workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="rounds of healthz, readyz and hooks in turn (each a share of -n)")
     parser.add_argument("--with-worker", action="store_true",
                         help="also run `provisioner worker` (intake under job load) and time the drain")
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
@@ -127,19 +133,33 @@ def main(argv: list[str] | None = None) -> int:
                  for i in range(n + 20)]
         warmup, hooks = hooks[:20], hooks[20:]
 
-        def get(path):
-            return lambda session, _: session.get(f"{base}{path}", timeout=HTTP_TIMEOUT)
+        parsed = urlsplit(base)
+        host, port = parsed.hostname, parsed.port
+        address = f"{host}:{port}"
 
-        def post_hook(session, signed):
-            raw, headers = signed
-            return session.post(f"{base}/hooks/v1/events", data=raw, headers=headers, timeout=HTTP_TIMEOUT)
+        def gets(path, count):
+            return [build_request("GET", path, address)] * count
 
-        run_phase(range(50), get("/healthz"), c)          # warm-up: connections, imports
-        run_phase(warmup, post_hook, c)
+        def posts(signed_hooks):
+            return [build_request("POST", "/hooks/v1/events", address, headers, raw)
+                    for raw, headers in signed_hooks]
 
-        healthz = run_phase(range(n), get("/healthz"), c)
-        readyz = run_phase(range(n), get("/readyz"), c)
-        intake = run_phase(hooks, post_hook, c)
+        Phase(None).run(gets("/healthz", 200), host, port, c)      # warm-up: connections, imports
+        Phase(None).run(posts(warmup), host, port, c)
+
+        server_pid = stack.server.pid
+        # The machine's speed drifts (a shared host): the phases take turns in rounds,
+        # so the baseline and the hooks meet the same conditions.
+        phases = {name: Phase(server_pid) for name in ("healthz", "readyz", "hooks")}
+        rounds = max(1, args.rounds)
+        for index in range(rounds):
+            share = slice(index * n // rounds, (index + 1) * n // rounds)
+            phases["healthz"].run(gets("/healthz", share.stop - share.start), host, port, c)
+            phases["readyz"].run(gets("/readyz", share.stop - share.start), host, port, c)
+            phases["hooks"].run(posts(hooks[share]), host, port, c)
+        healthz, readyz, intake = (phases[name].figures() for name in ("healthz", "readyz", "hooks"))
+        by_round = [hook / base for hook, base in zip(phases["hooks"].round_rates,
+                                                       phases["healthz"].round_rates)]
 
         result = {
             "benchmark": "hook_intake",
@@ -155,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
                 "p50": round(intake["p50_ms"] / healthz["p50_ms"], 2),
                 "p95": round(intake["p95_ms"] / healthz["p95_ms"], 2),
                 "throughput": round(intake["per_s"] / healthz["per_s"], 3),
+                "throughput_by_round": [round(ratio, 3) for ratio in by_round],
+                "throughput_median_of_rounds": round(statistics.median(by_round), 3),
             },
         }
         if args.with_worker:

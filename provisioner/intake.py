@@ -19,6 +19,8 @@ from typing import Any, Mapping
 
 from marshmallow import ValidationError as SchemaError
 from sqlalchemy import bindparam, insert, select
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from . import events as ev
@@ -192,6 +194,84 @@ _DOMAIN_TAKEN = select(Service.id).where(
     Service.source != bindparam("source"), Service.id != bindparam("key"),
     Service.desired_status != DesiredStatus.TERMINATED).limit(1)
 _INSERT_EVENT = insert(Event.__table__)
+_SERVICE = select(Service.__table__).where(Service.id == bindparam("key"))
+_SERVICE_FOR_UPDATE = _SERVICE.with_for_update()
+_INSERT_SERVICE = insert(Service.__table__)
+
+
+def _load_service(session, key: str, *, lock: bool) -> Service | None:
+    """The service row (locked for the transaction with ``lock``) as an ORM object of
+    the session, or None. Read with Core and attached without a second query: the
+    ORM's load machinery costs more than the statement; changes still flush as an
+    UPDATE of the columns that changed."""
+    row = session.connection().execute(_SERVICE_FOR_UPDATE if lock else _SERVICE, {"key": key}).one_or_none()
+    if row is None:
+        return None
+    loaded = session.identity_map.get(identity_key(Service, key))
+    if loaded is not None:
+        return loaded
+    service = Service(**row._mapping)
+    make_transient_to_detached(service)   # as if loaded: no pending changes
+    session.add(service)
+    return service
+
+
+def _new_service_values(service: Service) -> dict[str, Any]:
+    """Every column of a new service (made by ``apply_event``, not in the session):
+    what intake set, the column's default for the rest."""
+    state = vars(service)
+    values = {}
+    for column in Service.__table__.columns:
+        if column.key in state:
+            values[column.key] = state[column.key]
+        elif column.default is None:
+            values[column.key] = None
+        else:   # dict, utcnow, a constant: none of them reads the statement's context
+            values[column.key] = column.default.arg(None) if column.default.is_callable else column.default.arg
+    return values
+
+
+def _binds(table, prefix: str) -> dict[str, Any]:
+    return {column.key: bindparam(prefix + column.key) for column in table.columns}
+
+
+def _prefixed(values: dict[str, Any], prefix: str) -> dict[str, Any]:
+    return {prefix + key: value for key, value in values.items()}
+
+
+# On PostgreSQL the writes of a hook are one statement: data-modifying CTEs insert
+# the new service and the event, the outer INSERT the job (foreign keys are checked
+# at the end of the statement, when all three rows exist). One round trip instead
+# of three; SQLite has no DML in CTEs and runs them one by one.
+_JOB_COLUMNS = tuple(jobs.new_job("s", reason="r", max_attempts=1))
+_INSERT_JOB_WITH_EVENT = (
+    insert(Job.__table__).values({key: bindparam("j_" + key) for key in _JOB_COLUMNS})
+    .add_cte(insert(Event.__table__).values(_binds(Event.__table__, "e_")).cte("new_event")))
+# Columns a first create leaves empty stay out of it: psycopg caches the parsing of
+# statements of at most 50 parameters only.
+_EMPTY_AT_CREATE = frozenset({"suspend_reason", "suspended_by", "suspended_at", "upstream_id",
+                              "observed_status", "usage_at", "converged_at"})
+_INSERT_JOB_WITH_EVENT_AND_SERVICE = _INSERT_JOB_WITH_EVENT.add_cte(
+    insert(Service.__table__).values({key: bind for key, bind in _binds(Service.__table__, "s_").items()
+                                      if key not in _EMPTY_AT_CREATE}).cte("new_service"))
+
+
+def _write(session, new_service: dict[str, Any] | None, event: dict[str, Any], job: dict[str, Any]) -> None:
+    """Insert the new service (if any), the event and its job on the session's connection."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql" and (
+            new_service is None or all(new_service[key] is None for key in _EMPTY_AT_CREATE)):
+        params = {**_prefixed(event, "e_"), **_prefixed(job, "j_")}
+        if new_service is None:
+            connection.execute(_INSERT_JOB_WITH_EVENT, params)
+        else:
+            service = {key: value for key, value in new_service.items() if key not in _EMPTY_AT_CREATE}
+            connection.execute(_INSERT_JOB_WITH_EVENT_AND_SERVICE, {**params, **_prefixed(service, "s_")})
+        return
+    if new_service is not None:
+        connection.execute(_INSERT_SERVICE, new_service)
+    connection.execute(_INSERT_EVENT, event)
+    jobs.insert_job(session, job)
 
 
 def _existing_event(session, source: BillingSource, webhook_id: str):
@@ -358,7 +438,7 @@ def judge(runtime: Runtime, session, source: BillingSource, event: dict, *, lock
     body = event["service"]
     kind = event["type"]
     key = service_key(source.name, body["id"])
-    service = session.get(Service, key, with_for_update=lock or None)
+    service = _load_service(session, key, lock=lock)
     if service is not None and (service.source, service.billing_id) != (source.name, body["id"]):
         raise HookError(409, "service_key_taken",
                         f"Service {body['id']!r} cannot be told apart from another billing source's "
@@ -407,24 +487,26 @@ def _store(runtime: Runtime, session, source: BillingSource, webhook_id: str, di
     verdict = judge(runtime, session, source, event, lock=True)
     body = event["service"]
     occurred_at: dt.datetime = event["occurred_at"]
+    new_service = None
     if not verdict.stale:
         service = apply_event(verdict.service, event, verdict.product, verdict.limits, runtime.box,
                               key=verdict.key, source=source.name, authority=verdict.authority)
         service.last_event_at = occurred_at
-        session.add(service)
-        session.flush()
-    # The event as a Core insert on the session's connection: it is never read back here,
-    # and the ORM's bookkeeping for it would cost more than the insert.
+        if verdict.service is None:
+            new_service = _new_service_values(service)
+        else:
+            session.flush()
+    # The event and the job as Core inserts: neither is read back here, and the ORM's
+    # bookkeeping for them would cost more than the inserts.
     event_id = new_id()
-    session.connection().execute(_INSERT_EVENT, dict(
-        id=event_id, source=source.name, webhook_id=webhook_id, body_digest=digest, type=event["type"],
-        service_id=verdict.key, occurred_at=occurred_at, received_at=utcnow(),
-        payload=_sanitised(event), outcome="skipped" if verdict.stale else "applied"))
     job = jobs.new_job(verdict.key, reason=event["type"], event_id=event_id,
                        max_attempts=runtime.settings.job_max_attempts,
                        state=JobState.SKIPPED if verdict.stale else JobState.QUEUED,
                        report_outcome=report_outcome)
-    jobs.insert_job(session, job)
+    _write(session, new_service, dict(
+        id=event_id, source=source.name, webhook_id=webhook_id, body_digest=digest, type=event["type"],
+        service_id=verdict.key, occurred_at=occurred_at, received_at=utcnow(),
+        payload=_sanitised(event), outcome="skipped" if verdict.stale else "applied"), job)
     snapshot = JobSnapshot(job["id"], job["state"], 0, None, None, job["report_outcome"], False)
     return Receipt(event_id, body["id"], source.name, snapshot, created=True,
                    note="older than an event already applied" if verdict.stale else None)

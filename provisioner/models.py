@@ -68,7 +68,11 @@ class Service(Base):
                       # a filter in that order (the console's services page): without the order
                       # in the index, a filter matching 100,000 services sorts them all per page
                       *(Index(f"ix_services_{column}_listing", column, "created_at", "id")
-                        for column in LISTING_FILTERS))
+                        for column in LISTING_FILTERS),
+                      # a domain on an upstream (intake's check that another billing source
+                      # does not serve it): with the domain alone a planner with stale
+                      # statistics ANDed in the upstream's listing index, every service of it
+                      Index("ix_services_domain_upstream", "domain", "upstream"))
 
     # The provisioner's key: provisioner.billing.keys.service_key(source, billing_id).
     id: Mapped[str] = mapped_column(SERVICE_KEY, primary_key=True)
@@ -79,7 +83,7 @@ class Service(Base):
     billing_product_id: Mapped[str] = mapped_column(String(64), index=True)
     product_key: Mapped[str] = mapped_column(String(128))
     upstream: Mapped[str] = mapped_column(String(128))
-    domain: Mapped[str] = mapped_column(String(255), index=True)
+    domain: Mapped[str] = mapped_column(String(255))
     username: Mapped[str | None] = mapped_column(String(255))
     client_id: Mapped[str] = mapped_column(String(64), index=True)
     client: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
