@@ -80,6 +80,7 @@ bench: install
 	$(VENV)/bin/python bench/reconcile_scale.py
 	$(VENV)/bin/python bench/pages.py
 	$(VENV)/bin/python bench/job_queue.py --jobs 2000 --samples 40
+	$(VENV)/bin/python bench/upstream_rate.py --jobs 100 --rate 20 --concurrency 8
 
 check: install
 	$(VENV)/bin/provisioner products check

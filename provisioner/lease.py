@@ -77,3 +77,13 @@ def check_current(request_seconds: float, action: str) -> None:
     lease = _CURRENT.get()
     if lease is not None:
         lease.check(min(request_seconds, lease.seconds / 2), action)
+
+
+def wait_allowed(request_seconds: float) -> float | None:
+    """How long a request of ``request_seconds`` may still wait before it is sent and end
+    within the job's lease (what ``check_current`` would need afterwards); None outside a
+    job. Negative when it cannot be sent at all."""
+    lease = _CURRENT.get()
+    if lease is None:
+        return None
+    return lease.left() - min(request_seconds, lease.seconds / 2)

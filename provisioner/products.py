@@ -29,7 +29,7 @@ from .billing.sources import AUTHORITIES, BILLING_FILES, BillingSource, check_so
 from .configfiles import (FAILED as _FAILED, REQUIRED as _REQUIRED, STRING as _STRING,
                           StrictSchema as _Schema, check_secrets as _check_secrets, line as _line,
                           load as _load, read_yaml as _read_yaml, resolve as _resolve)
-from .providers import registry
+from .providers import pacing, registry
 
 __all__ = [
     "CORE_LIMITS", "COUNTED_LIMITS", "LimitSpec", "Lifecycle", "Product", "Catalog",
@@ -427,6 +427,8 @@ def _check_upstreams(raw: Any, environ: Mapping[str, str], file: str,
         for setting in info[1]:
             if _blank(settings.get(setting)):
                 problems.append(_line(file, [name], f"missing required setting {setting}"))
+        for key, message in pacing.rate_limit_problems(settings.get("rate_limit")):
+            problems.append(_line(file, [name, "rate_limit", *([key] if key else [])], message))
     return upstreams
 
 

@@ -32,7 +32,7 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnection
 
 from provisioner.metrics import UPSTREAM_CALLS, UPSTREAM_DURATION
 
-from ..lease import check_current
+from ..lease import check_current, wait_allowed
 from .errors import (
     AuthError,
     ConfigurationError,
@@ -44,6 +44,7 @@ from .errors import (
     Unavailable,
     ValidationError,
 )
+from .pacing import TokenBucket, bucket_for
 
 log = logging.getLogger("provisioner.upstream")
 
@@ -276,12 +277,18 @@ def _check_timeout(timeout: Any) -> Timeout:
 
 # --- the client ------------------------------------------------------------------------
 
+#: HttpClient's ``rate_limit`` default: the process's bucket of its upstream (pacing.py)
+SHARED_BUCKET: Any = object()
+
+
 class HttpClient:
     """A ``requests.Session`` wrapper bound to one upstream connection.
 
     ``provider`` names the upstream in logs, metrics and error messages.
     ``secrets`` are values masked wherever they would be logged (API keys,
     passwords); add session tokens obtained later with ``add_secret``.
+    ``rate_limit`` paces the calls: by default the bucket this process keeps for the
+    upstream named ``provider`` (set from its ``rate_limit`` setting), if any.
     """
 
     IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -295,6 +302,7 @@ class HttpClient:
                  backoff: float = 0.2,
                  max_backoff: float = 5.0,
                  retry_after_cap: float = 10.0,
+                 rate_limit: TokenBucket | None = SHARED_BUCKET,
                  session: requests.Session | None = None):
         self.provider = provider
         self.base_url = base_url.rstrip("/")
@@ -308,6 +316,7 @@ class HttpClient:
         self.max_backoff = max_backoff
         # A longer Retry-After goes back to the job queue instead of blocking a worker.
         self.retry_after_cap = retry_after_cap
+        self.rate_limit: TokenBucket | None = bucket_for(provider) if rate_limit is SHARED_BUCKET else rate_limit
         # requests does not promise that one Session is safe across threads, and
         # worker threads share one provider: each thread gets its own pool.
         self._injected_session = session
@@ -406,7 +415,10 @@ class HttpClient:
                           self._shown_body(json if json is not None else data, log_bodies),
                           extra=self._extra(action))
             # Inside a job: never send what might land after the job's lease ran out.
-            check_current(sum(timeout) if isinstance(timeout, tuple) else timeout, action)
+            request_seconds = sum(timeout) if isinstance(timeout, tuple) else timeout
+            check_current(request_seconds, action)
+            if self.rate_limit is not None and self._paced(action, request_seconds):
+                check_current(request_seconds, action)      # the wait used some of the lease
             started = time.monotonic()
             try:
                 resp = self.session.request(method, url, params=params, json=json, data=data,
@@ -432,6 +444,8 @@ class HttpClient:
                           extra=self._extra(action, resp.status_code))
             if err is None:
                 return result
+            if isinstance(err, RateLimited) and retry_after and self.rate_limit is not None:
+                self.rate_limit.pause(retry_after)        # every thread of this process waits
             retryable = isinstance(err, (Unavailable, RateLimited)) and not isinstance(err, MalformedResponse)
             if safe and retryable and attempt <= self.max_safe_retries:
                 if retry_after is None or retry_after <= self.retry_after_cap:
@@ -440,6 +454,20 @@ class HttpClient:
             raise err
 
     # --- internals ---------------------------------------------------------------------
+    def _paced(self, action: str, request_seconds: float) -> bool:
+        """Wait for the rate limit's next call (True if it took a while). Not longer than
+        the job's lease allows, nor than ``retry_after_cap``: RateLimited instead."""
+        allowed = wait_allowed(request_seconds)
+        max_wait = self.retry_after_cap if allowed is None else min(allowed, self.retry_after_cap)
+        try:
+            waited = self.rate_limit.acquire(max_wait, what=f"{self.provider} {action}")
+        except RateLimited as err:
+            err.action = action
+            log.warning("upstream paced %s %s: %s", self.provider, action, err.message,
+                        extra=self._extra(action))
+            raise
+        return waited > 0
+
     def _wait(self, action: str, attempt: int, retry_after: float | None) -> None:
         delay = self._backoff(attempt)
         if retry_after is not None:

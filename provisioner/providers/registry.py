@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..plugins import PROVIDERS_GROUP, EntryPointTable, load
+from . import pacing
 from .base import Provider
 from .errors import ConfigurationError
 
@@ -29,5 +30,10 @@ def provider_class(kind: str) -> type[Provider]:
 
 
 def build_provider(name: str, config: dict[str, Any]) -> Provider:
-    """An adapter for the upstream ``name`` configured by ``config``."""
-    return provider_class(config["provider"])(name, config)
+    """An adapter for the upstream ``name`` configured by ``config``.
+
+    Its optional ``rate_limit`` sets the process's bucket for ``name`` first, which the
+    adapter's HttpClient then shares with every other client of that upstream."""
+    cls = provider_class(config["provider"])
+    pacing.configure(name, config.get("rate_limit"))
+    return cls(name, config)

@@ -184,15 +184,21 @@ def process_env(database_url: str, instance_dir: Path, *, webhook_secret: str, s
     return env
 
 
-def products_dir_with_timeout(target: Path, timeout: float) -> Path:
-    """A copy of product_configs/ whose upstreams give up after ``timeout`` seconds."""
+def products_dir_with_settings(target: Path, settings: dict[str, dict[str, Any]]) -> Path:
+    """A copy of product_configs/ with ``settings`` (upstream name -> its settings to set,
+    ``"*"``: every upstream) merged into upstreams.yaml."""
     shutil.copytree(ROOT / "product_configs", target)
     upstreams = target / "upstreams.yaml"
     document = yaml.safe_load(upstreams.read_text())
-    for upstream in document.values():
-        upstream["timeout"] = timeout
+    for name, upstream in document.items():
+        upstream.update({**settings.get("*", {}), **settings.get(name, {})})
     upstreams.write_text(yaml.safe_dump(document, sort_keys=False))
     return target
+
+
+def products_dir_with_timeout(target: Path, timeout: float) -> Path:
+    """A copy of product_configs/ whose upstreams give up after ``timeout`` seconds."""
+    return products_dir_with_settings(target, {"*": {"timeout": timeout}})
 
 
 class Stack:
