@@ -4,7 +4,9 @@ SQLite is the embedded default (one process: web, worker and scheduler);
 PostgreSQL serves several processes on several machines. On SQLite every
 transaction starts with ``BEGIN IMMEDIATE``: writers queue on the busy timeout
 instead of failing when a read transaction later tries to write, which is what
-makes the queue's claim step safe there without ``SKIP LOCKED``.
+makes the queue's claim step safe there without ``SKIP LOCKED``. Writers also
+take turns before they begin (provisioner/sqlite_writers.py), so they queue rather
+than poll each other in the busy handler.
 """
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+from .sqlite_writers import WriterTurns
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -143,6 +147,7 @@ class Database:
         self.Session = sessionmaker(self.engine, expire_on_commit=False)
         self.ReadSession = sessionmaker(self.engine.execution_options(provisioner_read_only=True),
                                         expire_on_commit=False)
+        self._writers = WriterTurns(url) if self.engine.dialect.name == "sqlite" else None
 
     @property
     def dialect(self) -> str:
@@ -151,9 +156,15 @@ class Database:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Session]:
         """A unit of work: commits on success, rolls back on any exception."""
-        with self.Session() as session:
-            with session.begin():
-                yield session
+        with self.writer_turn():
+            with self.Session() as session:
+                with session.begin():
+                    yield session
+
+    def writer_turn(self) -> contextlib.AbstractContextManager:
+        """Hold this database's write turn (SQLite; nothing on PostgreSQL) around a write
+        transaction that does not come from ``transaction``."""
+        return self._writers.turn() if self._writers is not None else contextlib.nullcontext()
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
@@ -166,3 +177,5 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._writers is not None:
+            self._writers.close()

@@ -188,7 +188,7 @@ def claim(db: Database, worker: str, lease_seconds: float, now: dt.datetime | No
             if db.dialect == "postgresql":
                 with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                     return _claim_on(conn, True, worker, lease_seconds, now)
-            with db.engine.begin() as conn:
+            with db.writer_turn(), db.engine.begin() as conn:
                 return _claim_on(conn, False, worker, lease_seconds, now)
         except IntegrityError:
             # Another claimer's job of the same service became running between this
@@ -218,7 +218,7 @@ def _claim_on(conn, postgresql: bool, worker: str, lease_seconds: float,
 
 def heartbeat(db: Database, claim_: Claim, lease_seconds: float) -> bool:
     """Extend the lease; False means it was lost (swept) and the work must not be recorded."""
-    with db.engine.begin() as conn:
+    with db.writer_turn(), db.engine.begin() as conn:
         result = conn.execute(
             update(JOBS)
             .where(JOBS.c.id == claim_.job_id, JOBS.c.lease_owner == claim_.token,
