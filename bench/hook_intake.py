@@ -13,10 +13,12 @@ sends:
 3. ``-n`` signed ``service.create`` hooks (distinct services, pre-signed, no
    ``Prefer: wait``): verify, validate, one write transaction, 202.
 
-and prints one JSON document: per phase the count, status codes, wall time,
-requests per second and latency p50/p95/p99/max in ms, plus the hook figures
-relative to the ``/healthz`` baseline measured in the same run under the same
-load. Absolute numbers depend on the machine; the ratios are what compare
+The phases take turns in ``--rounds`` rounds (each a share of ``-n``): the
+machine's speed drifts, and the baseline must meet the same conditions as the
+hooks. One JSON document: per phase the count, status codes, wall time,
+requests per second (also per round), latency p50/p95/p99/max in ms and CPU
+milliseconds per request of the server, PostgreSQL and the client
+(bench/cpu.py), plus the hook figures relative to the ``/healthz`` baseline. Absolute numbers depend on the machine; the ratios are what compare
 across machines.
 
     .venv/bin/python bench/hook_intake.py -n 1000 -c 8
