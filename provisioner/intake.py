@@ -20,7 +20,6 @@ from typing import Any, Mapping
 from marshmallow import ValidationError as SchemaError
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import make_transient_to_detached
-from sqlalchemy.orm.util import identity_key
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from . import events as ev
@@ -201,15 +200,12 @@ _INSERT_SERVICE = insert(Service.__table__)
 
 def _load_service(session, key: str, *, lock: bool) -> Service | None:
     """The service row (locked for the transaction with ``lock``) as an ORM object of
-    the session, or None. Read with Core and attached without a second query: the
+    the session (a new one: intake reads each service once per session), or None. Read with Core and attached without a second query: the
     ORM's load machinery costs more than the statement; changes still flush as an
     UPDATE of the columns that changed."""
     row = session.connection().execute(_SERVICE_FOR_UPDATE if lock else _SERVICE, {"key": key}).one_or_none()
     if row is None:
         return None
-    loaded = session.identity_map.get(identity_key(Service, key))
-    if loaded is not None:
-        return loaded
     service = Service(**row._mapping)
     make_transient_to_detached(service)   # as if loaded: no pending changes
     session.add(service)

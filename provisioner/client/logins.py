@@ -17,23 +17,18 @@ API ends logins inside its own transactions.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import secrets
 from typing import NamedTuple
 
-from sqlalchemy import delete, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from ..db import Database, utcnow
 from ..models import ClientLogin
+from ..web import kept_logins
 
 IDLE = dt.timedelta(hours=1)
 ABSOLUTE = dt.timedelta(hours=12)
-#: last_seen_at is written at most this often (a write per page view would be a waste)
-TOUCH_EVERY = dt.timedelta(seconds=60)
-#: ended and expired logins are deleted this long after they stopped working
-KEEP_ENDED = dt.timedelta(days=1)
 
 SIGNED_OUT, REPLACED, SUSPENDED, TERMINATED, EXPIRED = (
     "signed_out", "replaced", "suspended", "terminated", "expired")
@@ -55,7 +50,7 @@ class LoginCheck(NamedTuple):
 
 def login_hash(secret_key: str, token: str) -> str:
     """The row id for a cookie's login token: an HMAC under the app's secret key."""
-    return hmac.new(secret_key.encode(), b"client-login:" + token.encode(), hashlib.sha256).hexdigest()
+    return kept_logins.token_digest(secret_key, "client-login", token)
 
 
 def open_login(db: Database, secret_key: str, service_id: str, *, now: dt.datetime | None = None) -> str:
@@ -64,8 +59,7 @@ def open_login(db: Database, secret_key: str, service_id: str, *, now: dt.dateti
     token = secrets.token_urlsafe(32)
     with db.transaction() as session:
         end_service_logins(session, service_id, REPLACED, now=now)
-        # Housekeeping: logins that stopped working a while ago serve no one.
-        session.execute(delete(ClientLogin).where(ClientLogin.expires_at < now - KEEP_ENDED))
+        kept_logins.delete_stale(session, ClientLogin, now)
         session.add(ClientLogin(id=login_hash(secret_key, token), service_id=service_id, created_at=now,
                                 last_seen_at=now, expires_at=now + IDLE))
     return token
@@ -84,23 +78,13 @@ def check_login(db: Database, secret_key: str, token: str, service_id: str,
             return LoginCheck(False, login.ended_reason)
         if login.expires_at <= now:
             return LoginCheck(False, EXPIRED)
-        stale = now - login.last_seen_at >= TOUCH_EVERY
-        expires_at = min(now + IDLE, login.created_at + ABSOLUTE)
-    if stale:
-        with db.transaction() as session:
-            session.execute(update(ClientLogin)
-                            .where(ClientLogin.id == login_id, ClientLogin.ended_at.is_(None))
-                            .values(last_seen_at=now, expires_at=expires_at))
+    kept_logins.touch(db, ClientLogin, login, now, IDLE, ABSOLUTE)
     return LoginCheck(True)
 
 
 def end_login(db: Database, secret_key: str, token: str, reason: str = SIGNED_OUT,
               *, now: dt.datetime | None = None) -> None:
-    now = now or utcnow()
-    with db.transaction() as session:
-        session.execute(update(ClientLogin)
-                        .where(ClientLogin.id == login_hash(secret_key, token), ClientLogin.ended_at.is_(None))
-                        .values(ended_at=now, ended_reason=reason, expires_at=now))
+    kept_logins.end(db, ClientLogin, login_hash(secret_key, token), reason, now or utcnow())
 
 
 def end_service_logins(session: Session, service_id: str, reason: str, *, now: dt.datetime | None = None) -> int:

@@ -11,22 +11,19 @@ Plain functions over the Database, no Flask.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select
 
 from .. import apikeys
 from ..admin import Scope
 from ..db import Database, utcnow
 from ..models import ApiKey, ConsoleLogin
+from ..web import kept_logins
 
 IDLE = dt.timedelta(minutes=30)
 ABSOLUTE = dt.timedelta(hours=12)
-TOUCH_EVERY = dt.timedelta(seconds=60)
-KEEP_ENDED = dt.timedelta(days=1)
 SIGNED_OUT, EXPIRED, REVOKED = "signed_out", "expired", "revoked"
 
 
@@ -53,17 +50,12 @@ class Operator:
         return f"{self.name} ({self.prefix}…)"
 
 
-def _digest(secret_key: str, purpose: str, token: str) -> str:
-    return hmac.new(secret_key.encode(), f"console-{purpose}:".encode() + token.encode(),
-                    hashlib.sha256).hexdigest()
-
-
 def login_id(secret_key: str, token: str) -> str:
-    return _digest(secret_key, "login", token)
+    return kept_logins.token_digest(secret_key, "console-login", token)
 
 
 def csrf_for(secret_key: str, token: str) -> str:
-    return _digest(secret_key, "csrf", token)
+    return kept_logins.token_digest(secret_key, "console-csrf", token)
 
 
 def open_login(db: Database, secret_key: str, api_key: str | None = None, *, key_id: int | None = None,
@@ -80,7 +72,7 @@ def open_login(db: Database, secret_key: str, api_key: str | None = None, *, key
         if key is None:
             return None
         token = secrets.token_urlsafe(32)
-        session.execute(delete(ConsoleLogin).where(ConsoleLogin.expires_at < now - KEEP_ENDED))
+        kept_logins.delete_stale(session, ConsoleLogin, now)
         session.add(ConsoleLogin(id=login_id(secret_key, token), api_key_id=key.id, created_at=now,
                                  last_seen_at=now, expires_at=now + IDLE))
         session.expunge(key)
@@ -102,18 +94,11 @@ def check_login(db: Database, secret_key: str, token: str, *, now: dt.datetime |
     if key.revoked_at is not None:
         end_login(db, secret_key, token, REVOKED, now=now)
         return None
-    if now - login.last_seen_at >= TOUCH_EVERY:
-        with db.transaction() as session:
-            session.execute(update(ConsoleLogin).where(ConsoleLogin.id == ident, ConsoleLogin.ended_at.is_(None))
-                            .values(last_seen_at=now, expires_at=min(now + IDLE, login.created_at + ABSOLUTE)))
+    kept_logins.touch(db, ConsoleLogin, login, now, IDLE, ABSOLUTE)
     return Operator(key.id, key.name, key.prefix, key.scope, key.source, csrf_for(secret_key, token))
 
 
 def end_login(db: Database, secret_key: str, token: str, reason: str = SIGNED_OUT,
               *, now: dt.datetime | None = None) -> None:
-    now = now or utcnow()
-    with db.transaction() as session:
-        session.execute(update(ConsoleLogin)
-                        .where(ConsoleLogin.id == login_id(secret_key, token), ConsoleLogin.ended_at.is_(None))
-                        .values(ended_at=now, ended_reason=reason, expires_at=now))
+    kept_logins.end(db, ConsoleLogin, login_id(secret_key, token), reason, now or utcnow())
 
