@@ -1,8 +1,10 @@
-"""Helpers shared by the tests: event bodies, a Standard Webhooks signer, simulator state, table dumps."""
+"""Helpers shared by the tests: event bodies, a Standard Webhooks signer, a clock the test
+moves, simulator state, table dumps."""
 from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 import uuid
 
 import requests
@@ -49,6 +51,18 @@ class Signer:
         if isinstance(client, str):  # a base URL: real HTTP
             return requests.post(f"{client}/hooks/v1/events", data=raw, headers=headers, timeout=40, **kw)
         return client.post("/hooks/v1/events", data=raw, headers=headers, **kw)
+
+
+class StillClock:
+    """Wall-clock seconds that move only when the test moves them, for a simulator's
+    delays: what it has done by an adapter's first call must not hang on how fast this
+    machine runs."""
+
+    def __init__(self, now: float | None = None):
+        self.now = time.time() if now is None else now
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def sim_state(sim) -> list[dict]:

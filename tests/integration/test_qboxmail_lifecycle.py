@@ -22,7 +22,7 @@ from provisioner.providers.qboxmail import DOMAIN_REJECTED
 from provisioner.runtime import Runtime
 from provisioner.simulators.qboxmail import add_months, check_password, create_app
 from provisioner.simulators.server import SimulatorServer
-from tests.helpers import event_body, sim_state, table_dump
+from tests.helpers import StillClock, event_body, sim_state, table_dump
 
 HOSTING_SERVICE, HOSTING_DOMAIN, HOSTING_PRODUCT = "5001", "qbox-customer.example", "50"
 RELAY_SERVICE, RELAY_DOMAIN, RELAY_PRODUCT = "5101", "qbox-sender.example", "51"
@@ -38,9 +38,15 @@ def sim_options() -> dict:
 
 
 @pytest.fixture
-def qbox_sim(sim_options):
-    # The dev token, which dev_products_env gives the product configs too.
-    server = SimulatorServer(create_app(**sim_options)).start()
+def sim_clock() -> StillClock:
+    return StillClock()
+
+
+@pytest.fixture
+def qbox_sim(sim_options, sim_clock):
+    # The dev token, which dev_products_env gives the product configs too. Its delays run
+    # on sim_clock, which the tests move.
+    server = SimulatorServer(create_app(clock=sim_clock, **sim_options)).start()
     yield server
     server.stop()
 
@@ -176,12 +182,17 @@ def test_hosting_waits_for_its_ownership_record_then_lives_its_life(client, sign
 
 
 @pytest.mark.parametrize("sim_options", [{"verification_delay": 0.4}])
-def test_a_published_ownership_record_is_found_by_the_polls(client, signer, worker, runtime, sim):
+def test_a_published_ownership_record_is_found_by_the_polls(client, signer, worker, runtime, sim, sim_clock):
     post(client, signer, hosting_body("service.create"))
+    worker.drain()
+    [waiting] = jobs(runtime, HOSTING_SERVICE)
+    assert waiting.state not in FINISHED                            # the record is not published yet
+    assert sim.calls()["domains.dns_ownership_check_sync"] == 1
+    sim_clock.now += 0.5                                            # the customer publishes it
     last = run_jobs(worker, runtime, HOSTING_SERVICE)
     assert last.state == "succeeded" and last.attempts == 1        # waiting used up no attempts
     assert service(runtime, HOSTING_SERVICE).observed_status == "active"
-    assert sim.calls()["domains.dns_ownership_check_sync"] >= 2    # asked until the record resolved
+    assert sim.calls()["domains.dns_ownership_check_sync"] >= 2    # asked again until the record resolved
     assert len(sim.accounts()) == 1
 
 
@@ -227,8 +238,8 @@ def test_a_pass_shows_a_rejected_domain_as_it_is_and_does_not_fail_it_again(clie
 # --- relay -----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("sim_options", [{"activation_delay": 0.3}])
-def test_relay_password_is_shown_once_and_kept_nowhere(client, signer, worker, runtime, sim, database_url,
-                                                       caplog):
+def test_relay_password_is_shown_once_and_kept_nowhere(client, signer, worker, runtime, sim, sim_clock,
+                                                       database_url, caplog):
     caplog.set_level(logging.DEBUG, logger="provisioner")
     create = relay_body("service.create")
     first = post(client, signer, create, "msg_qbox_relay")
@@ -237,6 +248,7 @@ def test_relay_password_is_shown_once_and_kept_nowhere(client, signer, worker, r
     [account] = sim.accounts()
     assert account["status"] == "pending"                         # waiting for payment
     assert "secrets" not in post(client, signer, create, "msg_qbox_relay")["job"]      # not finished yet
+    sim_clock.now += 0.4                                          # the payment is received
     assert run_jobs(worker, runtime, RELAY_SERVICE).state == "succeeded"
 
     answer = post(client, signer, create, "msg_qbox_relay")["job"]          # the billing system asks again

@@ -23,7 +23,7 @@ from provisioner.simulators.registry import create_simulator_app
 from provisioner.simulators.server import SimulatorServer
 from provisioner.worker import Worker
 from tests.conftest import PG_URL
-from tests.helpers import event_body, sim_state
+from tests.helpers import StillClock, event_body, sim_state
 
 
 def _job(runtime, job_id) -> Job:
@@ -157,7 +157,8 @@ def test_permanent_errors_fail_at_once(settings, database_url, client, signer):
 
 
 def test_asynchronous_activation_waits_without_using_attempts(settings, client, signer):
-    server = SimulatorServer(create_simulator_app("sandbox", activation_delay=0.4)).start()
+    clock = StillClock()
+    server = SimulatorServer(create_simulator_app("sandbox", activation_delay=0.4, clock=clock)).start()
     try:
         runtime = Runtime(settings, catalog=load_catalog(settings.products_dir, environ=dev_products_env({"sandbox": server.url})))
         runtime.settings.job_backoff_base = 0.1
@@ -168,6 +169,7 @@ def test_asynchronous_activation_waits_without_using_attempts(settings, client, 
         assert job.state == "retrying" and job.attempts == 0 and job.error_code == "upstream_pending"
         with runtime.db.read() as s:
             assert s.get(Service, "1042").observed_status == "pending"
+        clock.now += 0.5                                      # the upstream finishes the account
         deadline = time.monotonic() + 5
         while _job(runtime, job_id).state != "succeeded" and time.monotonic() < deadline:
             worker.drain()

@@ -10,19 +10,12 @@ import requests
 
 from provisioner.simulators.qboxmail import GIB, check_password, create_app
 from provisioner.simulators.server import SimulatorServer
+from tests.helpers import StillClock
 
 TOKEN = "unit-qbox-token"
 HEADERS = {"X-Api-Token": TOKEN}
 PASSWORD = "Postmaster-Pass-1"
 START = dt.datetime(2026, 11, 21, 12, tzinfo=dt.timezone.utc).timestamp()
-
-
-class FakeClock:
-    def __init__(self, now: float = START):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Api:
@@ -58,7 +51,7 @@ class Api:
 
 @pytest.fixture
 def clock():
-    return FakeClock()
+    return StillClock(START)
 
 
 @pytest.fixture

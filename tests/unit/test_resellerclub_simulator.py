@@ -9,6 +9,7 @@ import re
 import pytest
 
 from provisioner.simulators.resellerclub import add_months, create_app
+from tests.helpers import StillClock
 
 USERID, KEY = "100001", "sim-test-key"
 AUTH = {"auth-userid": USERID, "api-key": KEY}
@@ -16,17 +17,9 @@ PASSWORD = "Cust0mer-Pass9"
 T0 = dt.datetime(2026, 1, 31, 12, 0, tzinfo=dt.timezone.utc).timestamp()
 
 
-class Clock:
-    def __init__(self, now: float = T0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock():
-    return Clock()
+    return StillClock(T0)
 
 
 @pytest.fixture
