@@ -6,7 +6,8 @@ measures, so every microsecond it spends is taken from the server. A
 the GIL across threads; this client sends requests that are already bytes
 over ``concurrency`` keep-alive connections from one asyncio loop and reads
 only the status line, the headers and ``Content-Length`` bytes of body (about
-0.05 ms a request), so the server, not the client, sets the pace.
+0.15 ms of CPU a request, measured by bench/hook_intake.py), so the server, not the
+client, sets the pace.
 
 It speaks only what our server answers: HTTP/1.1 with ``Content-Length``
 (gunicorn's answers to these requests are never chunked).

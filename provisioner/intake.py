@@ -200,9 +200,10 @@ _INSERT_SERVICE = insert(Service.__table__)
 
 def _load_service(session, key: str, *, lock: bool) -> Service | None:
     """The service row (locked for the transaction with ``lock``) as an ORM object of
-    the session (a new one: intake reads each service once per session), or None. Read with Core and attached without a second query: the
-    ORM's load machinery costs more than the statement; changes still flush as an
-    UPDATE of the columns that changed."""
+    the session (a new one: intake reads each service once per session), or None.
+
+    Read with Core and attached without a second query: the ORM's load machinery costs
+    more than the statement; changes still flush as an UPDATE of the columns that changed."""
     row = session.connection().execute(_SERVICE_FOR_UPDATE if lock else _SERVICE, {"key": key}).one_or_none()
     if row is None:
         return None

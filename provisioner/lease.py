@@ -53,6 +53,11 @@ class Lease:
         with self._lock:
             return 0.0 if self._lost else self._until - self._clock()
 
+    def needed_for(self, request_seconds: float) -> float:
+        """Lease a request of ``request_seconds`` needs left when it is sent: at most half
+        the lease, so a timeout longer than that still runs."""
+        return min(request_seconds, self.seconds / 2)
+
     def check(self, needed: float, action: str) -> None:
         """Raise LeaseExpiring unless ``needed`` seconds (a request's timeout) are left."""
         left = self.left()                    # 0 once lost
@@ -73,10 +78,10 @@ def holding(lease: Lease) -> Iterator[Lease]:
 
 def check_current(request_seconds: float, action: str) -> None:
     """Called before every upstream request: inside a job, enough lease must be left for
-    the request to end (at most half the lease: a timeout longer than that still runs)."""
+    the request to end (``Lease.needed_for``)."""
     lease = _CURRENT.get()
     if lease is not None:
-        lease.check(min(request_seconds, lease.seconds / 2), action)
+        lease.check(lease.needed_for(request_seconds), action)
 
 
 def wait_allowed(request_seconds: float) -> float | None:
@@ -86,4 +91,4 @@ def wait_allowed(request_seconds: float) -> float | None:
     lease = _CURRENT.get()
     if lease is None:
         return None
-    return lease.left() - min(request_seconds, lease.seconds / 2)
+    return lease.left() - lease.needed_for(request_seconds)
